@@ -1,0 +1,3 @@
+from cathouse.cli import main
+
+main()

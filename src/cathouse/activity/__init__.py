@@ -1,0 +1,1 @@
+"""The activity service: feeds and statistics built from domain events."""

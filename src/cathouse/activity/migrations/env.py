@@ -1,0 +1,4 @@
+from cathouse.activity.models import Base
+from cathouse.platform.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""The auth service: accounts, tokens, roles, profiles and forward-auth."""

@@ -1,0 +1,4 @@
+from cathouse.auth.models import Base
+from cathouse.platform.migrations import run_env
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""The catalog service: publish, moderate, search and review cats."""

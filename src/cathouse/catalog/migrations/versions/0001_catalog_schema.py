@@ -1,0 +1,24 @@
+"""Create the catalog schema.
+
+Revision ID: catalog_0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "catalog_0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute('CREATE SCHEMA IF NOT EXISTS "catalog"')
+
+
+def downgrade() -> None:
+    # The schema keeps this environment's version table, so it outlives its first revision.
+    pass

@@ -1,0 +1,36 @@
+"""The ``cathouse`` command: one Typer root, a module per area."""
+
+from __future__ import annotations
+
+import typer
+
+import cathouse
+from cathouse.cli import migrate, run
+
+app = typer.Typer(
+    name="cathouse",
+    help="Cat House: the backend of a marketplace for gamification integrations.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cathouse {cathouse.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Run, migrate and administer Cat House."""
+
+
+run.register(app)
+app.add_typer(migrate.app, name="migrate")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The installation service: install cats, consent to permissions, keep credentials safe."""

@@ -1,0 +1,1 @@
+"""The kernel every service stands on. It never imports a service."""

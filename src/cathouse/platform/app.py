@@ -1,0 +1,92 @@
+"""The app factory: every service, and the one-process platform, is built here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from loguru import logger
+
+import cathouse
+from cathouse.platform import health, metrics
+from cathouse.platform.context import service_var
+from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.logging import configure_logging
+from cathouse.platform.middleware import RequestEnvelopeMiddleware
+from cathouse.platform.openapi import install_openapi
+from cathouse.platform.outbox.relay import Relay
+from cathouse.platform.problems import install_error_handlers
+from cathouse.platform.service import Service
+from cathouse.platform.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    services: Sequence[Service],
+    *,
+    name: str | None = None,
+    settings: Settings | None = None,
+    run_relay: bool = False,
+) -> FastAPI:
+    """Build the FastAPI app serving ``services``; engines and the relay start in its lifespan.
+
+    Each service keeps its own engine (and so its own pool and ``application_name``) whether it
+    runs alone or beside the others in one process.
+    """
+    settings = settings or get_settings()
+    app_name = name or (services[0].name if len(services) == 1 else "cathouse")
+    service_var.set(app_name)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+        service_var.set(app_name)
+        async with AsyncExitStack() as stack:
+            for service in services:
+                section = settings.service(service.name)
+                engine = create_engine(
+                    settings,
+                    application_name=f"cathouse-{service.name}",
+                    pool_size=section.pool_size,
+                    max_overflow=section.max_overflow,
+                )
+                stack.push_async_callback(engine.dispose)
+                app.state.engines[service.name] = engine
+                app.state.sessionmakers[service.name] = sessionmaker(engine)
+            for service in services:
+                if service.lifespan is not None:
+                    await stack.enter_async_context(service.lifespan(app))
+            if run_relay:
+                relay = Relay.from_settings(settings)
+                await stack.enter_async_context(relay.running())
+                app.state.relay = relay
+            logger.info("started", services=[s.name for s in services])
+            yield
+            logger.info("stopping")
+
+    app = FastAPI(
+        title="Cat House" if len(services) != 1 else f"Cat House {services[0].title or services[0].name}",
+        description=" ".join(s.description for s in services if s.description) or "Cat House",
+        version=cathouse.__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service_name = app_name
+    app.state.engines = {}
+    app.state.sessionmakers = {}
+    app.state.relay = None
+
+    install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(RequestEnvelopeMiddleware, service=app_name)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    for service in services:
+        for router in service.routers:
+            app.include_router(router)
+    return app

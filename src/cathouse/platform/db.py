@@ -1,0 +1,97 @@
+"""Engines and sessions. Engines are built in a lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import URL, MetaData, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from cathouse.platform.settings import Settings
+
+# One naming convention for every schema, so constraint names are stable in migrations.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def schema_metadata(schema: str) -> MetaData:
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def async_url(url: str) -> URL:
+    """Turn any PostgreSQL URL into an asyncpg one.
+
+    libpq's ``sslmode`` becomes asyncpg's ``ssl`` so a managed server's
+    ``?sslmode=require`` URL works as it is pasted.
+    """
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return parsed.set(drivername="postgresql+asyncpg", query=query)
+
+
+def sync_url(url: str) -> str:
+    """The URL as libpq writes it, for tools that are not asyncpg (psql, logs without password)."""
+    return async_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def create_engine(
+    settings: Settings,
+    *,
+    application_name: str,
+    pool_size: int,
+    max_overflow: int = 0,
+    url: str | None = None,
+) -> AsyncEngine:
+    raw = url or (settings.database_url.get_secret_value() if settings.database_url else None)
+    if raw is None:
+        raise RuntimeError("no database URL: set CATHOUSE_DATABASE_URL or start the embedded one")
+    return create_async_engine(
+        async_url(raw),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=settings.pool_pre_ping,
+        pool_recycle=settings.pool_recycle,
+        pool_timeout=settings.pool_timeout,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "server_settings": {"application_name": application_name},
+        },
+    )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def session_dependency(service: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    """A request-scoped session on ``service``'s engine that commits when the request succeeds.
+
+    The request owns the transaction: services and repositories only ``flush()``.
+    """
+
+    async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+        makers: dict[str, async_sessionmaker[AsyncSession]] = request.app.state.sessionmakers
+        async with makers[service]() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
+
+    get_session.__name__ = f"get_{service}_session"
+    return get_session
+
+
+def engine_info(engine: AsyncEngine) -> dict[str, Any]:
+    return {"url": engine.url.render_as_string(hide_password=True), "pool": engine.pool.status()}

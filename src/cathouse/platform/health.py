@@ -1,0 +1,57 @@
+"""Liveness and readiness, answered by every service."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+import cathouse
+from cathouse.platform.errors import ServiceUnavailable
+from cathouse.platform.problems import PROBLEM_JSON, Problem
+
+router = APIRouter(prefix="/api/v1/health", tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    service: str
+    version: str
+
+
+class DatabaseHealth(BaseModel):
+    status: Literal["ok"] = "ok"
+    databases: dict[str, Literal["ok"]]
+
+
+@router.get("", response_model=Health, summary="Liveness")
+async def health(request: Request) -> Health:
+    return Health(service=request.app.state.service_name, version=cathouse.__version__)
+
+
+async def _ping(engine: AsyncEngine, limit: float) -> None:
+    async with asyncio.timeout(limit):
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+
+@router.get(
+    "/db",
+    response_model=DatabaseHealth,
+    summary="Readiness: can this service reach its database?",
+    responses={503: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
+)
+async def database_health(request: Request) -> DatabaseHealth:
+    engines: dict[str, AsyncEngine] = request.app.state.engines
+    timeout: float = request.app.state.settings.db_connect_timeout
+    results = await asyncio.gather(*(_ping(engine, timeout) for engine in engines.values()), return_exceptions=True)
+    failures = {name: r for name, r in zip(engines, results, strict=True) if isinstance(r, BaseException)}
+    if failures:
+        name, error = next(iter(failures.items()))
+        reason = type(error).__name__ if isinstance(error, TimeoutError) else str(error) or type(error).__name__
+        raise ServiceUnavailable(f"The {name} database is unreachable: {reason}")
+    return DatabaseHealth(databases=dict.fromkeys(engines, "ok"))

@@ -1,0 +1,35 @@
+"""What a service tells the kernel about itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import MetaData
+
+
+@dataclass(frozen=True)
+class Component:
+    """Anything that owns a schema and migrates it: every service, and the kernel's outbox."""
+
+    name: str
+    metadata: MetaData
+    migrations: Path
+
+    @property
+    def schema(self) -> str:
+        assert self.metadata.schema is not None, f"{self.name}'s metadata names no schema"
+        return self.metadata.schema
+
+
+@dataclass(frozen=True)
+class Service(Component):
+    """A service: its schema, its routers and, when it needs one, a lifespan of its own."""
+
+    title: str = ""
+    description: str = ""
+    routers: Sequence[APIRouter] = field(default_factory=tuple)
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None

@@ -1,0 +1,128 @@
+"""One settings model for the whole platform, read from ``CATHOUSE_*`` variables and ``.env``.
+
+Nested sections use ``__``: ``CATHOUSE_CATALOG__POOL_SIZE=4``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseModel):
+    """What one service needs to run: where it listens and how many connections it may hold."""
+
+    port: int = Field(ge=1, le=65535)
+    pool_size: int = Field(ge=1, le=100)
+    max_overflow: int = Field(default=0, ge=0, le=100)
+
+
+class EventSettings(BaseModel):
+    """The outbox relay: how often it looks for work and how much it takes at once."""
+
+    pool_size: int = Field(default=1, ge=1, le=10)
+    poll_interval: float = Field(default=0.2, gt=0, le=60)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    max_backoff: float = Field(default=60.0, gt=0)
+
+
+MIN_SECRET_LENGTH = 32
+
+
+# Pool defaults add up to 10 connections (a free-tier managed PostgreSQL) when every service
+# runs as its own process: 2 + 2 + 2 + 1 + 2 + the relay's 1.
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CATHOUSE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+        extra="ignore",
+    )
+
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".cathouse")
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    broker_url: SecretStr | None = None
+    master_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    pool_pre_ping: bool = True
+    pool_recycle: int = Field(default=1800, ge=-1)
+    pool_timeout: float = Field(default=30.0, gt=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+
+    auth: ServiceSettings = ServiceSettings(port=8005, pool_size=2)
+    catalog: ServiceSettings = ServiceSettings(port=8002, pool_size=2)
+    installation: ServiceSettings = ServiceSettings(port=8003, pool_size=2)
+    proxy: ServiceSettings = ServiceSettings(port=8004, pool_size=1)
+    activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)
+    events: EventSettings = EventSettings()
+
+    @model_validator(mode="after")
+    def _no_generated_secrets_outside_development(self) -> Settings:
+        if self.env is not Environment.PRODUCTION:
+            return self
+        key = self.master_key.get_secret_value() if self.master_key else ""
+        if len(key) < MIN_SECRET_LENGTH or "change-me" in key:
+            raise ValueError(
+                f"CATHOUSE_MASTER_KEY must be set to a real secret of at least {MIN_SECRET_LENGTH} characters "
+                "in production: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return self
+
+    def service(self, name: str) -> ServiceSettings:
+        section = getattr(self, name, None)
+        if not isinstance(section, ServiceSettings):
+            raise KeyError(f"no service named {name!r}")
+        return section
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    def master_key_value(self) -> str:
+        """The master key: from settings, or in development generated once into the data dir."""
+        if self.master_key is not None:
+            return self.master_key.get_secret_value()
+        return dev_secret(self.secrets_dir, "master.key")
+
+
+def dev_secret(directory: Path, name: str) -> str:
+    """Read a development secret, creating it (owner-only) the first time it is asked for."""
+    path = directory / name
+    if path.exists():
+        return path.read_text().strip()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(32)
+    # O_EXCL: when two processes race to create it, one wins and the other reads the winner's.
+    try:
+        fd = path.open("x", encoding="utf-8")
+    except FileExistsError:
+        return path.read_text().strip()
+    with fd:
+        path.chmod(0o600)
+        fd.write(value)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

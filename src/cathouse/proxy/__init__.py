@@ -1,0 +1,1 @@
+"""The proxy service: mediate every call to a cat's API."""

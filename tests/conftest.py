@@ -1,0 +1,158 @@
+"""The test harness: one real PostgreSQL per run, built by the real migrations.
+
+The server is ``CATHOUSE_DATABASE_URL`` when set (CI sets it) and an embedded one otherwise.
+Each run gets a database of its own on it, dropped at the end. A test is isolated either by
+a transaction that is rolled back (``session``) or, when it must commit, by truncating every
+table afterwards (``committed``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from cathouse.platform import migrations
+from cathouse.platform.db import async_url, create_engine
+from cathouse.platform.embedded import embedded_database
+from cathouse.platform.settings import Environment, Settings
+from cathouse.services import COMPONENTS
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin URL of the PostgreSQL server the run uses."""
+    configured = os.environ.get("CATHOUSE_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with embedded_database(tmp_path_factory.mktemp("embedded")) as url:
+        yield url
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh database for this run, migrated to head by the real migrations."""
+    name = f"cathouse_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_settings(server_url), application_name="cathouse-tests", pool_size=1, url=server_url)
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    engine = create_engine(_settings(url), application_name="cathouse-tests", pool_size=1)
+    await migrations.upgrade(engine, list(COMPONENTS.values()))
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def _settings(url: str, **overrides: object) -> Settings:
+    return Settings(
+        _env_file=None,
+        env=Environment.TEST,
+        database_url=url,  # type: ignore[arg-type]
+        log_json=True,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return _settings(database_url, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def make_settings(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Settings]:
+    """Settings for a test that needs its own: ``make_settings(url, events={"batch_size": 5})``."""
+
+    def make(url: str, **overrides: object) -> Settings:
+        overrides.setdefault("data_dir", tmp_path_factory.mktemp("data"))
+        return _settings(url, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings, application_name="cathouse-tests", pool_size=5, max_overflow=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session whose commits are savepoints inside a transaction that is rolled back."""
+    async with AsyncSession(bind=connection, join_transaction_mode="create_savepoint") as session:
+        yield session
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                "WHERE schemaname = ANY(:schemas) AND tablename <> :version"
+            ),
+            {"schemas": [c.schema for c in COMPONENTS.values()], "version": migrations.VERSION_TABLE},
+        )
+        tables = [r[0] for r in rows]
+        if tables:
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """For tests whose work must really commit (several connections, relays): cleaned after."""
+    yield engine
+    await truncate_all(engine)
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """``async with app_client(app) as client``: the app's lifespan runs around the client."""
+
+    @asynccontextmanager
+    async def open_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                yield client
+
+    return open_client
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A URL asyncpg's own ``connect`` accepts (no SQLAlchemy driver suffix)."""
+    return async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,127 @@
+"""The app factory as a client sees it: problem+json errors, request ids, metrics, docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, Field
+
+from cathouse.platform.app import create_app
+from cathouse.platform.db import schema_metadata
+from cathouse.platform.errors import Conflict
+from cathouse.platform.service import Service
+from cathouse.platform.settings import Settings
+
+router = APIRouter(prefix="/api/v1/widgets")
+
+
+class WidgetIn(BaseModel):
+    name: str = Field(min_length=1, max_length=20)
+    size: int = Field(ge=1)
+
+
+@router.post("", status_code=201)
+async def create_widget(widget: WidgetIn) -> WidgetIn:
+    if widget.name == "taken":
+        raise Conflict("A widget named 'taken' exists already.", name=widget.name)
+    return widget
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internal detail: password=hunter2")
+
+
+WIDGETS = Service(
+    name="catalog",
+    metadata=schema_metadata("catalog"),
+    migrations=Path("."),
+    routers=[router],
+)
+
+OpenClient = Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def client(settings: Settings, app_client: OpenClient) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app([WIDGETS], settings=settings)) as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["status"] == status
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_payload_errors_are_422_naming_each_failing_field(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/widgets", json={"name": "", "size": 0})
+    body = assert_problem(response, 422)
+    assert {e["loc"] for e in body["errors"]} == {"body.name", "body.size"}  # type: ignore[attr-defined]
+    assert "body.name" in str(body["detail"])
+
+
+async def test_malformed_json_is_a_422_problem(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/widgets", content=b"{not json", headers={"content-type": "application/json"})
+    assert_problem(response, 422)
+
+
+async def test_domain_errors_carry_their_status_and_detail(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/widgets", json={"name": "taken", "size": 1})
+    body = assert_problem(response, 409)
+    assert body["title"] == "Conflict"
+    assert body["detail"] == "A widget named 'taken' exists already."
+    assert body["name"] == "taken"
+    assert body["instance"] == "/api/v1/widgets"
+
+
+async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/api/v1/nothing-here"), 404)
+    body = assert_problem(await client.delete("/api/v1/widgets"), 405)
+    assert "DELETE" in str(body["detail"])
+
+
+async def test_unexpected_errors_are_500_with_the_request_id_and_no_internals(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/widgets/boom", headers={"X-Request-ID": "trace-me-123"})
+    body = assert_problem(response, 500)
+    assert body["request_id"] == "trace-me-123"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert "RuntimeError" not in response.text
+
+
+async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    echoed = await client.get("/api/v1/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/api/v1/health")
+    assert len(generated.headers["x-request-id"]) == 32
+    # A header that could smuggle content into logs is replaced rather than echoed.
+    hostile = await client.get("/api/v1/health", headers={"X-Request-ID": "x" * 500})
+    assert hostile.headers["x-request-id"] != "x" * 500
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.post("/api/v1/widgets", json={"name": "a", "size": 1})
+    text = (await client.get("/metrics")).text
+    assert 'route="/api/v1/widgets"' in text
+    assert 'status="201"' in text
+    assert "cathouse_http_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_and_docs_are_served_and_errors_are_documented(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    operation = spec["paths"]["/api/v1/widgets"]["post"]
+    assert "application/problem+json" in operation["responses"]["422"]["content"]
+    assert "application/problem+json" in operation["responses"]["default"]["content"]
+    assert "Problem" in spec["components"]["schemas"]
+    docs = await client.get("/api/v1/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()

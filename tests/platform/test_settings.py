@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from cathouse.platform.settings import Environment, Settings
+from cathouse.services import SERVICES
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def test_each_service_has_its_own_port_and_pool() -> None:
+    settings = make()
+    ports = {name: settings.service(name).port for name in SERVICES}
+    assert ports == {"auth": 8005, "catalog": 8002, "installation": 8003, "proxy": 8004, "activity": 8006}
+
+
+def test_default_pools_fit_a_ten_connection_database_when_every_service_runs_alone() -> None:
+    settings = make()
+    per_service = sum(settings.service(n).pool_size + settings.service(n).max_overflow for n in SERVICES)
+    assert per_service + settings.events.pool_size <= 10
+
+
+def test_nested_sections_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATHOUSE_CATALOG__POOL_SIZE", "4")
+    monkeypatch.setenv("CATHOUSE_PROXY__PORT", "9104")
+    settings = make()
+    assert settings.catalog.pool_size == 4
+    assert settings.proxy.port == 9104
+
+
+@pytest.mark.parametrize("key", [None, "short", "dev-only-change-me-master-key-padding-padding"])
+def test_production_refuses_to_start_without_a_real_master_key(key: str | None) -> None:
+    with pytest.raises(ValidationError, match="CATHOUSE_MASTER_KEY must be set"):
+        make(env=Environment.PRODUCTION, master_key=key)
+
+
+def test_production_accepts_a_configured_master_key() -> None:
+    settings = make(env=Environment.PRODUCTION, master_key="k" * 43)
+    assert settings.master_key_value() == "k" * 43
+
+
+def test_development_generates_the_master_key_once_and_keeps_it(tmp_path: Path) -> None:
+    first = make(data_dir=tmp_path).master_key_value()
+    second = make(data_dir=tmp_path).master_key_value()
+    key_file = tmp_path / "secrets" / "master.key"
+    assert first == second
+    assert len(first) >= 32
+    assert key_file.stat().st_mode & 0o077 == 0, "the key file must be readable by its owner only"
+
+
+def test_secrets_never_show_in_the_settings_repr() -> None:
+    settings = make(database_url="postgresql://u:hunter2@db/x", master_key="topsecretvalue")
+    assert "hunter2" not in repr(settings)
+    assert "topsecretvalue" not in repr(settings)
+
+
+def test_an_invalid_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATHOUSE_AUTH__PORT", "70000")
+    with pytest.raises(ValidationError):
+        make()

@@ -1,0 +1,85 @@
+"""Helpers for tests that start real processes: free ports, waiting, and process trees."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cathouse_env(data_dir: Path, extra: Mapping[str, str] | None = None, *, database_url: str | None) -> dict[str, str]:
+    """A clean environment for a child ``cathouse``: no inherited CATHOUSE_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
+    env.update({"CATHOUSE_DATA_DIR": str(data_dir), "CATHOUSE_ENV": "test", "CATHOUSE_LOG_LEVEL": "WARNING"})
+    if database_url is not None:
+        env["CATHOUSE_DATABASE_URL"] = database_url
+    env.update(extra or {})
+    return env
+
+
+def start_cathouse(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "cathouse", *args], env=dict(env), stdout=out, stderr=out)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"cathouse exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} was not healthy within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and every descendant, plus the embedded PostgreSQL it started (a daemon)."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any(str(data_dir) in part for part in cmdline) and any("postgres" in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def terminate_and_wait(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("cathouse did not stop within its grace period after SIGTERM") from None
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def still_running_after(processes: list[psutil.Process], timeout: float = 10.0) -> list[psutil.Process]:
+    """Give each process ``timeout`` seconds to go, then say which are still there."""
+    psutil.wait_procs(processes, timeout=timeout)
+    return alive(processes)
