@@ -63,11 +63,13 @@ def rss_mib(pids: list[int]) -> float:
 
 
 def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster (its command line names the data dir) and its worker processes."""
     pids = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if any(str(data_dir) in part for part in cmdline):
             pids.append(proc.pid)
+            pids.extend(child.pid for child in proc.children(recursive=True))
     return pids
 
 

@@ -24,7 +24,7 @@ from cathouse.platform import migrations
 from cathouse.platform.db import async_url, create_engine
 from cathouse.platform.embedded import embedded_database
 from cathouse.platform.settings import Environment, Settings
-from cathouse.services import COMPONENTS
+from cathouse.services import COMPONENTS, create_service_app
 
 
 @pytest.fixture(scope="session")
@@ -146,6 +146,18 @@ def app_client(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMa
                 yield client
 
     return open_client
+
+
+@pytest.fixture
+def service_client(
+    settings: Settings, app_client: Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
+) -> Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """``async with service_client("catalog") as client``: one service's app, as it runs alone."""
+
+    def open_service(name: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return app_client(create_service_app(name, settings))
+
+    return open_service
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -6,20 +6,27 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from cathouse.platform.embedded import EmbeddedPostgres
 from cathouse.platform.settings import Settings
-from cathouse.services import create_platform_app, create_service_app
+from cathouse.services import SERVICES, create_platform_app, create_service_app
 
 OpenClient = Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-async def test_liveness_names_the_service(settings: Settings, app_client: OpenClient) -> None:
-    async with app_client(create_service_app("proxy", settings)) as client:
-        response = await client.get("/api/v1/health")
-    assert response.status_code == 200
-    assert response.json()["service"] == "proxy"
+@pytest.mark.parametrize("name", list(SERVICES))
+async def test_each_service_answers_liveness_and_readiness_with_its_name(
+    service_client: Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]], name: str
+) -> None:
+    async with service_client(name) as client:
+        live = await client.get("/api/v1/health")
+        ready = await client.get("/api/v1/health/db")
+    assert live.status_code == 200
+    assert live.json()["service"] == name
+    assert ready.status_code == 200
+    assert ready.json()["databases"] == {name: "ok"}
 
 
 async def test_readiness_checks_every_service_database_of_the_process(
