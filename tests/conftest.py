@@ -25,6 +25,7 @@ from cathouse.platform.db import async_url, create_engine
 from cathouse.platform.embedded import embedded_database
 from cathouse.platform.settings import Environment, Settings
 from cathouse.services import COMPONENTS, create_service_app
+from tests.support import RUN_MASTER_KEY
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +64,13 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+# Per-address limits are tested on their own; elsewhere they would make tests depend on each other.
+GENEROUS_RATES = {"login_rate": "100000/minute", "register_rate": "100000/minute"}
+
+
 def _settings(url: str, **overrides: object) -> Settings:
+    overrides.setdefault("auth", GENEROUS_RATES)
+    overrides.setdefault("master_key", RUN_MASTER_KEY)
     return Settings(
         _env_file=None,
         env=Environment.TEST,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -14,6 +15,10 @@ from pathlib import Path
 import httpx
 import psutil
 
+# One master key for the whole run: every app and process built in it must unseal the same
+# signing keys from the shared test database.
+RUN_MASTER_KEY = secrets.token_urlsafe(32)
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -24,7 +29,14 @@ def free_port() -> int:
 def cathouse_env(data_dir: Path, extra: Mapping[str, str] | None = None, *, database_url: str | None) -> dict[str, str]:
     """A clean environment for a child ``cathouse``: no inherited CATHOUSE_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
-    env.update({"CATHOUSE_DATA_DIR": str(data_dir), "CATHOUSE_ENV": "test", "CATHOUSE_LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "CATHOUSE_DATA_DIR": str(data_dir),
+            "CATHOUSE_ENV": "test",
+            "CATHOUSE_LOG_LEVEL": "WARNING",
+            "CATHOUSE_MASTER_KEY": RUN_MASTER_KEY,
+        }
+    )
     if database_url is not None:
         env["CATHOUSE_DATABASE_URL"] = database_url
     env.update(extra or {})

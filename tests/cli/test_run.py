@@ -10,7 +10,9 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.security import JwksKeySource, TokenVerifier
 from cathouse.services import SERVICES
 from tests.conftest import asyncpg_dsn
 from tests.support import (
@@ -50,6 +52,19 @@ async def marks(data_dir: Path) -> int:
         await conn.close()
 
 
+async def token_from_auth_verifies_elsewhere(auth_port: int) -> None:
+    """What every other service does when split: verify against auth's JWKS over HTTP."""
+    base = f"http://127.0.0.1:{auth_port}/api/v1/auth"
+    account = {"email": "split@example.com", "password": "a long split passphrase", "display_name": "Split"}
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(f"{base}/register", json=account)).status_code == 201
+        login = await client.post(f"{base}/login", json={k: account[k] for k in ("email", "password")})
+        source = JwksKeySource(f"{base}/.well-known/jwks.json", client)
+        verifier = TokenVerifier(source, issuer="cathouse", audience="cathouse")
+        principal = await verifier.verify(login.json()["access_token"])
+    assert principal.roles == {"user"}
+
+
 def run_up(data_dir: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
     env = cathouse_env(data_dir, database_url=None)
     proc = start_cathouse(["up", "--port", str(port)], env, log)
@@ -85,7 +100,9 @@ def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its
         stop_and_check_nothing_is_left(proc, data_dir)
 
 
-def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(tmp_path: Path, database_url: str) -> None:
+def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
+    tmp_path: Path, database_url: str, committed: AsyncEngine
+) -> None:
     ports = {name: free_port() for name in SERVICES}
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
     env = cathouse_env(tmp_path / "data", extra, database_url=database_url)
@@ -100,6 +117,7 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(tmp_pat
             assert ready["databases"] == {name: "ok"}
         started = process_tree(proc.pid)
         assert len(started) >= 1 + len(SERVICES) + 1, "a process per service and the relay"
+        asyncio.run(token_from_auth_verifies_elsewhere(ports["auth"]))
     finally:
         code = terminate_and_wait(proc)
     assert code == 0

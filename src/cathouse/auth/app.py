@@ -1,11 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.auth.keys import SigningKeys
 from cathouse.auth.models import Base
+from cathouse.auth.passwords import Passwords
+from cathouse.auth.router import router
+from cathouse.auth.service import AuthContext
+from cathouse.auth.users.router import router as users_router
 from cathouse.platform.app import create_app as build_app
+from cathouse.platform.ratelimit import RateLimiter, storage_for
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    keys = SigningKeys(
+        app.state.sessionmakers["auth"],
+        settings.master_key_value(),
+        reload_every=settings.auth.signing_key_reload,
+    )
+    await keys.start()
+    app.state.auth = AuthContext(settings=settings, passwords=Passwords(settings.auth), keys=keys)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    app.state.auth_limiter = RateLimiter(storage_for(redis_url), namespace="cathouse-auth")
+    # Tokens are checked against these keys directly: no HTTP round trip to ourselves.
+    app.state.key_source = keys
+    yield
+
 
 SERVICE = Service(
     name="auth",
@@ -13,6 +41,8 @@ SERVICE = Service(
     migrations=Path(__file__).parent / "migrations",
     title="Auth",
     description="Accounts, tokens, roles, profiles and forward-auth.",
+    routers=(router, users_router),
+    lifespan=lifespan,
 )
 
 

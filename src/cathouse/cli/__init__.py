@@ -5,13 +5,13 @@ from __future__ import annotations
 import typer
 
 import cathouse
-from cathouse.cli import migrate, run
+from cathouse.cli import keys, migrate, run, users
 
 app = typer.Typer(
     name="cathouse",
     help="Cat House: the backend of a marketplace for gamification integrations.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
 
 
@@ -30,6 +30,8 @@ def root(
 
 run.register(app)
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import typer
 from pydantic import SecretStr
 
 from cathouse.platform.embedded import embedded_database
@@ -19,3 +20,19 @@ def database_settings(settings: Settings) -> Iterator[Settings]:
         return
     with embedded_database(settings.data_dir) as url:
         yield settings.model_copy(update={"database_url": SecretStr(url)})
+
+
+async def require_migrated(settings: Settings) -> None:
+    """Stop with a clear message when the database is behind the code."""
+    from cathouse.platform import migrations
+    from cathouse.platform.db import create_engine
+    from cathouse.services import COMPONENTS
+
+    engine = create_engine(settings, application_name="cathouse-cli", pool_size=1)
+    try:
+        current = await migrations.current(engine, list(COMPONENTS.values()))
+    finally:
+        await engine.dispose()
+    behind = [name for name, rev in current.items() if rev != migrations.head(COMPONENTS[name])]
+    if behind:
+        raise typer.BadParameter(f"the database is not migrated ({', '.join(behind)}): run `cathouse migrate` first")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from loguru import logger
 
@@ -17,10 +18,25 @@ from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
 from cathouse.platform.outbox.relay import Relay
 from cathouse.platform.problems import install_error_handlers
+from cathouse.platform.security import JwksKeySource, KeySource, TokenVerifier
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+
+
+def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
+    """In the process that runs auth, its keys; elsewhere, auth's JWKS over HTTP."""
+    source: KeySource = app.state.key_source or JwksKeySource(
+        settings.tokens.jwks_url, app.state.http, max_age=settings.tokens.jwks_refresh_interval
+    )
+    return TokenVerifier(
+        source,
+        issuer=settings.tokens.issuer,
+        audience=settings.tokens.audience,
+        leeway=settings.tokens.leeway,
+        cache_size=settings.tokens.verified_cache_size,
+    )
 
 
 def create_app(
@@ -58,6 +74,8 @@ def create_app(
             for service in services:
                 if service.lifespan is not None:
                     await stack.enter_async_context(service.lifespan(app))
+            app.state.http = await stack.enter_async_context(httpx.AsyncClient())
+            app.state.verifier = _verifier(app, settings)
             if run_relay:
                 relay = Relay.from_settings(settings)
                 await stack.enter_async_context(relay.running())
@@ -80,6 +98,7 @@ def create_app(
     app.state.engines = {}
     app.state.sessionmakers = {}
     app.state.relay = None
+    app.state.key_source = None
 
     install_error_handlers(app)
     install_openapi(app)

@@ -9,6 +9,7 @@ from fastapi import Request
 from sqlalchemy import URL, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from cathouse.platform.errors import CatHouseError
 from cathouse.platform.settings import Settings
 
 # One naming convention for every schema, so constraint names are stable in migrations.
@@ -75,7 +76,8 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def session_dependency(service: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
     """A request-scoped session on ``service``'s engine that commits when the request succeeds.
 
-    The request owns the transaction: services and repositories only ``flush()``.
+    The request owns the transaction: services and repositories only ``flush()``. Declare it
+    with ``Depends(..., scope="function")`` so the commit happens before the response is sent.
     """
 
     async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -83,6 +85,10 @@ def session_dependency(service: str) -> Callable[[Request], AsyncIterator[AsyncS
         async with makers[service]() as session:
             try:
                 yield session
+            except CatHouseError as exc:
+                # Some refusals must still be recorded (a failed login, a reused token).
+                await (session.commit() if exc.commit else session.rollback())
+                raise
             except BaseException:
                 await session.rollback()
                 raise

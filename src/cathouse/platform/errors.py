@@ -11,6 +11,8 @@ class CatHouseError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal Server Error"
     type: ClassVar[str] = "about:blank"
+    # True when the refusal itself must be kept: the request's transaction commits anyway.
+    commit: ClassVar[bool] = False
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)

@@ -28,6 +28,34 @@ class ServiceSettings(BaseModel):
     max_overflow: int = Field(default=0, ge=0, le=100)
 
 
+class AuthSettings(ServiceSettings):
+    """The auth service: token lifetimes, password hashing and login throttling."""
+
+    port: int = Field(default=8005, ge=1, le=65535)
+    pool_size: int = Field(default=2, ge=1, le=100)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    # argon2id at OWASP's minimum: 19 MiB, 2 iterations, 1 lane. Raising these rehashes at login.
+    argon2_memory_kib: int = Field(default=19_456, ge=19_456)
+    argon2_iterations: int = Field(default=2, ge=2)
+    argon2_lanes: int = Field(default=1, ge=1)
+    login_rate: str = "30/minute"
+    register_rate: str = "10/hour"
+    signing_key_reload: float = Field(default=10.0, gt=0)
+
+
+class TokenSettings(BaseModel):
+    """How every service checks an access token."""
+
+    issuer: str = "cathouse"
+    audience: str = "cathouse"
+    access_token_ttl: int = Field(default=15 * 60, ge=60, le=3600)
+    leeway: int = Field(default=30, ge=0, le=30)
+    # Where services running apart from auth fetch the public keys.
+    jwks_url: str = "http://127.0.0.1:8005/api/v1/auth/.well-known/jwks.json"
+    jwks_refresh_interval: float = Field(default=30.0, gt=0)
+    verified_cache_size: int = Field(default=10_000, ge=0)
+
+
 class EventSettings(BaseModel):
     """The outbox relay: how often it looks for work and how much it takes at once."""
 
@@ -69,12 +97,13 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=30.0, gt=0)
     db_connect_timeout: float = Field(default=5.0, gt=0)
 
-    auth: ServiceSettings = ServiceSettings(port=8005, pool_size=2)
+    auth: AuthSettings = AuthSettings()
     catalog: ServiceSettings = ServiceSettings(port=8002, pool_size=2)
     installation: ServiceSettings = ServiceSettings(port=8003, pool_size=2)
     proxy: ServiceSettings = ServiceSettings(port=8004, pool_size=1)
     activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)
     events: EventSettings = EventSettings()
+    tokens: TokenSettings = TokenSettings()
 
     @model_validator(mode="after")
     def _no_generated_secrets_outside_development(self) -> Settings:

@@ -1,0 +1,44 @@
+"""Operator actions run from the command line, outside any request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.auth import events
+from cathouse.auth.models import User
+from cathouse.auth.passwords import Passwords
+from cathouse.auth.repository import UserRepository
+from cathouse.auth.service import normalise_email
+from cathouse.platform.outbox import record_event
+
+
+async def create_admin(
+    session: AsyncSession, passwords: Passwords, *, email: str, password: str, display_name: str
+) -> tuple[User, bool]:
+    """Create an admin account, or make an existing account an admin. Returns (user, created)."""
+    users = UserRepository(session)
+    user = await users.by_email(normalise_email(email), for_update=True)
+    created = user is None
+    if user is None:
+        user = User(
+            email=normalise_email(email),
+            password_hash=await passwords.hash(password),
+            display_name=display_name,
+            roles=["user", "admin"],
+        )
+        users.add(user)
+        await session.flush()
+    elif "admin" not in user.roles:
+        user.roles = [*user.roles, "admin"]
+        user.updated_at = datetime.now(UTC)
+    record_event(
+        session,
+        aggregate_type="user",
+        aggregate_id=str(user.id),
+        event_type=events.USER_REGISTERED if created else events.USER_ROLES_CHANGED,
+        payload={"user_id": str(user.id), "roles": list(user.roles), "by": "cli"},
+    )
+    await session.flush()
+    return user, created

@@ -1,0 +1,119 @@
+"""Every query of the auth schema."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.auth.models import RefreshToken, User
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_id(self, user_id: uuid.UUID, *, for_update: bool = False) -> User | None:
+        statement = select(User).where(User.id == user_id)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def by_email(self, email: str, *, for_update: bool = False) -> User | None:
+        statement = select(User).where(User.email == email)
+        if for_update:
+            statement = statement.with_for_update()
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def email_exists(self, email: str) -> bool:
+        return (await self.session.scalar(select(User.id).where(User.email == email))) is not None
+
+    def add(self, user: User) -> None:
+        self.session.add(user)
+
+    async def search(
+        self,
+        *,
+        query: str | None,
+        role: str | None,
+        status: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[User]:
+        statement = select(User).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
+        if query:
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            statement = statement.where(or_(User.email.ilike(pattern), User.display_name.ilike(pattern)))
+        if role:
+            statement = statement.where(User.roles.contains([role]))
+        if status:
+            statement = statement.where(User.status == status)
+        if after is not None:
+            statement = statement.where(tuple_(User.created_at, User.id) < tuple_(*after))
+        return (await self.session.scalars(statement)).all()
+
+
+class RefreshTokenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, token: RefreshToken) -> None:
+        self.session.add(token)
+
+    async def use(self, token_hash: bytes) -> RefreshToken | None:
+        """Mark a live token used and return it; None if it is unknown, used, revoked or expired.
+
+        One ``UPDATE … WHERE used_at IS NULL``: of concurrent callers exactly one gets the row.
+        """
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == token_hash,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > func.now(),
+            )
+            .values(used_at=func.now())
+            .returning(RefreshToken)
+        )
+        return result.scalars().one_or_none()
+
+    async def by_hash(self, token_hash: bytes) -> RefreshToken | None:
+        return (
+            await self.session.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+        ).one_or_none()
+
+    async def revoke_family(self, family_id: uuid.UUID, reason: str) -> int:
+        return await self._revoke(RefreshToken.family_id == family_id, reason)
+
+    async def revoke_user(self, user_id: uuid.UUID, reason: str, *, except_family: uuid.UUID | None = None) -> int:
+        condition: Any = RefreshToken.user_id == user_id
+        if except_family is not None:
+            condition = and_(condition, RefreshToken.family_id != except_family)
+        return await self._revoke(condition, reason)
+
+    async def _revoke(self, condition: Any, reason: str) -> int:
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(condition, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=func.now(), revoked_reason=reason)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def live_count(self, family_id: uuid.UUID) -> int:
+        return int(
+            await self.session.scalar(
+                select(func.count())
+                .select_from(RefreshToken)
+                .where(
+                    RefreshToken.family_id == family_id,
+                    RefreshToken.used_at.is_(None),
+                    RefreshToken.revoked_at.is_(None),
+                )
+            )
+            or 0
+        )

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from cathouse.auth.dependencies import Accounts, Context, Limiter, client_address
+from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from cathouse.platform.security import CurrentUser
+from cathouse.platform.security.dependencies import NotAuthenticated, authenticate
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post("/register", status_code=201, response_model=UserOut, summary="Create an account")
+async def register(
+    body: RegisterIn, request: Request, accounts: Accounts, limiter: Limiter, context: Context
+) -> UserOut:
+    await limiter.hit(context.settings.auth.register_rate, "register", client_address(request))
+    user = await accounts.register(body.email, body.password, body.display_name)
+    return UserOut.model_validate(user)
+
+
+@router.post("/login", response_model=TokenPair, summary="Sign in with email and password")
+async def login(body: LoginIn, request: Request, accounts: Accounts, limiter: Limiter, context: Context) -> TokenPair:
+    await limiter.hit(context.settings.auth.login_rate, "login", client_address(request))
+    return await accounts.login(body.email, body.password)
+
+
+@router.post("/refresh", response_model=TokenPair, summary="Trade a refresh token for a new pair")
+async def refresh(body: RefreshIn, accounts: Accounts) -> TokenPair:
+    return await accounts.refresh(body.refresh_token)
+
+
+@router.post("/logout", status_code=204, summary="End this session (its refresh-token family)")
+async def logout(body: RefreshIn, accounts: Accounts) -> Response:
+    await accounts.logout(body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.post("/logout-all", status_code=204, summary="End every session of your account")
+async def logout_all(user: CurrentUser, accounts: Accounts) -> Response:
+    await accounts.logout_everywhere(user.user_id)
+    return Response(status_code=204)
+
+
+@router.get("/.well-known/jwks.json", summary="The public keys that verify access tokens")
+async def jwks(context: Context) -> dict[str, Any]:
+    return await context.keys.jwks()
+
+
+@router.get(
+    "/validate",
+    status_code=200,
+    summary="Forward-auth for gateways: 200 with X-User-ID and X-User-Roles, or 401",
+    responses={
+        200: {"headers": {"X-User-ID": {"schema": {"type": "string"}}, "X-User-Roles": {"schema": {"type": "string"}}}}
+    },
+)
+async def validate(request: Request) -> Response:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("Sign in: this needs a bearer access token.")
+    principal = await authenticate(request, token.strip())
+    return Response(
+        status_code=200,
+        headers={"X-User-ID": str(principal.user_id), "X-User-Roles": ",".join(sorted(principal.roles))},
+    )

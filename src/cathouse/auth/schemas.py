@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import re
+import uuid
+import zoneinfo
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+)
+
+from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
+from cathouse.platform.security import Role
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone(value: str) -> str:
+    if value not in _time_zones():
+        raise ValueError("must be an IANA time zone such as Europe/Paris")
+    return value
+
+
+def _locale(value: str) -> str:
+    if not _LOCALE.match(value):
+        raise ValueError("must be a language tag such as en, pt-BR or zh-Hant-TW")
+    return value
+
+
+DisplayName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_no_control_characters)
+]
+Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH * 4)]
+NewPassword = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH * 4)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused, so no one can slip ``roles`` or ``id`` into a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterIn(Strict):
+    email: Email
+    password: NewPassword = Field(description=f"8 to {MAX_LENGTH} characters, not a commonly used password.")
+    display_name: DisplayName
+
+    @field_validator("password")
+    @classmethod
+    def _strong_enough(cls, value: str) -> str:
+        problem = password_problem(value)
+        if problem:
+            raise ValueError(f"The password {problem}.")
+        return value
+
+
+class LoginIn(Strict):
+    email: Email
+    password: Password
+
+
+class RefreshIn(Strict):
+    # Long enough that a misplaced access token is refused as a token (401), not as a field.
+    refresh_token: str = Field(min_length=1, max_length=8192)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str
+    refresh_expires_in: int
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    bio: str | None
+    avatar_url: str | None
+    locale: str | None
+    time_zone: str | None
+    roles: list[Role]
+    status: Literal["active", "disabled", "deleted"]
+    email_verified: bool
+    created_at: datetime
+
+
+class ProfileUpdate(Strict):
+    display_name: DisplayName | None = None
+    bio: Annotated[str, StringConstraints(max_length=500)] | None = None
+    avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"])] | None = None
+    locale: Annotated[str, StringConstraints(max_length=35), AfterValidator(_locale)] | None = None
+    time_zone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)] | None = None
+
+
+class PasswordChange(Strict):
+    current_password: Password
+    new_password: NewPassword
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong_enough(cls, value: str) -> str:
+        problem = password_problem(value)
+        if problem:
+            raise ValueError(f"The password {problem}.")
+        return value
+
+
+class AccountDeletion(Strict):
+    password: Password
+
+
+class RolesIn(Strict):
+    roles: list[Literal["developer", "admin"]] = Field(
+        max_length=2, description="Roles beyond `user`, which every account has."
+    )

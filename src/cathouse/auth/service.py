@@ -1,0 +1,176 @@
+"""Accounts and sessions: register, log in, refresh, log out. Services flush; the request commits."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.auth import events, throttle
+from cathouse.auth.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
+from cathouse.auth.keys import SigningKeys
+from cathouse.auth.models import RefreshToken, User
+from cathouse.auth.passwords import Passwords
+from cathouse.auth.repository import RefreshTokenRepository, UserRepository
+from cathouse.auth.schemas import TokenPair
+from cathouse.platform.outbox import record_event
+from cathouse.platform.settings import Settings
+
+REFRESH_PREFIX = "chr_"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_refresh_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """What the auth service's rules need beyond the session, built once in its lifespan."""
+
+    settings: Settings
+    passwords: Passwords
+    keys: SigningKeys
+
+
+class AccountService:
+    def __init__(self, session: AsyncSession, context: AuthContext) -> None:
+        self.session = session
+        self.context = context
+        self.users = UserRepository(session)
+        self.tokens = RefreshTokenRepository(session)
+
+    async def register(self, email: str, password: str, display_name: str) -> User:
+        email = normalise_email(email)
+        if await self.users.email_exists(email):
+            raise EmailTaken()
+        user = User(
+            email=email,
+            password_hash=await self.context.passwords.hash(password),
+            display_name=display_name,
+            roles=["user"],
+        )
+        self.users.add(user)
+        try:
+            await self.session.flush()
+        except IntegrityError:  # registered by a concurrent request a moment ago
+            raise EmailTaken() from None
+        record_event(
+            self.session,
+            aggregate_type="user",
+            aggregate_id=str(user.id),
+            event_type=events.USER_REGISTERED,
+            payload={"user_id": str(user.id), "display_name": user.display_name},
+        )
+        await self.session.refresh(user)
+        return user
+
+    async def login(self, email: str, password: str) -> TokenPair:
+        """Every failure takes one password check and gives the same answer."""
+        now = datetime.now(UTC)
+        user = await self.users.by_email(normalise_email(email), for_update=True)
+        if user is None or user.status != "active":
+            await self.context.passwords.waste_time(password)
+            raise InvalidCredentials()
+        if throttle.is_locked(user.failed_logins, user.locked_until, now):
+            await self.context.passwords.waste_time(password)
+            raise InvalidCredentials()
+        matches, new_hash = await self.context.passwords.verify(password, user.password_hash)
+        if not matches:
+            user.failed_logins = throttle.failures_after(user.failed_logins, user.last_failed_login_at, now)
+            user.last_failed_login_at = now
+            lock = throttle.lockout(user.failed_logins)
+            user.locked_until = now + lock if lock else None
+            await self.session.flush()
+            raise InvalidCredentials()
+        user.failed_logins, user.locked_until, user.last_failed_login_at = 0, None, None
+        if new_hash is not None:  # the hashing parameters rose since this hash was made
+            user.password_hash = new_hash
+        return await self.start_session(user)
+
+    async def start_session(self, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
+        refresh, _ = self._new_refresh_token(user.id, family_id or uuid.uuid4(), parent_id=None)
+        await self.session.flush()
+        return await self._pair(user, refresh)
+
+    async def refresh(self, presented: str) -> TokenPair:
+        token_hash = hash_refresh_token(presented)
+        used = await self.tokens.use(token_hash)
+        if used is None:
+            known = await self.tokens.by_hash(token_hash)
+            if known is not None and known.used_at is not None and known.revoked_at is None:
+                await self._reused(known)
+            raise InvalidRefreshToken()
+        user = await self.users.by_id(used.user_id)
+        if user is None or user.status != "active":
+            await self.tokens.revoke_family(used.family_id, "account_inactive")
+            raise InvalidRefreshToken()
+        refresh, _ = self._new_refresh_token(user.id, used.family_id, parent_id=used.id)
+        await self.session.flush()
+        return await self._pair(user, refresh)
+
+    async def _reused(self, token: RefreshToken) -> None:
+        """A used token came back: someone holds a copy. End every session of that login."""
+        await self.tokens.revoke_family(token.family_id, "reuse_detected")
+        record_event(
+            self.session,
+            aggregate_type="user",
+            aggregate_id=str(token.user_id),
+            event_type=events.REFRESH_TOKEN_REUSED,
+            payload={"user_id": str(token.user_id), "family_id": str(token.family_id)},
+        )
+
+    async def logout(self, presented: str) -> None:
+        known = await self.tokens.by_hash(hash_refresh_token(presented))
+        if known is not None:
+            await self.tokens.revoke_family(known.family_id, "logout")
+
+    async def logout_everywhere(self, user_id: uuid.UUID) -> int:
+        return await self.tokens.revoke_user(user_id, "logout_all")
+
+    def _new_refresh_token(
+        self, user_id: uuid.UUID, family_id: uuid.UUID, *, parent_id: uuid.UUID | None
+    ) -> tuple[str, RefreshToken]:
+        value = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        ttl = timedelta(seconds=self.context.settings.auth.refresh_token_ttl)
+        row = RefreshToken(
+            user_id=user_id,
+            family_id=family_id,
+            parent_id=parent_id,
+            token_hash=hash_refresh_token(value),
+            expires_at=datetime.now(UTC) + ttl,
+        )
+        self.tokens.add(row)
+        return value, row
+
+    async def _pair(self, user: User, refresh: str) -> TokenPair:
+        settings = self.context.settings
+        now = int(datetime.now(UTC).timestamp())
+        ttl = settings.tokens.access_token_ttl
+        access = await self.context.keys.sign(
+            {
+                "iss": settings.tokens.issuer,
+                "aud": settings.tokens.audience,
+                "sub": str(user.id),
+                "iat": now,
+                "nbf": now,
+                "exp": now + ttl,
+                "jti": uuid.uuid4().hex,
+                "typ": "access",
+                "roles": list(user.roles),
+            }
+        )
+        return TokenPair(
+            access_token=access,
+            expires_in=ttl,
+            refresh_token=refresh,
+            refresh_expires_in=settings.auth.refresh_token_ttl,
+        )

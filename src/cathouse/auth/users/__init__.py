@@ -1,0 +1,1 @@
+"""Profiles (``/users/me``) and the admin's management of accounts."""

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.auth import events
+from cathouse.auth.errors import AccountInactive, CannotChangeOwnAdmin, UserNotFound, WrongPassword
+from cathouse.auth.models import User
+from cathouse.auth.repository import RefreshTokenRepository, UserRepository
+from cathouse.auth.service import AuthContext
+from cathouse.platform.errors import BadRequest
+from cathouse.platform.outbox import record_event
+from cathouse.platform.pagination import decode_cursor, encode_cursor
+from cathouse.platform.security import Principal
+
+
+class UserService:
+    def __init__(self, session: AsyncSession, context: AuthContext) -> None:
+        self.session = session
+        self.context = context
+        self.users = UserRepository(session)
+        self.tokens = RefreshTokenRepository(session)
+
+    def _event(self, user_id: uuid.UUID, event_type: str, **payload: Any) -> None:
+        record_event(
+            self.session,
+            aggregate_type="user",
+            aggregate_id=str(user_id),
+            event_type=event_type,
+            payload={"user_id": str(user_id), **payload},
+        )
+
+    async def me(self, principal: Principal, *, for_update: bool = False) -> User:
+        user = await self.users.by_id(principal.user_id, for_update=for_update)
+        if user is None or user.status != "active":
+            raise AccountInactive()
+        return user
+
+    async def update_profile(self, principal: Principal, changes: dict[str, Any]) -> User:
+        user = await self.me(principal, for_update=True)
+        for field, value in changes.items():
+            setattr(user, field, str(value) if field == "avatar_url" and value is not None else value)
+        if changes:
+            user.updated_at = datetime.now(UTC)
+            self._event(user.id, events.USER_UPDATED, fields=sorted(changes))
+        await self.session.flush()
+        return user
+
+    async def change_password(
+        self, principal: Principal, current: str, new: str, keep_family: uuid.UUID | None
+    ) -> None:
+        user = await self.me(principal, for_update=True)
+        matches, _ = await self.context.passwords.verify(current, user.password_hash)
+        if not matches:
+            raise WrongPassword()
+        user.password_hash = await self.context.passwords.hash(new)
+        user.updated_at = datetime.now(UTC)
+        await self.tokens.revoke_user(user.id, "password_changed", except_family=keep_family)
+        await self.session.flush()
+
+    async def delete_account(self, principal: Principal, password: str) -> None:
+        """Soft delete: the row stays for what refers to it; what identifies the person goes."""
+        user = await self.me(principal, for_update=True)
+        matches, _ = await self.context.passwords.verify(password, user.password_hash)
+        if not matches:
+            raise WrongPassword()
+        now = datetime.now(UTC)
+        user.status = "deleted"
+        user.deleted_at = user.updated_at = now
+        user.email = f"deleted+{user.id}@invalid"
+        user.display_name = "Deleted user"
+        user.bio = user.avatar_url = user.locale = user.time_zone = None
+        user.password_hash = "!"  # noqa: S105 - not a hash, so it matches no password
+        await self.tokens.revoke_user(user.id, "account_deleted")
+        self._event(user.id, events.USER_DELETED)
+        await self.session.flush()
+
+    async def get(self, user_id: uuid.UUID) -> User:
+        user = await self.users.by_id(user_id)
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    async def search(
+        self, *, query: str | None, role: str | None, status: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[User], str | None]:
+        after = None
+        if cursor:
+            created, ident = decode_cursor(cursor, 2)
+            try:
+                after = (datetime.fromisoformat(created), uuid.UUID(ident))
+            except (TypeError, ValueError):
+                raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        rows = list(await self.users.search(query=query, role=role, status=status, after=after, limit=limit + 1))
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+        return rows, next_cursor
+
+    async def set_roles(self, admin: Principal, user_id: uuid.UUID, roles: list[str]) -> User:
+        if user_id == admin.user_id and "admin" not in roles:
+            raise CannotChangeOwnAdmin()
+        user = await self.users.by_id(user_id, for_update=True)
+        if user is None or user.status == "deleted":
+            raise UserNotFound()
+        user.roles = ["user", *sorted(set(roles))]
+        user.updated_at = datetime.now(UTC)
+        self._event(user.id, events.USER_ROLES_CHANGED, roles=user.roles, by=str(admin.user_id))
+        await self.session.flush()
+        return user
+
+    async def set_enabled(self, admin: Principal, user_id: uuid.UUID, enabled: bool) -> User:
+        if user_id == admin.user_id and not enabled:
+            raise CannotChangeOwnAdmin()
+        user = await self.users.by_id(user_id, for_update=True)
+        if user is None or user.status == "deleted":
+            raise UserNotFound()
+        user.status = "active" if enabled else "disabled"
+        user.updated_at = datetime.now(UTC)
+        if enabled:
+            user.failed_logins, user.locked_until = 0, None
+        else:
+            await self.tokens.revoke_user(user.id, "account_disabled")
+        self._event(user.id, events.USER_ENABLED if enabled else events.USER_DISABLED, by=str(admin.user_id))
+        await self.session.flush()
+        return user

@@ -1,0 +1,25 @@
+"""Who is calling: access-token verification and the typed dependencies endpoints declare."""
+
+from cathouse.platform.security.dependencies import AdminUser, CurrentUser, DeveloperUser, OptionalUser
+from cathouse.platform.security.principal import Principal, Role
+from cathouse.platform.security.tokens import (
+    InvalidToken,
+    JwksKeySource,
+    KeySource,
+    TokenVerifier,
+    VerificationKey,
+)
+
+__all__ = [
+    "AdminUser",
+    "CurrentUser",
+    "DeveloperUser",
+    "InvalidToken",
+    "JwksKeySource",
+    "KeySource",
+    "OptionalUser",
+    "Principal",
+    "Role",
+    "TokenVerifier",
+    "VerificationKey",
+]

@@ -1,0 +1,168 @@
+"""Local verification of access tokens against the auth service's public keys.
+
+The key is chosen by ``kid`` from keys we hold, and the algorithm is the one pinned to that
+key; nothing in the token's header (``alg``, ``jwk``, ``jku``, ``x5u``…) is trusted to pick
+either. A verified token is remembered until it expires, so a hot path pays for the
+signature check once per token, not once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import jwt
+from jwt import PyJWK
+from loguru import logger
+
+from cathouse.platform.security.principal import Principal, Role
+
+ACCESS = "access"
+ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
+_KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
+_REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ"]
+
+
+class InvalidToken(Exception):
+    """The token is not one we issued, or no longer valid. The message is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    kid: str
+    algorithm: str
+    key: Any  # a cryptography public key
+
+
+class KeySource(Protocol):
+    """Where the verifier finds public keys by ``kid``."""
+
+    async def get(self, kid: str) -> VerificationKey | None: ...
+
+
+def keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, VerificationKey]:
+    keys: dict[str, VerificationKey] = {}
+    for entry in jwks.get("keys", []):
+        kid, alg = entry.get("kid"), entry.get("alg")
+        if not isinstance(kid, str) or alg not in ALLOWED_ALGORITHMS:
+            continue
+        keys[kid] = VerificationKey(kid=kid, algorithm=alg, key=PyJWK(entry, algorithm=alg).key)
+    return keys
+
+
+class JwksKeySource:
+    """Public keys fetched from the auth service's JWKS, refreshed on an unknown ``kid``
+    (at most once per ``min_interval``) and every ``max_age`` seconds."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient, *, min_interval: float = 5.0, max_age: float = 300.0):
+        self.url = url
+        self.client = client
+        self.min_interval = min_interval
+        self.max_age = max_age
+        self._keys: dict[str, VerificationKey] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < self.min_interval:
+                return
+            self._fetched_at = time.monotonic()
+            try:
+                response = await self.client.get(self.url, timeout=5.0)
+                response.raise_for_status()
+                self._keys = keys_from_jwks(response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                logger.warning("could not fetch the JWKS", url=self.url, error=str(exc))
+
+    async def get(self, kid: str) -> VerificationKey | None:
+        stale = time.monotonic() - self._fetched_at > self.max_age
+        if kid not in self._keys or stale:
+            await self._refresh()
+        return self._keys.get(kid)
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        source: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int = 30,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.source = source
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.cache_size = cache_size
+        self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
+
+    async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            principal, kid = cached
+            # Still unexpired, and its key not retired since (a rotation after a key leak).
+            if principal.expires_at + self.leeway > time.time() and await self.source.get(kid) is not None:
+                self._verified.move_to_end(digest)
+                return principal
+            del self._verified[digest]
+        principal, kid = await self._verify(token)
+        if self.cache_size:
+            self._verified[digest] = (principal, kid)
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("The token is malformed.") from None
+        if _FORBIDDEN_HEADERS & header.keys():
+            raise InvalidToken("The token's header is not acceptable.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.fullmatch(kid):
+            raise InvalidToken("The token names no key we know.")
+        key = await self.source.get(kid)
+        if key is None:
+            raise InvalidToken("The token names no key we know.")
+        if header.get("alg") != key.algorithm:
+            raise InvalidToken("The token's algorithm does not match its key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The token has expired.") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("The token is not valid.") from None
+        return _principal(claims), kid
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
+    if claims.get("typ") != ACCESS:
+        raise InvalidToken("This is not an access token.")
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+        roles = frozenset(Role(r) for r in claims.get("roles", []))
+    except (ValueError, TypeError):
+        raise InvalidToken("The token's claims are not valid.") from None
+    return Principal(user_id=user_id, roles=roles, token_id=str(claims["jti"]), expires_at=int(claims["exp"]))
