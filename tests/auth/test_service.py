@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.settings import Settings
+from cathouse.services import create_service_app
 from tests.auth.conftest import PASSWORD, login, register, signed_up
 
 
@@ -205,3 +212,48 @@ async def test_login_rehashes_a_password_stored_with_weaker_parameters(
         )
     assert stored != weak
     assert "m=19456,t=2,p=1" in stored
+
+
+async def test_the_three_login_failures_take_about_the_same_time(
+    auth: httpx.AsyncClient, committed: AsyncEngine
+) -> None:
+    locked = await signed_up(auth)
+    async with committed.begin() as conn:
+        await conn.execute(
+            text("UPDATE auth.users SET failed_logins = 7, locked_until = now() + interval '1 hour' WHERE id = :id"),
+            {"id": uuid.UUID(locked.id)},
+        )
+    existing = await signed_up(auth)
+    attempts = {
+        "unknown": ("nobody-here@example.com", PASSWORD),
+        "wrong": (existing.email, "not the right password"),
+        "locked": (locked.email, PASSWORD),
+    }
+    medians = {}
+    for name, (email, password) in attempts.items():
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert (await login(auth, email, password)).status_code == 401
+            times.append(time.perf_counter() - started)
+        medians[name] = statistics.median(times)
+    # Each failure pays for one password check (tens of ms); none is a shortcut.
+    assert max(medians.values()) < 2.5 * min(medians.values()), medians
+
+
+async def test_concurrent_logins_do_not_starve_the_pool_while_keys_reload(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    committed: AsyncEngine,
+    app_client: Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    """Key reloads once happened inside a request and took a second connection from the
+    two-connection pool the request already held one of."""
+    rates = {"login_rate": "100000/minute", "register_rate": "100000/minute", "signing_key_reload": 0.05}
+    settings = make_settings(database_url, auth=rates, pool_timeout=5.0)
+    async with app_client(create_service_app("auth", settings)) as client:
+        account = await signed_up(client)
+        for _ in range(3):
+            answers = await asyncio.gather(*(login(client, account.email) for _ in range(10)))
+            assert [r.status_code for r in answers] == [200] * 10
+            await asyncio.sleep(0.1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,12 +29,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reload_every=settings.auth.signing_key_reload,
     )
     await keys.start()
+    refresher = asyncio.create_task(keys.keep_fresh(), name="signing-key-refresh")
     app.state.auth = AuthContext(settings=settings, passwords=Passwords(settings.auth), keys=keys)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     app.state.auth_limiter = RateLimiter(storage_for(redis_url), namespace="cathouse-auth")
     # Tokens are checked against these keys directly: no HTTP round trip to ourselves.
     app.state.key_source = keys
-    yield
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
 
 
 SERVICE = Service(

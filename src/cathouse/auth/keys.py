@@ -7,6 +7,8 @@ leeway later), so no token that was valid is refused during the overlap.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -16,6 +18,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from loguru import logger
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -79,6 +82,7 @@ class SigningKeys:
         self._public: dict[str, VerificationKey] = {}
         self._jwks: list[dict[str, Any]] = []
         self._current: tuple[str, Ed25519PrivateKey] | None = None
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Create the first key if there is none, and refuse to run if the master key cannot
@@ -91,6 +95,10 @@ class SigningKeys:
         await self.reload()
 
     async def reload(self) -> None:
+        async with self._lock:
+            await self._reload()
+
+    async def _reload(self) -> None:
         now = datetime.now(UTC)
         async with self._sessions() as session:
             rows = (await session.scalars(select(SigningKey).where(_live(now)).order_by(SigningKey.created_at))).all()
@@ -110,22 +118,31 @@ class SigningKeys:
         self._current = (current.kid, private)
         self._loaded_at = time.monotonic()
 
-    async def _fresh(self) -> None:
-        if time.monotonic() - self._loaded_at > self._reload_every:
-            await self.reload()
+    async def keep_fresh(self) -> None:
+        """Reload now and then, in the background, so a request never waits on a reload.
+
+        A request that reloaded inline would take a second connection from the pool it
+        already holds one of, and a full pool would then wait on itself.
+        """
+        while True:
+            await asyncio.sleep(self._reload_every)
+            try:
+                await self.reload()
+            except Exception as exc:  # the database may be away; keep the keys we have
+                logger.warning("could not reload signing keys", error=type(exc).__name__)
 
     async def get(self, kid: str) -> VerificationKey | None:
-        await self._fresh()
         if kid not in self._public and time.monotonic() - self._loaded_at > 1.0:
-            await self.reload()  # a key rotated by another process since the last load
+            # Perhaps rotated by another process since the last load: look once, briefly.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self.reload()
         return self._public.get(kid)
 
     async def jwks(self) -> dict[str, Any]:
-        await self._fresh()
         return {"keys": self._jwks}
 
     async def sign(self, claims: dict[str, Any]) -> str:
-        await self._fresh()
         assert self._current is not None, "SigningKeys.start() was not awaited"
         kid, private = self._current
         return jwt.encode(claims, private, algorithm=ALGORITHM, headers={"kid": kid})
