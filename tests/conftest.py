@@ -167,6 +167,15 @@ def service_client(
     return open_service
 
 
+@pytest.fixture
+async def auth(
+    committed: AsyncEngine, service_client: Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The auth service over HTTP (in process); everything it commits is wiped afterwards."""
+    async with service_client("auth") as client:
+        yield client
+
+
 def asyncpg_dsn(url: str) -> str:
     """A URL asyncpg's own ``connect`` accepts (no SQLAlchemy driver suffix)."""
     return async_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

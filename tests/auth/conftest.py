@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,13 +25,13 @@ class Account:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
-@pytest.fixture
-async def auth(
-    committed: AsyncEngine, service_client: Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The auth service over HTTP (in process); everything it commits is wiped afterwards."""
-    async with service_client("auth") as client:
-        yield client
+async def lock_out(engine: AsyncEngine, account: Account) -> None:
+    """Put an account in a lockout, as seven recent failed logins would."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE auth.users SET failed_logins = 7, locked_until = now() + interval '1 hour' WHERE id = :id"),
+            {"id": uuid.UUID(account.id)},
+        )
 
 
 async def register(

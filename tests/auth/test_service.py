@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.settings import Settings
 from cathouse.services import create_service_app
-from tests.auth.conftest import PASSWORD, login, register, signed_up
+from tests.auth.conftest import PASSWORD, lock_out, login, register, signed_up
 
 
 async def test_register_normalises_the_email_and_refuses_it_again_in_any_case(
@@ -80,11 +80,7 @@ async def test_refresh_tokens_are_stored_only_as_hashes(auth: httpx.AsyncClient,
 
 async def test_the_three_login_failures_look_the_same(auth: httpx.AsyncClient, committed: AsyncEngine) -> None:
     locked = await signed_up(auth)
-    async with committed.begin() as conn:
-        await conn.execute(
-            text("UPDATE auth.users SET failed_logins = 7, locked_until = now() + interval '1 hour' WHERE id = :id"),
-            {"id": uuid.UUID(locked.id)},
-        )
+    await lock_out(committed, locked)
     existing = await signed_up(auth)
     answers = [
         await login(auth, "nobody-here@example.com"),
@@ -218,11 +214,7 @@ async def test_the_three_login_failures_take_about_the_same_time(
     auth: httpx.AsyncClient, committed: AsyncEngine
 ) -> None:
     locked = await signed_up(auth)
-    async with committed.begin() as conn:
-        await conn.execute(
-            text("UPDATE auth.users SET failed_logins = 7, locked_until = now() + interval '1 hour' WHERE id = :id"),
-            {"id": uuid.UUID(locked.id)},
-        )
+    await lock_out(committed, locked)
     existing = await signed_up(auth)
     attempts = {
         "unknown": ("nobody-here@example.com", PASSWORD),

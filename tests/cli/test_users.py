@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
@@ -23,14 +21,6 @@ def cathouse(args: list[str], database_url: str, tmp_path: Path, stdin: str = ""
     return subprocess.run(
         [sys.executable, "-m", "cathouse", *args], env=env, input=stdin, capture_output=True, text=True, check=False
     )
-
-
-@pytest.fixture
-async def auth(
-    committed: AsyncEngine, service_client: Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with service_client("auth") as client:
-        yield client
 
 
 async def test_create_admin_makes_an_admin_who_can_sign_in(

@@ -16,7 +16,6 @@ from pydantic import (
     HttpUrl,
     StringConstraints,
     UrlConstraints,
-    field_validator,
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
@@ -54,7 +53,18 @@ DisplayName = Annotated[
 ]
 Email = Annotated[EmailStr, StringConstraints(max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH * 4)]
-NewPassword = Annotated[str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH * 4)]
+
+
+def _strong_enough(value: str) -> str:
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(f"The password {problem}.")
+    return value
+
+
+NewPassword = Annotated[
+    str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH * 4), AfterValidator(_strong_enough)
+]
 
 
 class Strict(BaseModel):
@@ -67,14 +77,6 @@ class RegisterIn(Strict):
     email: Email
     password: NewPassword = Field(description=f"8 to {MAX_LENGTH} characters, not a commonly used password.")
     display_name: DisplayName
-
-    @field_validator("password")
-    @classmethod
-    def _strong_enough(cls, value: str) -> str:
-        problem = password_problem(value)
-        if problem:
-            raise ValueError(f"The password {problem}.")
-        return value
 
 
 class LoginIn(Strict):
@@ -122,14 +124,6 @@ class ProfileUpdate(Strict):
 class PasswordChange(Strict):
     current_password: Password
     new_password: NewPassword
-
-    @field_validator("new_password")
-    @classmethod
-    def _strong_enough(cls, value: str) -> str:
-        problem = password_problem(value)
-        if problem:
-            raise ValueError(f"The password {problem}.")
-        return value
 
 
 class AccountDeletion(Strict):
