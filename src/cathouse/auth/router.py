@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from cathouse.auth.dependencies import Accounts, Context, Limiter, client_address
-from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut
+from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut, Validated
 from cathouse.platform.security import CurrentUser
 from cathouse.platform.security.dependencies import NotAuthenticated, authenticate
 
@@ -52,18 +52,20 @@ async def jwks(context: Context) -> dict[str, Any]:
 @router.get(
     "/validate",
     status_code=200,
+    response_model=Validated,
     summary="Forward-auth for gateways: 200 with X-User-ID and X-User-Roles, or 401",
     responses={
         200: {"headers": {"X-User-ID": {"schema": {"type": "string"}}, "X-User-Roles": {"schema": {"type": "string"}}}}
     },
 )
-async def validate(request: Request) -> Response:
+async def validate(request: Request, response: Response) -> Validated:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthenticated("Sign in: this needs a bearer access token.")
     principal = await authenticate(request, token.strip())
-    return Response(
-        status_code=200,
-        headers={"X-User-ID": str(principal.user_id), "X-User-Roles": ",".join(sorted(principal.roles))},
-    )
+    roles = sorted(principal.roles)
+    # Gateways read the headers; the body says the same for anyone calling it directly.
+    response.headers["X-User-ID"] = str(principal.user_id)
+    response.headers["X-User-Roles"] = ",".join(roles)
+    return Validated(user_id=principal.user_id, roles=roles)

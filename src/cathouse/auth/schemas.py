@@ -16,6 +16,7 @@ from pydantic import (
     HttpUrl,
     StringConstraints,
     UrlConstraints,
+    field_validator,
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
@@ -97,6 +98,13 @@ class TokenPair(BaseModel):
     refresh_expires_in: int
 
 
+class Validated(BaseModel):
+    """Who a valid access token speaks for (forward-auth)."""
+
+    user_id: uuid.UUID
+    roles: list[Role]
+
+
 class UserOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -119,6 +127,14 @@ class ProfileUpdate(Strict):
     avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"])] | None = None
     locale: Annotated[str, StringConstraints(max_length=35), AfterValidator(_locale)] | None = None
     time_zone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)] | None = None
+
+    @field_validator("display_name")
+    @classmethod
+    def _name_cannot_be_cleared(cls, value: str | None) -> str:
+        # The other fields may be cleared with null; every account keeps a name.
+        if value is None:
+            raise ValueError("cannot be null; every account has a display name")
+        return value
 
 
 class PasswordChange(Strict):

@@ -37,12 +37,13 @@ async def test_a_user_reads_and_edits_their_profile(auth: httpx.AsyncClient) -> 
         {"avatar_url": "http://insecure.example.com/a.png"},
         {"avatar_url": "javascript:alert(1)"},
         {"display_name": ""},
+        {"display_name": None},
         {"display_name": "bad\nname"},
         {"bio": "x" * 501},
     ],
 )
 async def test_bad_profile_values_are_refused_and_change_nothing(
-    auth: httpx.AsyncClient, changes: dict[str, str]
+    auth: httpx.AsyncClient, changes: dict[str, str | None]
 ) -> None:
     account = await signed_up(auth)
     before = (await auth.get("/api/v1/users/me", headers=account.headers)).json()
@@ -138,6 +139,25 @@ async def test_admins_find_users_page_by_page(auth: httpx.AsyncClient, committed
     assert sorted(seen) == [f"findme-{n}@example.com" for n in range(5)]
     bad = await auth.get("/api/v1/users", params={"cursor": "not-a-cursor"}, headers=admin.headers)
     assert bad.status_code == 400
+
+
+async def test_admins_filter_users_by_role_and_status(auth: httpx.AsyncClient, committed: AsyncEngine) -> None:
+    admin = await signed_up(auth, roles=("admin",), engine=committed)
+    developer = await signed_up(auth, roles=("developer",), engine=committed)
+    plain = await signed_up(auth)
+    await auth.post(f"/api/v1/users/{plain.id}/disable", headers=admin.headers)
+
+    def ids(response: httpx.Response) -> set[str]:
+        assert response.status_code == 200, response.text
+        return {u["id"] for u in response.json()["items"]}
+
+    assert ids(await auth.get("/api/v1/users", params={"role": "developer"}, headers=admin.headers)) == {developer.id}
+    assert ids(await auth.get("/api/v1/users", params={"role": "user"}, headers=admin.headers)) == {
+        admin.id,
+        developer.id,
+        plain.id,
+    }
+    assert ids(await auth.get("/api/v1/users", params={"status": "disabled"}, headers=admin.headers)) == {plain.id}
 
 
 async def test_admins_change_roles_and_disable_accounts(auth: httpx.AsyncClient, committed: AsyncEngine) -> None:
