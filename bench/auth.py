@@ -35,7 +35,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,8 +51,8 @@ import psutil
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from cathouse.platform.settings import AuthSettings
+from harness import HOST, free_port, postgres_pids, start_platform, stop, wait_healthy
 
-HOST = "127.0.0.1"
 PASSWORD = "correct horse battery staple"  # noqa: S105 - a throwaway account in a temp data dir
 WARMUP = 0.5  # seconds of load before each phase's clock starts
 
@@ -137,83 +136,12 @@ def verify_rate(seconds: float, threads: int) -> tuple[float, dict[str, float]]:
     return sum(counts) / elapsed, CpuMeter.cores(before, after, elapsed)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def start_cathouse(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
-    env.update(
-        {
-            "CATHOUSE_DATA_DIR": str(data_dir),
-            "CATHOUSE_LOG_LEVEL": "WARNING",
-            # The per-address limits (30 logins a minute) would otherwise be what we measure.
-            "CATHOUSE_AUTH__LOGIN_RATE": "1000000/minute",
-            "CATHOUSE_AUTH__REGISTER_RATE": "1000000/minute",
-        }
-    )
+    # The per-address limits (30 logins a minute) would otherwise be what we measure.
+    rates = {"CATHOUSE_AUTH__LOGIN_RATE": "1000000/minute", "CATHOUSE_AUTH__REGISTER_RATE": "1000000/minute"}
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cathouse", "up", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-    return proc, port
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"cathouse exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} not healthy within {timeout}s")
-
-
-def postgres_pids(data_dir: Path) -> list[int]:
-    """The postmaster (its command line names the data dir) and its worker processes."""
-    pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            cmdline = proc.info["cmdline"] or []
-            if any(str(data_dir) in part for part in cmdline):
-                pids.append(proc.pid)
-                pids.extend(child.pid for child in proc.children(recursive=True))
-    return pids
-
-
-def stop(proc: subprocess.Popen[bytes], data_dir: Path) -> None:
-    """SIGTERM (cathouse then stops its embedded PostgreSQL), a kill after 30 s, and an end
-    to any PostgreSQL process of our data dir that outlived it."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    leftovers = []
-    for pid in postgres_pids(data_dir):
-        with contextlib.suppress(psutil.Error):
-            leftovers.append(psutil.Process(pid))
-    if leftovers:
-        print(f"warning: {len(leftovers)} PostgreSQL processes outlived cathouse; stopping them", file=sys.stderr)
-        for leftover in leftovers:
-            with contextlib.suppress(psutil.Error):
-                leftover.terminate()
-        _, alive = psutil.wait_procs(leftovers, timeout=10)
-        for leftover in alive:
-            with contextlib.suppress(psutil.Error):
-                leftover.kill()
+        return start_platform(data_dir, port, extra_env=rates, stderr=out), port
 
 
 def set_up_accounts(base: str, count: int) -> tuple[list[str], str]:

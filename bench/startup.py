@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,8 +19,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
 import psutil
+
+from harness import HOST, free_port, postgres_pids, start_platform, stop, wait_healthy
 
 REFERENCE_APP = textwrap.dedent("""
     async def app(scope, receive, send):
@@ -34,52 +32,12 @@ REFERENCE_APP = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return time.perf_counter()
-        except httpx.TransportError:
-            pass
-        time.sleep(0.01)
-    raise SystemExit(f"{url} not healthy within {timeout}s")
-
-
 def rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
         with contextlib.suppress(psutil.NoSuchProcess):
             total += psutil.Process(pid).memory_info().rss
     return total / 2**20
-
-
-def postgres_pids(data_dir: Path) -> list[int]:
-    """The postmaster (its command line names the data dir) and its worker processes."""
-    pids = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if any(str(data_dir) in part for part in cmdline):
-            pids.append(proc.pid)
-            pids.extend(child.pid for child in proc.children(recursive=True))
-    return pids
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def measure_reference(workdir: Path) -> tuple[float, float]:
@@ -91,7 +49,7 @@ def measure_reference(workdir: Path) -> tuple[float, float]:
         cwd=workdir,
     )
     try:
-        ready = wait_healthy(f"http://127.0.0.1:{port}/", proc)
+        ready = wait_healthy(f"http://{HOST}:{port}/", proc)
         time.sleep(1.0)
         return ready - started, rss_mib([proc.pid])
     finally:
@@ -100,21 +58,14 @@ def measure_reference(workdir: Path) -> tuple[float, float]:
 
 def measure_cathouse(data_dir: Path) -> tuple[float, float, float]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
-    env.update({"CATHOUSE_DATA_DIR": str(data_dir), "CATHOUSE_LOG_LEVEL": "WARNING"})
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cathouse", "up", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_platform(data_dir, port)
     try:
-        ready = wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", proc)
+        ready = wait_healthy(f"http://{HOST}:{port}/api/v1/health", proc)
         time.sleep(2.0)  # idle: the relay polls, nothing else happens
         return ready - started, rss_mib([proc.pid]), rss_mib(postgres_pids(data_dir))
     finally:
-        stop(proc)
+        stop(proc, data_dir)
 
 
 def main() -> None:

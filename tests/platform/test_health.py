@@ -53,6 +53,7 @@ async def test_readiness_is_503_while_the_database_is_down_and_recovers_without_
             assert down.status_code == 503
             assert down.headers["content-type"] == "application/problem+json"
             assert "catalog database is unreachable" in down.json()["detail"]
+            assert str(tmp_path) not in down.text, "no paths or hosts to anonymous callers"
             assert (await client.get("/api/v1/health")).status_code == 200, "liveness does not depend on the DB"
 
             await asyncio.to_thread(server.start)

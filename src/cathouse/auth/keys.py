@@ -19,10 +19,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from loguru import logger
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cathouse.auth.models import SigningKey
+from cathouse.auth.repository import SigningKeyRepository
 from cathouse.platform.crypto import DecryptionError, derive_key, seal, unseal
 from cathouse.platform.security import VerificationKey
 from cathouse.platform.security.tokens import keys_from_jwks
@@ -55,18 +55,13 @@ def new_signing_key(master_key: str) -> SigningKey:
     )
 
 
-def _live(now: datetime) -> Any:
-    return or_(SigningKey.retires_at.is_(None), SigningKey.retires_at > now)
-
-
 async def rotate(session: AsyncSession, master_key: str, overlap: timedelta) -> SigningKey:
     """Add a signing key; the previous ones verify for ``overlap`` more. The caller commits."""
     now = datetime.now(UTC)
-    await session.execute(
-        update(SigningKey).where(SigningKey.superseded_at.is_(None)).values(superseded_at=now, retires_at=now + overlap)
-    )
+    keys = SigningKeyRepository(session)
+    await keys.supersede_current(now, retires_at=now + overlap)
     key = new_signing_key(master_key)
-    session.add(key)
+    keys.add(key)
     await session.flush()
     return key
 
@@ -88,9 +83,9 @@ class SigningKeys:
         """Create the first key if there is none, and refuse to run if the master key cannot
         unseal the current one."""
         async with self._sessions() as session:
-            has_key = await session.scalar(select(SigningKey.kid).where(SigningKey.superseded_at.is_(None)))
-            if has_key is None:
-                session.add(new_signing_key(self._master_key))
+            keys = SigningKeyRepository(session)
+            if await keys.current_kid() is None:
+                keys.add(new_signing_key(self._master_key))
                 await session.commit()
         await self.reload()
 
@@ -101,7 +96,7 @@ class SigningKeys:
     async def _reload(self) -> None:
         now = datetime.now(UTC)
         async with self._sessions() as session:
-            rows = (await session.scalars(select(SigningKey).where(_live(now)).order_by(SigningKey.created_at))).all()
+            rows = await SigningKeyRepository(session).live(now)
         current = next((k for k in reversed(rows) if k.superseded_at is None), None)
         if current is None:
             raise SigningKeyError("no current signing key: run `cathouse keys rotate-signing`")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth.models import RefreshToken, User
+from cathouse.auth.models import RefreshToken, SigningKey, User
 
 
 class UserRepository:
@@ -116,4 +116,31 @@ class RefreshTokenRepository:
                 )
             )
             or 0
+        )
+
+
+class SigningKeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, key: SigningKey) -> None:
+        self.session.add(key)
+
+    async def current_kid(self) -> str | None:
+        return await self.session.scalar(select(SigningKey.kid).where(SigningKey.superseded_at.is_(None)))
+
+    async def live(self, now: datetime) -> Sequence[SigningKey]:
+        """Every key that still verifies, oldest first."""
+        statement = (
+            select(SigningKey)
+            .where(or_(SigningKey.retires_at.is_(None), SigningKey.retires_at > now))
+            .order_by(SigningKey.created_at)
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def supersede_current(self, now: datetime, *, retires_at: datetime) -> None:
+        await self.session.execute(
+            update(SigningKey)
+            .where(SigningKey.superseded_at.is_(None))
+            .values(superseded_at=now, retires_at=retires_at)
         )

@@ -96,10 +96,12 @@ class AccountService:
             user.password_hash = new_hash
         return await self.start_session(user)
 
-    async def start_session(self, user: User, family_id: uuid.UUID | None = None) -> TokenPair:
-        refresh, _ = self._new_refresh_token(user.id, family_id or uuid.uuid4(), parent_id=None)
+    async def start_session(self, user: User) -> TokenPair:
+        """A new login: a new refresh-token family, which the access tokens name as ``sid``."""
+        family_id = uuid.uuid4()
+        refresh, _ = self._new_refresh_token(user.id, family_id, parent_id=None)
         await self.session.flush()
-        return await self._pair(user, refresh)
+        return await self._pair(user, refresh, family_id)
 
     async def refresh(self, presented: str) -> TokenPair:
         token_hash = hash_refresh_token(presented)
@@ -115,7 +117,7 @@ class AccountService:
             raise InvalidRefreshToken()
         refresh, _ = self._new_refresh_token(user.id, used.family_id, parent_id=used.id)
         await self.session.flush()
-        return await self._pair(user, refresh)
+        return await self._pair(user, refresh, used.family_id)
 
     async def _reused(self, token: RefreshToken) -> None:
         """A used token came back: someone holds a copy. End every session of that login."""
@@ -151,7 +153,7 @@ class AccountService:
         self.tokens.add(row)
         return value, row
 
-    async def _pair(self, user: User, refresh: str) -> TokenPair:
+    async def _pair(self, user: User, refresh: str, family_id: uuid.UUID) -> TokenPair:
         settings = self.context.settings
         now = int(datetime.now(UTC).timestamp())
         ttl = settings.tokens.access_token_ttl
@@ -165,6 +167,7 @@ class AccountService:
                 "exp": now + ttl,
                 "jti": uuid.uuid4().hex,
                 "typ": "access",
+                "sid": str(family_id),
                 "roles": list(user.roles),
             }
         )

@@ -8,8 +8,11 @@ from contextlib import contextmanager
 import typer
 from pydantic import SecretStr
 
+from cathouse.platform import migrations
+from cathouse.platform.db import create_engine
 from cathouse.platform.embedded import embedded_database
 from cathouse.platform.settings import Settings
+from cathouse.services import COMPONENTS
 
 
 @contextmanager
@@ -24,10 +27,6 @@ def database_settings(settings: Settings) -> Iterator[Settings]:
 
 async def require_migrated(settings: Settings) -> None:
     """Stop with a clear message when the database is behind the code."""
-    from cathouse.platform import migrations
-    from cathouse.platform.db import create_engine
-    from cathouse.services import COMPONENTS
-
     engine = create_engine(settings, application_name="cathouse-cli", pool_size=1)
     try:
         current = await migrations.current(engine, list(COMPONENTS.values()))

@@ -6,6 +6,7 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
+from loguru import logger
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +27,16 @@ class Health(BaseModel):
 class DatabaseHealth(BaseModel):
     status: Literal["ok"] = "ok"
     databases: dict[str, Literal["ok"]]
+
+
+def _kind(error: BaseException) -> str:
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    if isinstance(error, ConnectionRefusedError | FileNotFoundError):
+        return "connection refused"
+    if isinstance(error, OSError):
+        return "network error"
+    return "database error"
 
 
 @router.get("", response_model=Health, summary="Liveness")
@@ -52,6 +63,7 @@ async def database_health(request: Request) -> DatabaseHealth:
     failures = {name: r for name, r in zip(engines, results, strict=True) if isinstance(r, BaseException)}
     if failures:
         name, error = next(iter(failures.items()))
-        reason = type(error).__name__ if isinstance(error, TimeoutError) else str(error) or type(error).__name__
-        raise ServiceUnavailable(f"The {name} database is unreachable: {reason}")
+        # The endpoint is public: say what kind of failure, keep hosts and users for the log.
+        logger.warning("database unreachable", component=name, error=f"{type(error).__name__}: {error}")
+        raise ServiceUnavailable(f"The {name} database is unreachable ({_kind(error)}).")
     return DatabaseHealth(databases=dict.fromkeys(engines, "ok"))

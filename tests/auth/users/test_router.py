@@ -79,8 +79,9 @@ async def test_mass_assignment_changes_nothing(auth: httpx.AsyncClient, extra: d
     assert registered.status_code == 422
 
 
-async def test_changing_the_password_ends_other_sessions(auth: httpx.AsyncClient) -> None:
+async def test_changing_the_password_ends_other_sessions_and_keeps_this_one(auth: httpx.AsyncClient) -> None:
     account = await signed_up(auth)
+    elsewhere = (await login(auth, account.email)).json()["refresh_token"]
     wrong = await auth.post(
         "/api/v1/users/me/password",
         json={"current_password": "not it at all", "new_password": "a brand new passphrase"},
@@ -93,8 +94,10 @@ async def test_changing_the_password_ends_other_sessions(auth: httpx.AsyncClient
         headers=account.headers,
     )
     assert changed.status_code == 204
-    refreshed = await auth.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
-    assert refreshed.status_code == 401
+    ended = await auth.post("/api/v1/auth/refresh", json={"refresh_token": elsewhere})
+    assert ended.status_code == 401, "the other login's session ends"
+    kept = await auth.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    assert kept.status_code == 200, "the session that changed the password goes on"
     assert (await login(auth, account.email)).status_code == 401
     assert (await login(auth, account.email, "a brand new passphrase")).status_code == 200
 

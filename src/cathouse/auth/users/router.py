@@ -26,7 +26,7 @@ async def update_me(changes: ProfileUpdate, user: CurrentUser, users: Users) -> 
 
 @router.post("/me/password", status_code=204, summary="Change your password; other sessions end")
 async def change_password(body: PasswordChange, user: CurrentUser, users: Users) -> Response:
-    await users.change_password(user, body.current_password, body.new_password, keep_family=None)
+    await users.change_password(user, body.current_password, body.new_password, keep_family=user.session_id)
     return Response(status_code=204)
 
 

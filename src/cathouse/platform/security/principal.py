@@ -19,6 +19,8 @@ class Principal:
     roles: frozenset[Role]
     token_id: str
     expires_at: int
+    # The login (refresh-token family) the token was issued for, when it names one.
+    session_id: uuid.UUID | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -55,7 +55,10 @@ def keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, VerificationKey]:
         kid, alg = entry.get("kid"), entry.get("alg")
         if not isinstance(kid, str) or alg not in ALLOWED_ALGORITHMS:
             continue
-        keys[kid] = VerificationKey(kid=kid, algorithm=alg, key=PyJWK(entry, algorithm=alg).key)
+        try:
+            keys[kid] = VerificationKey(kid=kid, algorithm=alg, key=PyJWK(entry, algorithm=alg).key)
+        except jwt.PyJWTError:
+            logger.warning("skipping a malformed key in the JWKS", kid=kid)
     return keys
 
 
@@ -163,6 +166,13 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     try:
         user_id = uuid.UUID(str(claims["sub"]))
         roles = frozenset(Role(r) for r in claims.get("roles", []))
+        session_id = uuid.UUID(str(claims["sid"])) if claims.get("sid") is not None else None
     except (ValueError, TypeError):
         raise InvalidToken("The token's claims are not valid.") from None
-    return Principal(user_id=user_id, roles=roles, token_id=str(claims["jti"]), expires_at=int(claims["exp"]))
+    return Principal(
+        user_id=user_id,
+        roles=roles,
+        token_id=str(claims["jti"]),
+        expires_at=int(claims["exp"]),
+        session_id=session_id,
+    )
