@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
@@ -120,16 +120,24 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+# Reference data the migrations seed: it stays, as it does in a real database.
+SEEDED_TABLES = {"catalog.categories"}
+
+
 async def truncate_all(engine: AsyncEngine) -> None:
+    await truncate_schemas(engine, [c.schema for c in COMPONENTS.values()])
+
+
+async def truncate_schemas(engine: AsyncEngine, schemas: Sequence[str]) -> None:
     async with engine.begin() as conn:
         rows = await conn.execute(
             text(
                 "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
                 "WHERE schemaname = ANY(:schemas) AND tablename <> :version"
             ),
-            {"schemas": [c.schema for c in COMPONENTS.values()], "version": migrations.VERSION_TABLE},
+            {"schemas": list(schemas), "version": migrations.VERSION_TABLE},
         )
-        tables = [r[0] for r in rows]
+        tables = [r[0] for r in rows if r[0] not in SEEDED_TABLES]
         if tables:
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 

@@ -56,3 +56,15 @@ def test_a_service_importing_another_breaks_the_build(tmp_path: Path, repo_root:
     result = lint_imports(root, Path(config))
     assert result.returncode != 0
     assert "No service imports another service BROKEN" in result.stdout
+
+
+def test_a_service_may_read_another_only_through_its_query_module(tmp_path: Path, repo_root: Path) -> None:
+    config = Path(shutil.copy(repo_root / "pyproject.toml", tmp_path / "pyproject.toml"))
+    allowed = fake_tree(tmp_path / "allowed", ("catalog", "auth.queries"))
+    (allowed / "cathouse" / "auth" / "queries.py").write_text("")
+    assert lint_imports(allowed, config).returncode == 0
+    forbidden = fake_tree(tmp_path / "forbidden", ("catalog", "auth.models"))
+    (forbidden / "cathouse" / "auth" / "models.py").write_text("")
+    result = lint_imports(forbidden, config)
+    assert result.returncode != 0
+    assert "No service imports another service BROKEN" in result.stdout

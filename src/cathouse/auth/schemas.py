@@ -20,16 +20,10 @@ from pydantic import (
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
+from cathouse.platform.schemas import Strict, no_control_characters
 from cathouse.platform.security import Role
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
-
-
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +44,7 @@ def _locale(value: str) -> str:
 
 
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(_no_control_characters)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(no_control_characters)
 ]
 Email = Annotated[EmailStr, StringConstraints(max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH * 4)]
@@ -66,12 +60,6 @@ def _strong_enough(value: str) -> str:
 NewPassword = Annotated[
     str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH * 4), AfterValidator(_strong_enough)
 ]
-
-
-class Strict(BaseModel):
-    """Unknown fields are refused, so no one can slip ``roles`` or ``id`` into a request."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RegisterIn(Strict):

@@ -1,7 +1,166 @@
-from sqlalchemy.orm import DeclarativeBase
+"""The catalog schema: categories, cats, their versions, reviews and image assets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Computed,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cathouse.platform.db import schema_metadata
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("catalog")
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    slug: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(300))
+    position: Mapped[int] = mapped_column(Integer)
+
+
+# Both are kept by PostgreSQL itself from the columns they read, so they can never drift.
+SEARCH_VECTOR = (
+    "setweight(to_tsvector('english', name), 'A') || "
+    "setweight(to_tsvector('english', catalog.tags_text(tags)), 'B') || "
+    "setweight(to_tsvector('english', summary), 'B') || "
+    "setweight(to_tsvector('english', description), 'C')"
+)
+SEARCH_TEXT = "lower(name || ' ' || catalog.tags_text(tags) || ' ' || summary)"
+
+
+class Cat(Base):
+    __tablename__ = "cats"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    summary: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(ForeignKey("catalog.categories.slug"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default=text("'{}'"))
+    homepage: Mapped[str | None] = mapped_column(String(2048))
+    support_email: Mapped[str | None] = mapped_column(String(320))
+    support_url: Mapped[str | None] = mapped_column(String(2048))
+    # None: a cat the platform itself publishes from manifests, managed by admins. The foreign
+    # key to auth.users lives in the migration; the ORM does not map another service's tables.
+    publisher_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    moderation_reason: Mapped[str | None] = mapped_column(String(500))
+
+    # What the current (newest published) version requests, for the permission filter.
+    current_version_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)), server_default=text("'{}'"))
+
+    rating_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_sum: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_1: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_2: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_3: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_4: Mapped[int] = mapped_column(Integer, server_default="0")
+    rating_5: Mapped[int] = mapped_column(Integer, server_default="0")
+    # 0 until someone rates the cat (see ``rating_count``).
+    rating_average: Mapped[float] = mapped_column(
+        Float, Computed("CASE WHEN rating_count = 0 THEN 0 ELSE rating_sum::float8 / rating_count END", persisted=True)
+    )
+    install_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    active_install_count: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    search_vector: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True)
+    search_text: Mapped[str] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True), deferred=True)
+
+    # Manifest-driven cats: where they came from and what last went wrong.
+    source: Mapped[str] = mapped_column(String(16), server_default="api")
+    manifest_path: Mapped[str | None] = mapped_column(String(300))
+    manifest_hash: Mapped[str | None] = mapped_column(String(64))
+    sync_error: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    orphaned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def histogram(self) -> dict[str, int]:
+        return {str(n): getattr(self, f"rating_{n}") for n in range(1, 6)}
+
+
+class CatVersion(Base):
+    """What installations pin and the proxy enforces. Immutable once published."""
+
+    __tablename__ = "cat_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    cat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog.cats.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64))
+    # The semver precedence, for "newest first" without parsing in SQL.
+    major: Mapped[int] = mapped_column(Integer)
+    minor: Mapped[int] = mapped_column(Integer)
+    patch: Mapped[int] = mapped_column(Integer)
+    prerelease: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    base_url: Mapped[str] = mapped_column(String(2048))
+    credentials: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    permissions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    endpoints: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    settings_schema: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer)
+    changelog: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    cat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog.cats.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))  # foreign key to auth.users
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default="visible")
+    hidden_reason: Mapped[str | None] = mapped_column(String(500))
+    verified: Mapped[bool] = mapped_column(server_default=text("false"))
+    reply_body: Mapped[str | None] = mapped_column(Text)
+    reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Asset(Base):
+    """An icon or screenshot of a cat; the bytes live in storage under ``storage_key``."""
+
+    __tablename__ = "assets"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    cat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog.cats.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

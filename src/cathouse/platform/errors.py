@@ -54,3 +54,16 @@ class TooManyRequests(CatHouseError):
 class ServiceUnavailable(CatHouseError):
     status = 503
     title = "Service Unavailable"
+
+
+class Unprocessable(CatHouseError):
+    """A payload that parses but breaks a rule only the service can check (a category that does
+    not exist, plain http where https is required). Rendered like a validation error."""
+
+    status = 422
+    title = "Unprocessable Content"
+
+    def __init__(self, loc: str, message: str, type_: str = "value_error") -> None:
+        super().__init__(
+            f"The request is not valid: {loc}: {message}", errors=[{"loc": loc, "message": message, "type": type_}]
+        )

@@ -43,6 +43,21 @@ class AuthSettings(ServiceSettings):
     signing_key_reload: float = Field(default=10.0, gt=0)
 
 
+class CatalogSettings(ServiceSettings):
+    """The catalog: what it accepts from publishers and where image assets live."""
+
+    port: int = Field(default=8002, ge=1, le=65535)
+    pool_size: int = Field(default=2, ge=1, le=100)
+    # Plain-http base and webhook URLs, for cats running on a developer's machine.
+    allow_http: bool = False
+    # The manifest directory `POST /api/v1/cats/sync` reads; unset, the endpoint is off.
+    manifest_dir: Path | None = None
+    # Local asset storage when no S3 bucket is set; default: <data_dir>/assets.
+    assets_dir: Path | None = None
+    max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+
+
 class TokenSettings(BaseModel):
     """How every service checks an access token."""
 
@@ -86,6 +101,13 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     broker_url: SecretStr | None = None
     master_key: SecretStr | None = None
+    # S3-compatible object storage for image assets; with no bucket, a local directory.
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = "assets/"
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -98,7 +120,7 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0)
 
     auth: AuthSettings = AuthSettings()
-    catalog: ServiceSettings = ServiceSettings(port=8002, pool_size=2)
+    catalog: CatalogSettings = CatalogSettings()
     installation: ServiceSettings = ServiceSettings(port=8003, pool_size=2)
     proxy: ServiceSettings = ServiceSettings(port=8004, pool_size=1)
     activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)

@@ -1,0 +1,35 @@
+"""Typed dependencies of the catalog service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.catalog.service import CatService
+from cathouse.catalog.views import CatViews
+from cathouse.platform.db import session_dependency
+from cathouse.platform.settings import Settings
+
+Session = Annotated[AsyncSession, Depends(session_dependency("catalog"), scope="function")]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+
+
+def _cats(session: Session, settings: AppSettings) -> CatService:
+    return CatService(session, settings.catalog)
+
+
+def _views(session: Session) -> CatViews:
+    return CatViews(session)
+
+
+Cats = Annotated[CatService, Depends(_cats)]
+Views = Annotated[CatViews, Depends(_views)]

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+
+from cathouse.platform.schemas import Strict, no_control_characters, no_control_characters_but_newlines
+
+Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars.")]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), AfterValidator(no_control_characters)
+]
+Body = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=5000), AfterValidator(no_control_characters_but_newlines)
+]
+
+
+class ReviewIn(Strict):
+    rating: Stars
+    title: Title
+    body: Body = ""
+
+
+class ReviewUpdate(Strict):
+    rating: Stars | None = None
+    title: Title | None = None
+    body: Body | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> ReviewUpdate:
+        for field in self.model_fields_set:
+            if getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class ReplyIn(Strict):
+    body: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=5000),
+        AfterValidator(no_control_characters_but_newlines),
+    ]
+
+
+class Reply(BaseModel):
+    body: str
+    replied_at: datetime
+
+
+class Author(BaseModel):
+    id: uuid.UUID
+    display_name: str
+
+
+class ReviewOut(BaseModel):
+    id: uuid.UUID
+    author: Author
+    rating: int
+    title: str
+    body: str
+    verified: bool = Field(description="The author has installed the cat.")
+    status: Literal["visible", "hidden"]
+    hidden_reason: str | None = Field(default=None, description="Shown to admins only.")
+    reply: Reply | None = Field(description="The publisher's public answer.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReviewPage(BaseModel):
+    items: list[ReviewOut]
+    next_cursor: str | None

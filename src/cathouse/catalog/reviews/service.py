@@ -1,0 +1,168 @@
+"""Reviews: one per user per cat, a publisher's reply, admins' moderation, exact ratings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.catalog import events
+from cathouse.catalog.errors import CatNotFound
+from cathouse.catalog.models import Cat, Review
+from cathouse.catalog.repository import CatRepository
+from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
+from cathouse.catalog.reviews.repository import ReviewRepository
+from cathouse.catalog.service import can_manage, can_see
+from cathouse.platform.errors import BadRequest, Conflict, Forbidden
+from cathouse.platform.outbox import record_event
+from cathouse.platform.pagination import decode_cursor, encode_cursor
+from cathouse.platform.security import Principal
+
+
+class ReviewService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.cats = CatRepository(session)
+        self.reviews = ReviewRepository(session)
+
+    def _event(self, cat: Cat, review: Review, event_type: str, **payload: Any) -> None:
+        # Keyed by the cat: a cat's rating events arrive in the order they were counted.
+        record_event(
+            self.session,
+            aggregate_type="cat",
+            aggregate_id=str(cat.id),
+            event_type=event_type,
+            payload={"cat_id": str(cat.id), "slug": cat.slug, "review_id": str(review.id), **payload},
+        )
+
+    async def _cat(self, slug: str, principal: Principal | None, *, lock: bool = False) -> Cat:
+        cat = await self.cats.by_slug(slug, for_update=lock)
+        if cat is None or not can_see(cat, principal):
+            raise CatNotFound()
+        return cat
+
+    async def _review(self, cat: Cat, review_id: uuid.UUID, principal: Principal | None) -> Review:
+        review = await self.reviews.get(cat.id, review_id, for_update=True)
+        if review is None or (review.status == "hidden" and not (principal and principal.is_admin)):
+            raise ReviewNotFound()
+        return review
+
+    async def create(self, principal: Principal, slug: str, rating: int, title: str, body: str) -> tuple[Cat, Review]:
+        # Every review write locks the cat first: its figures and its events stay in one order.
+        cat = await self._cat(slug, principal, lock=True)
+        if cat.status != "published":
+            raise Conflict("Only published cats can be reviewed.")
+        if cat.publisher_id == principal.user_id:
+            raise CannotReviewOwnCat()
+        if await self.reviews.by_author(cat.id, principal.user_id) is not None:
+            raise AlreadyReviewed()
+        review = Review(
+            id=uuid.uuid4(), cat_id=cat.id, user_id=principal.user_id, rating=rating, title=title, body=body
+        )
+        self.reviews.add(review)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise AlreadyReviewed() from None
+        await self.reviews.count_rating(cat.id, rating, 1)
+        self._event(cat, review, events.REVIEW_CREATED, user_id=str(principal.user_id), rating=rating, verified=False)
+        await self.session.flush()
+        return cat, review
+
+    async def update(
+        self, principal: Principal, slug: str, review_id: uuid.UUID, changes: dict[str, Any]
+    ) -> tuple[Cat, Review]:
+        cat = await self._cat(slug, principal, lock=True)
+        review = await self._review(cat, review_id, principal)
+        if review.user_id != principal.user_id:
+            raise Forbidden("Only the review's author may edit it.")
+        previous = review.rating
+        for field, value in changes.items():
+            setattr(review, field, value)
+        review.updated_at = datetime.now(UTC)
+        if review.status == "visible" and review.rating != previous:
+            await self.reviews.count_rating(cat.id, previous, -1)
+            await self.reviews.count_rating(cat.id, review.rating, 1)
+        self._event(
+            cat,
+            review,
+            events.REVIEW_UPDATED,
+            user_id=str(review.user_id),
+            rating=review.rating,
+            previous_rating=previous,
+        )
+        await self.session.flush()
+        return cat, review
+
+    async def delete(self, principal: Principal, slug: str, review_id: uuid.UUID) -> None:
+        cat = await self._cat(slug, principal, lock=True)
+        review = await self._review(cat, review_id, principal)
+        if review.user_id != principal.user_id and not principal.is_admin:
+            raise Forbidden("Only the review's author or an admin may delete it.")
+        if review.status == "visible":
+            await self.reviews.count_rating(cat.id, review.rating, -1)
+        self._event(cat, review, events.REVIEW_DELETED, user_id=str(review.user_id), rating=review.rating)
+        await self.reviews.delete(review)
+        await self.session.flush()
+
+    async def reply(
+        self, principal: Principal, slug: str, review_id: uuid.UUID, body: str | None
+    ) -> tuple[Cat, Review]:
+        cat = await self._cat(slug, principal, lock=True)
+        if not can_manage(cat, principal):
+            raise Forbidden("Only the cat's publisher may reply to its reviews.")
+        review = await self._review(cat, review_id, principal)
+        review.reply_body, review.reply_at = body, (datetime.now(UTC) if body is not None else None)
+        if body is not None:
+            self._event(cat, review, events.REVIEW_REPLIED, by=str(principal.user_id))
+        await self.session.flush()
+        return cat, review
+
+    async def moderate(
+        self, admin: Principal, slug: str, review_id: uuid.UUID, *, hide: bool, reason: str | None = None
+    ) -> tuple[Cat, Review]:
+        cat = await self._cat(slug, admin, lock=True)
+        review = await self._review(cat, review_id, admin)
+        target = "hidden" if hide else "visible"
+        if review.status == target:
+            raise Conflict(f"The review is {target} already.", current_status=review.status)
+        review.status, review.hidden_reason = target, reason
+        # A hidden review does not count: its stars leave the figures until it is restored.
+        await self.reviews.count_rating(cat.id, review.rating, -1 if hide else 1)
+        if hide:
+            self._event(cat, review, events.REVIEW_HIDDEN, reason=reason, by=str(admin.user_id))
+        else:
+            self._event(cat, review, events.REVIEW_RESTORED, by=str(admin.user_id))
+        await self.session.flush()
+        return cat, review
+
+    async def page(
+        self, principal: Principal | None, slug: str, *, rating: int | None, cursor: str | None, limit: int
+    ) -> tuple[Cat, list[Review], str | None]:
+        cat = await self._cat(slug, principal)
+        after = None
+        if cursor:
+            created, ident = decode_cursor(cursor, 2)
+            try:
+                after = (datetime.fromisoformat(created), uuid.UUID(ident))
+            except (TypeError, ValueError):
+                raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        include_hidden = principal is not None and principal.is_admin
+        rows = list(
+            await self.reviews.page(cat.id, include_hidden=include_hidden, rating=rating, after=after, limit=limit + 1)
+        )
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+        return cat, rows, next_cursor
+
+    async def mine(self, principal: Principal, slug: str) -> tuple[Cat, Review]:
+        cat = await self._cat(slug, principal)
+        review = await self.reviews.by_author(cat.id, principal.user_id)
+        if review is None:
+            raise ReviewNotFound()
+        return cat, review

@@ -1,0 +1,390 @@
+"""API models of cats and their versions. A manifest (``cat.yaml``) is built from the same parts."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import jsonschema_rs
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    UrlConstraints,
+    model_validator,
+)
+
+from cathouse.platform.schemas import Strict, no_control_characters, no_control_characters_but_newlines
+
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+# Slugs that name routes under /api/v1/cats rather than a cat.
+RESERVED_SLUGS = frozenset({"mine", "categories", "sync", "validate", "assets", "reviews", "search"})
+# semver.org's own expression, without build metadata (it does not order versions).
+SEMVER = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+)
+PATH_PATTERN = r"^/$|^(/([A-Za-z0-9._~!$&'()*+,;=:@-]+|\{[a-z_][a-z0-9_]*\}))+/?$"
+MAX_SETTINGS_SCHEMA_BYTES = 32_768
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_SLUGS:
+        raise ValueError(f"'{value}' is reserved; choose another slug")
+    return value
+
+
+def _semver(value: str) -> str:
+    if not SEMVER.match(value):
+        raise ValueError("must be a semantic version such as 1.4.0 or 2.0.0-beta.1")
+    return value
+
+
+Slug = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=63, pattern=SLUG_PATTERN),
+    AfterValidator(_not_reserved),
+]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=32, pattern=SLUG_PATTERN)]
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), AfterValidator(no_control_characters)
+]
+Summary = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_control_characters)
+]
+Markdown = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(no_control_characters_but_newlines)]
+WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])]
+SemVer = Annotated[str, StringConstraints(max_length=64), AfterValidator(_semver)]
+PermissionName = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)+$"),
+    Field(examples=["points:write"]),
+]
+FieldName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+HeaderName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+
+
+def semver_key(version: str) -> tuple[int, int, int, str | None]:
+    match = SEMVER.match(version)
+    assert match, version
+    return int(match[1]), int(match[2]), int(match[3]), match[4]
+
+
+class CatFields(Strict):
+    name: Name
+    summary: Summary
+    description: Markdown = Field(default="", description="Markdown.")
+    category: str = Field(max_length=32, description="A slug from `GET /api/v1/cats/categories`.")
+    tags: Tags = Field(default_factory=list)
+    homepage: WebUrl | None = None
+    support_email: EmailStr | None = None
+    support_url: WebUrl | None = None
+
+
+class CatIn(CatFields):
+    slug: Slug
+
+
+class CatUpdate(Strict):
+    """Only what is sent changes; the slug never does (installations and links use it)."""
+
+    name: Name | None = None
+    summary: Summary | None = None
+    description: Markdown | None = None
+    category: str | None = Field(default=None, max_length=32)
+    tags: Tags | None = None
+    homepage: WebUrl | None = None
+    support_email: EmailStr | None = None
+    support_url: WebUrl | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_stay(self) -> CatUpdate:
+        for field in ("name", "summary", "description", "category", "tags"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+# How the installation's secret fields reach the cat's API.
+class BearerCredentials(Strict):
+    type: Literal["bearer"]
+    field: FieldName = Field(description="The secret field sent as `Authorization: Bearer <value>`.")
+
+    def fields(self) -> list[str]:
+        return [self.field]
+
+
+class BasicCredentials(Strict):
+    type: Literal["basic"]
+    username_field: FieldName
+    password_field: FieldName
+
+    def fields(self) -> list[str]:
+        return [self.username_field, self.password_field]
+
+
+class HeaderCredentials(Strict):
+    type: Literal["header"]
+    header: HeaderName = Field(examples=["X-Api-Key"])
+    field: FieldName
+
+    def fields(self) -> list[str]:
+        return [self.field]
+
+
+class QueryCredentials(Strict):
+    type: Literal["query"]
+    param: FieldName = Field(examples=["api_key"])
+    field: FieldName
+
+    def fields(self) -> list[str]:
+        return [self.field]
+
+
+Credentials = Annotated[
+    BearerCredentials | BasicCredentials | HeaderCredentials | QueryCredentials, Field(discriminator="type")
+]
+
+
+class Permission(Strict):
+    name: PermissionName
+    description: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+        AfterValidator(no_control_characters),
+    ]
+    required: bool = True
+
+
+class Endpoint(Strict):
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(max_length=300, pattern=PATH_PATTERN, examples=["/users/{user_id}/points"])
+    permission: PermissionName
+
+
+def _check_settings_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(schema)) > MAX_SETTINGS_SCHEMA_BYTES:
+        raise ValueError(f"must be at most {MAX_SETTINGS_SCHEMA_BYTES} bytes of JSON")
+    if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict):
+        raise ValueError('must be a JSON Schema with "type": "object" and "properties"')
+    _local_refs_only(schema)
+    try:
+        jsonschema_rs.meta.validate(schema)
+    except jsonschema_rs.ValidationError as exc:
+        raise ValueError(f"is not a valid JSON Schema: {exc.message}") from None
+    except jsonschema_rs.ReferencingError as exc:
+        raise ValueError(f"is not a valid JSON Schema: {exc}") from None
+    return schema
+
+
+def _local_refs_only(node: Any) -> None:
+    # A remote $ref would make validating an installer's settings fetch a URL.
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and not (isinstance(value, str) and value.startswith("#")):
+                raise ValueError("may only use local references ($ref starting with #)")
+            _local_refs_only(value)
+    elif isinstance(node, list):
+        for item in node:
+            _local_refs_only(item)
+
+
+SettingsSchema = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_settings_schema),
+    Field(
+        description="A JSON Schema (draft 2020-12) of what an installer provides. "
+        "Secret fields are marked `writeOnly: true`: installers send them, nobody reads them back.",
+        examples=[
+            {
+                "type": "object",
+                "properties": {"api_key": {"type": "string", "writeOnly": True}, "team": {"type": "string"}},
+                "required": ["api_key"],
+            }
+        ],
+    ),
+]
+
+
+def secret_fields(schema: dict[str, Any]) -> list[str]:
+    properties = schema.get("properties", {})
+    return sorted(name for name, spec in properties.items() if isinstance(spec, dict) and spec.get("writeOnly") is True)
+
+
+class VersionSpec(Strict):
+    """Everything installations and the proxy need from one version of a cat."""
+
+    version: SemVer
+    base_url: WebUrl = Field(description="The cat's API; https unless the platform allows http for development.")
+    credentials: Credentials
+    permissions: list[Permission] = Field(max_length=50)
+    endpoints: list[Endpoint] = Field(min_length=1, max_length=200)
+    settings_schema: SettingsSchema
+    webhook_url: WebUrl | None = Field(default=None, description="Receives signed provisioning webhooks.")
+    rate_limit_per_minute: int = Field(ge=1, le=100_000, description="Requests per minute per installation.")
+    changelog: Annotated[str, StringConstraints(max_length=5000)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VersionSpec:
+        names = [p.name for p in self.permissions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"permissions are declared twice: {', '.join(duplicates)}")
+        undeclared = sorted({e.permission for e in self.endpoints} - set(names))
+        if undeclared:
+            raise ValueError(f"the endpoint map uses undeclared permissions: {', '.join(undeclared)}")
+        routes = [(e.method, e.path) for e in self.endpoints]
+        repeated = sorted({f"{m} {p}" for m, p in routes if routes.count((m, p)) > 1})
+        if repeated:
+            raise ValueError(f"the endpoint map names a route twice: {', '.join(repeated)}")
+        secrets = set(secret_fields(self.settings_schema))
+        missing = [f for f in self.credentials.fields() if f not in secrets]
+        if missing:
+            raise ValueError(
+                f"credential fields must be writeOnly string properties of settings_schema: {', '.join(missing)}"
+            )
+        return self
+
+
+class PermissionOut(BaseModel):
+    name: str
+    description: str
+    required: bool
+
+
+class VersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    version: str
+    status: Literal["draft", "published"]
+    base_url: str
+    credentials: dict[str, Any]
+    permissions: list[PermissionOut]
+    endpoints: list[dict[str, Any]]
+    settings_schema: dict[str, Any]
+    secret_fields: list[str]
+    rate_limit_per_minute: int
+    changelog: str | None
+    created_at: datetime
+    published_at: datetime | None
+    webhook_url: str | None = Field(default=None, description="Shown to the cat's publisher and admins only.")
+
+
+class VersionBrief(BaseModel):
+    version: str
+    status: Literal["draft", "published"]
+    published_at: datetime | None
+
+
+class Publisher(BaseModel):
+    id: uuid.UUID | None = Field(description="None for cats the platform publishes itself.")
+    display_name: str
+
+
+class Rating(BaseModel):
+    count: int
+    average: float | None
+    histogram: dict[str, int] = Field(description="Reviews per star, '1' to '5'.")
+
+
+class AssetOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["icon", "screenshot"]
+    url: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+CatStatus = Literal["draft", "pending_review", "published", "rejected", "suspended", "delisted"]
+
+
+class CatSummary(BaseModel):
+    slug: str
+    name: str
+    summary: str
+    category: str
+    tags: list[str]
+    publisher: Publisher
+    status: CatStatus
+    rating: Rating
+    install_count: int
+    current_version: str | None
+    icon_url: str | None
+    published_at: datetime | None
+
+
+class SyncProblem(BaseModel):
+    file: str
+    loc: str
+    message: str
+
+
+class CatDetail(CatSummary):
+    id: uuid.UUID
+    description: str
+    homepage: str | None
+    support_email: str | None
+    support_url: str | None
+    permissions: list[str]
+    active_install_count: int
+    version: VersionOut | None = Field(description="The current (newest published) version.")
+    versions: list[VersionBrief]
+    screenshots: list[AssetOut]
+    created_at: datetime
+    updated_at: datetime
+    moderation_reason: str | None = Field(default=None, description="Shown to the publisher and admins only.")
+    source: Literal["api", "manifest"]
+    sync_errors: list[SyncProblem] | None = Field(
+        default=None, description="What the last manifest sync refused (publisher and admins only)."
+    )
+    orphaned: bool
+
+
+class Reason(Strict):
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+        AfterValidator(no_control_characters_but_newlines),
+    ]
+
+
+class Facet(BaseModel):
+    value: str
+    count: int
+
+
+class Facets(BaseModel):
+    category: list[Facet]
+    tag: list[Facet]
+
+
+class SearchPage(BaseModel):
+    items: list[CatSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; absent on the last one.")
+    facets: Facets | None = Field(description="Counts over every match; on the first page only.")
+
+
+class CategoryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    slug: str
+    name: str
+    description: str
+    cat_count: int = Field(description="Published cats in the category.")

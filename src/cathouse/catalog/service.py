@@ -1,0 +1,305 @@
+"""Publishing and moderation: what may happen to a cat, by whom, and what it tells the world."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.catalog import events
+from cathouse.catalog.errors import (
+    CatNotFound,
+    IllegalTransition,
+    SlugTaken,
+    VersionExists,
+    VersionNotDraft,
+    VersionNotFound,
+)
+from cathouse.catalog.models import Cat, CatVersion
+from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
+from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
+from cathouse.platform.errors import Conflict, Unprocessable
+from cathouse.platform.outbox import record_event
+from cathouse.platform.security import Principal
+from cathouse.platform.settings import CatalogSettings
+
+HIDDEN = ("suspended", "delisted")
+
+
+def can_see(cat: Cat, principal: Principal | None) -> bool:
+    if cat.status == "published":
+        return True
+    return principal is not None and (principal.is_admin or cat.publisher_id == principal.user_id)
+
+
+def can_manage(cat: Cat, principal: Principal) -> bool:
+    return principal.is_admin or (principal.is_developer and cat.publisher_id == principal.user_id)
+
+
+def newest(versions: list[CatVersion]) -> CatVersion | None:
+    """The version installations get by default: the highest release, else the highest pre-release."""
+    if not versions:
+        return None
+
+    def precedence(v: CatVersion) -> tuple[bool, tuple[int, int, int], str]:
+        major, minor, patch, pre = semver_key(v.version)
+        return (pre is None, (major, minor, patch), pre or "")
+
+    return max(versions, key=precedence)
+
+
+class CatService:
+    def __init__(self, session: AsyncSession, settings: CatalogSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.cats = CatRepository(session)
+        self.versions = VersionRepository(session)
+        self.categories = CategoryRepository(session)
+
+    def event(self, cat: Cat, event_type: str, **payload: Any) -> None:
+        record_event(
+            self.session,
+            aggregate_type="cat",
+            aggregate_id=str(cat.id),
+            event_type=event_type,
+            payload={"cat_id": str(cat.id), "slug": cat.slug, **payload},
+        )
+
+    async def visible(self, slug: str, principal: Principal | None) -> Cat:
+        cat = await self.cats.by_slug(slug)
+        if cat is None or not can_see(cat, principal):
+            raise CatNotFound()
+        return cat
+
+    async def managed(self, slug: str, principal: Principal) -> Cat:
+        """A cat the caller may change, locked for the change. Another developer's cat is a 404."""
+        cat = await self.cats.by_slug(slug, for_update=True)
+        if cat is None or not can_manage(cat, principal):
+            raise CatNotFound()
+        return cat
+
+    async def check_fields(self, fields: dict[str, Any], loc: str = "body") -> None:
+        category = fields.get("category")
+        if category is not None and not await self.categories.exists(category):
+            raise Unprocessable(f"{loc}.category", f"'{category}' is not a category; see GET /api/v1/cats/categories")
+        for name in ("homepage", "support_url"):
+            self.check_scheme(fields.get(name), f"{loc}.{name}")
+
+    def check_scheme(self, url: object, loc: str) -> None:
+        if url is not None and str(url).startswith("http:") and not self.settings.allow_http:
+            raise Unprocessable(loc, "must be an https URL")
+
+    # Drafts and edits
+
+    async def create(self, principal: Principal, data: CatIn, *, publisher_id: uuid.UUID | None = None) -> Cat:
+        fields = _columns(data)
+        await self.check_fields(fields)
+        if await self.cats.slug_exists(data.slug):
+            raise SlugTaken(data.slug)
+        cat = Cat(id=uuid.uuid4(), slug=data.slug, publisher_id=publisher_id or principal.user_id, **fields)
+        self.cats.add(cat)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise SlugTaken(data.slug) from None
+        return cat
+
+    async def update(self, principal: Principal, slug: str, changes: dict[str, Any]) -> Cat:
+        cat = await self.managed(slug, principal)
+        await self.apply(cat, changes)
+        return cat
+
+    async def apply(self, cat: Cat, changes: dict[str, Any], loc: str = "body") -> list[str]:
+        columns = _columns(changes)
+        await self.check_fields(columns, loc)
+        changed = sorted(k for k, v in columns.items() if getattr(cat, k) != v)
+        for key in changed:
+            setattr(cat, key, columns[key])
+        if changed:
+            cat.updated_at = datetime.now(UTC)
+            if cat.status == "published":
+                self.event(cat, events.CAT_UPDATED, fields=changed)
+        await self.session.flush()
+        return changed
+
+    async def delete(self, principal: Principal, slug: str) -> None:
+        cat = await self.managed(slug, principal)
+        if cat.published_at is not None:
+            # Installations and reviews refer to it: a cat once public is delisted, never deleted.
+            raise Conflict("A cat that has been published cannot be deleted; an admin can delist it.")
+        await self.cats.delete(cat)
+        await self.session.flush()
+
+    # Versions
+
+    async def add_version(self, principal: Principal, slug: str, spec: VersionSpec) -> CatVersion:
+        cat = await self.managed(slug, principal)
+        return await self.new_version(cat, spec)
+
+    async def new_version(self, cat: Cat, spec: VersionSpec, loc: str = "body") -> CatVersion:
+        self.check_scheme(spec.base_url, f"{loc}.base_url")
+        self.check_scheme(spec.webhook_url, f"{loc}.webhook_url")
+        if await self.versions.get(cat.id, spec.version) is not None:
+            raise VersionExists(spec.version)
+        major, minor, patch, pre = semver_key(spec.version)
+        version = CatVersion(
+            id=uuid.uuid4(),
+            cat_id=cat.id,
+            version=spec.version,
+            major=major,
+            minor=minor,
+            patch=patch,
+            prerelease=pre,
+            status="draft",
+            **spec.model_dump(mode="json", exclude={"version"}),
+        )
+        self.versions.add(version)
+        await self.session.flush()
+        return version
+
+    async def listed_versions(self, cat: Cat, principal: Principal | None) -> list[CatVersion]:
+        """Newest first; drafts only for those who manage the cat."""
+        manager = principal is not None and can_manage(cat, principal)
+        found = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == "published"]
+        return sorted(found, key=lambda v: v.created_at, reverse=True)
+
+    async def version(self, cat: Cat, version: str, principal: Principal | None) -> CatVersion:
+        found = await self.versions.get(cat.id, version)
+        if found is None or (found.status != "published" and not (principal and can_manage(cat, principal))):
+            raise VersionNotFound()
+        return found
+
+    async def publish_version(self, principal: Principal, slug: str, version: str) -> CatVersion:
+        cat = await self.managed(slug, principal)
+        if cat.status != "published":
+            raise IllegalTransition(
+                "given a new version before it is approved (approval publishes its drafts)", cat.status
+            )
+        found = await self.versions.get(cat.id, version)
+        if found is None:
+            raise VersionNotFound()
+        if found.status != "draft":
+            raise VersionNotDraft(version)
+        await self.publish_versions(cat, [found])
+        return found
+
+    async def delete_version(self, principal: Principal, slug: str, version: str) -> None:
+        cat = await self.managed(slug, principal)
+        found = await self.versions.get(cat.id, version)
+        if found is None:
+            raise VersionNotFound()
+        if found.status != "draft":
+            raise VersionNotDraft(version)
+        await self.versions.delete(found)
+        await self.session.flush()
+
+    async def publish_versions(self, cat: Cat, drafts: list[CatVersion]) -> None:
+        now = datetime.now(UTC)
+        for draft in drafts:
+            draft.status, draft.published_at = "published", now
+        await self.session.flush()  # sessions do not autoflush: the query below must see these
+        current = newest(list(await self.versions.of_cat(cat.id, published_only=True)))
+        if current is not None:
+            cat.current_version_id = current.id
+            cat.permissions = [p["name"] for p in current.permissions]
+        await self.session.flush()
+        if cat.status == "published":
+            for draft in drafts:
+                self.event(
+                    cat,
+                    events.CAT_VERSION_PUBLISHED,
+                    version=draft.version,
+                    permissions=[p["name"] for p in draft.permissions],
+                    current=current is not None and draft.id == current.id,
+                )
+
+    # Moderation
+
+    async def submit(self, principal: Principal, slug: str) -> Cat:
+        cat = await self.managed(slug, principal)
+        if cat.status not in ("draft", "rejected"):
+            raise IllegalTransition("submitted", cat.status)
+        if not any(v.status == "draft" for v in await self.versions.of_cat(cat.id)):
+            raise Conflict("Add a version before submitting the cat for review.")
+        cat.status, cat.submitted_at, cat.moderation_reason = "pending_review", datetime.now(UTC), None
+        self.event(cat, events.CAT_SUBMITTED, publisher_id=_str(cat.publisher_id))
+        await self.session.flush()
+        return cat
+
+    async def approve(self, admin: Principal, slug: str) -> Cat:
+        cat = await self.managed(slug, admin)
+        if cat.status != "pending_review":
+            raise IllegalTransition("approved", cat.status)
+        await self.go_live(cat)
+        return cat
+
+    async def go_live(self, cat: Cat) -> None:
+        """Publish a cat with every draft version it has: one ``cat.published`` says it all."""
+        drafts = [v for v in await self.versions.of_cat(cat.id) if v.status == "draft"]
+        await self.publish_versions(cat, drafts)  # before the status flips: no version events
+        now = datetime.now(UTC)
+        cat.status, cat.moderation_reason, cat.updated_at = "published", None, now
+        cat.published_at = cat.published_at or now
+        current = await self.versions.by_id(cat.current_version_id) if cat.current_version_id else None
+        self.event(
+            cat,
+            events.CAT_PUBLISHED,
+            name=cat.name,
+            category=cat.category,
+            publisher_id=_str(cat.publisher_id),
+            version=current.version if current else None,
+        )
+        await self.session.flush()
+
+    async def reject(self, admin: Principal, slug: str, reason: str) -> Cat:
+        return await self._moderate(admin, slug, ("pending_review",), "rejected", "rejected", reason)
+
+    async def suspend(self, admin: Principal, slug: str, reason: str) -> Cat:
+        return await self._moderate(admin, slug, ("published",), "suspended", "suspended", reason)
+
+    async def delist(self, admin: Principal, slug: str, reason: str) -> Cat:
+        return await self._moderate(admin, slug, ("published", "suspended"), "delisted", "delisted", reason)
+
+    async def reinstate(self, admin: Principal, slug: str) -> Cat:
+        cat = await self.managed(slug, admin)
+        if cat.status not in HIDDEN:
+            raise IllegalTransition("reinstated", cat.status)
+        if cat.orphaned_at is not None:
+            raise Conflict("The cat's manifest folder is gone; restore it and sync again to bring the cat back.")
+        cat.status, cat.moderation_reason, cat.updated_at = "published", None, datetime.now(UTC)
+        self.event(cat, events.CAT_REINSTATED, by=str(admin.user_id))
+        await self.session.flush()
+        return cat
+
+    async def _moderate(
+        self, admin: Principal, slug: str, sources: tuple[str, ...], target: str, action: str, reason: str
+    ) -> Cat:
+        cat = await self.managed(slug, admin)
+        if cat.status not in sources:
+            raise IllegalTransition(action, cat.status)
+        await self.take_down(cat, target, reason, by=str(admin.user_id))
+        return cat
+
+    async def take_down(self, cat: Cat, target: str, reason: str, *, by: str | None, orphaned: bool = False) -> None:
+        cat.status, cat.moderation_reason, cat.updated_at = target, reason, datetime.now(UTC)
+        kind = {"rejected": events.CAT_REJECTED, "suspended": events.CAT_SUSPENDED}.get(target, events.CAT_DELISTED)
+        extra: dict[str, Any] = {"orphaned": orphaned} if target == "delisted" else {}
+        self.event(cat, kind, reason=reason, by=by, **extra)
+        await self.session.flush()
+
+
+def _columns(data: CatFields | dict[str, Any]) -> dict[str, Any]:
+    """API values as the columns store them (URLs as strings); the slug is never among them."""
+    values = data.model_dump(mode="json", exclude={"slug"}) if isinstance(data, CatFields) else data
+    return {
+        k: (str(v) if v is not None and k in ("homepage", "support_url", "support_email") else v)
+        for k, v in values.items()
+        if k != "slug"
+    }
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
