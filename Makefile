@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/cathouse up
+	$(BIN)/cathouse up --demo
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -71,8 +71,8 @@ class People:
 
 
 @pytest.fixture(scope="module")
-async def api(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Auth and catalog in one app, as ``cathouse up`` serves them. Everything is wiped after the module."""
+async def platform_client(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Auth and catalog in one app, as ``cathouse up`` serves them; everything is wiped after the module."""
     app = create_app([SERVICES["auth"], SERVICES["catalog"]], settings=settings)
     try:
         async with app.router.lifespan_context(app):
@@ -83,27 +83,29 @@ async def api(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.As
         await truncate_all(engine)
 
 
+@pytest.fixture
+async def api(platform_client: httpx.AsyncClient, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """The platform over HTTP; each test starts from an empty catalog and outbox, the module's accounts stay."""
+    yield platform_client
+    await truncate_schemas(engine, ("catalog", "events"))
+
+
 @pytest.fixture(scope="module")
-async def people(api: httpx.AsyncClient, engine: AsyncEngine) -> People:
+async def people(platform_client: httpx.AsyncClient, engine: AsyncEngine) -> People:
     """Accounts for the whole module: hashing passwords for every test would dominate the run."""
+    client = platform_client
     return People(
-        developer=await signed_up(api, roles=("developer",), engine=engine),
-        other_developer=await signed_up(api, roles=("developer",), engine=engine),
-        admin=await signed_up(api, roles=("admin",), engine=engine),
-        user=await signed_up(api),
+        developer=await signed_up(client, roles=("developer",), engine=engine),
+        other_developer=await signed_up(client, roles=("developer",), engine=engine),
+        admin=await signed_up(client, roles=("admin",), engine=engine),
+        user=await signed_up(client),
     )
 
 
 @pytest.fixture
-async def committed(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """Each test starts from an empty catalog and outbox; the module's accounts stay."""
-    yield engine
-    await truncate_schemas(engine, ("catalog", "events"))
-
-
-@pytest.fixture(autouse=True)
-async def _clean_catalog(committed: AsyncEngine) -> None:
-    pass
+def committed(engine: AsyncEngine) -> AsyncEngine:
+    """Here the ``api`` fixture cleans up; this only names the engine for tests that read the database."""
+    return engine
 
 
 async def draft(api: httpx.AsyncClient, owner: Account, **changes: Any) -> dict[str, Any]:

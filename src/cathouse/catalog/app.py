@@ -1,7 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.catalog.assets.router import router as assets_router
+from cathouse.catalog.assets.storage import storage_from_settings
+from cathouse.catalog.manifest_router import router as manifest_router
 from cathouse.catalog.models import Base
 from cathouse.catalog.moderation import router as moderation_router
 from cathouse.catalog.reviews.router import router as reviews_router
@@ -10,13 +17,26 @@ from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
 
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.catalog_storage = storage_from_settings(settings)
+    try:
+        yield
+    finally:
+        await app.state.catalog_storage.close()
+
+
 SERVICE = Service(
     name="catalog",
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Catalog",
     description="Publish, moderate, search and review cats.",
-    routers=(router, moderation_router, reviews_router),
+    # Fixed paths (manifest.schema.json, sync, validate) before /{slug}, which would take them.
+    routers=(manifest_router, router, moderation_router, reviews_router, assets_router),
+    lifespan=lifespan,
 )
 
 

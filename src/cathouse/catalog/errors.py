@@ -10,6 +10,11 @@ class CatNotFound(NotFound):
         super().__init__("There is no such cat.")
 
 
+class AssetNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("There is no such image.")
+
+
 class VersionNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("The cat has no such version.")

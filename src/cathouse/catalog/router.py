@@ -73,7 +73,7 @@ async def browse(
 
 @router.post("", status_code=201, response_model=CatDetail, summary="Create a cat (a draft)")
 async def create(body: CatIn, user: DeveloperUser, cats: Cats, views: Views) -> CatDetail:
-    return await views.detail(await cats.create(user, body), user)
+    return await views.detail(await cats.create(user.user_id, body), user)
 
 
 @router.get("/categories", response_model=list[CategoryOut], summary="Categories, with their published cats")

@@ -84,9 +84,11 @@ class CatService:
     async def check_fields(self, fields: dict[str, Any], loc: str = "body") -> None:
         category = fields.get("category")
         if category is not None and not await self.categories.exists(category):
-            raise Unprocessable(f"{loc}.category", f"'{category}' is not a category; see GET /api/v1/cats/categories")
+            raise Unprocessable(
+                _at(loc, "category"), f"'{category}' is not a category; see GET /api/v1/cats/categories"
+            )
         for name in ("homepage", "support_url"):
-            self.check_scheme(fields.get(name), f"{loc}.{name}")
+            self.check_scheme(fields.get(name), _at(loc, name))
 
     def check_scheme(self, url: object, loc: str) -> None:
         if url is not None and str(url).startswith("http:") and not self.settings.allow_http:
@@ -94,12 +96,13 @@ class CatService:
 
     # Drafts and edits
 
-    async def create(self, principal: Principal, data: CatIn, *, publisher_id: uuid.UUID | None = None) -> Cat:
+    async def create(self, publisher_id: uuid.UUID | None, data: CatIn, *, loc: str = "body", **extra: Any) -> Cat:
+        """A draft cat; ``publisher_id`` None makes it the platform's own (manifest sync)."""
         fields = _columns(data)
-        await self.check_fields(fields)
+        await self.check_fields(fields, loc)
         if await self.cats.slug_exists(data.slug):
             raise SlugTaken(data.slug)
-        cat = Cat(id=uuid.uuid4(), slug=data.slug, publisher_id=publisher_id or principal.user_id, **fields)
+        cat = Cat(id=uuid.uuid4(), slug=data.slug, publisher_id=publisher_id, **fields, **extra)
         self.cats.add(cat)
         try:
             await self.session.flush()
@@ -140,8 +143,8 @@ class CatService:
         return await self.new_version(cat, spec)
 
     async def new_version(self, cat: Cat, spec: VersionSpec, loc: str = "body") -> CatVersion:
-        self.check_scheme(spec.base_url, f"{loc}.base_url")
-        self.check_scheme(spec.webhook_url, f"{loc}.webhook_url")
+        self.check_scheme(spec.base_url, _at(loc, "base_url"))
+        self.check_scheme(spec.webhook_url, _at(loc, "webhook_url"))
         if await self.versions.get(cat.id, spec.version) is not None:
             raise VersionExists(spec.version)
         major, minor, patch, pre = semver_key(spec.version)
@@ -292,13 +295,14 @@ class CatService:
 
 
 def _columns(data: CatFields | dict[str, Any]) -> dict[str, Any]:
-    """API values as the columns store them (URLs as strings); the slug is never among them."""
-    values = data.model_dump(mode="json", exclude={"slug"}) if isinstance(data, CatFields) else data
-    return {
-        k: (str(v) if v is not None and k in ("homepage", "support_url", "support_email") else v)
-        for k, v in values.items()
-        if k != "slug"
-    }
+    """API values as the columns store them (JSON mode: URLs as strings); never the slug."""
+    # Only the cat's own fields: a manifest carries more (versions, images) that are not columns.
+    values = data.model_dump(mode="json", include=set(CatFields.model_fields)) if isinstance(data, CatFields) else data
+    return {k: v for k, v in values.items() if k != "slug"}
+
+
+def _at(loc: str, field: str) -> str:
+    return f"{loc}.{field}" if loc else field
 
 
 def _str(value: uuid.UUID | None) -> str | None:

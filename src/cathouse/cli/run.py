@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from rich.console import Console
 from rich.table import Table
 
+from cathouse.cli.catalog import demo_directory, print_report, sync_directory
 from cathouse.cli.database import database_settings
 from cathouse.cli.migrate import apply_all
 from cathouse.platform.logging import configure_logging
@@ -53,6 +54,7 @@ def up(
     split: bool = typer.Option(False, "--split", help="Run each service as its own process on its own port."),
     host: str | None = typer.Option(None, help="Interface to listen on (default: CATHOUSE_HOST)."),
     port: int | None = typer.Option(None, help="Port of the one-process platform (default: CATHOUSE_PORT)."),
+    demo: bool = typer.Option(False, "--demo", help="Sync the example cats first, for a populated catalog."),
 ) -> None:
     """Run the whole platform: the embedded PostgreSQL unless a database is configured, the
     migrations, every service and the outbox relay."""
@@ -61,6 +63,9 @@ def up(
     host = host or settings.host
     with database_settings(settings) as live:
         asyncio.run(apply_all(live))
+        if demo:
+            outcomes = asyncio.run(sync_directory(live, demo_directory(), show_progress=False))
+            print_report(outcomes)
         if split:
             _run_split(live, host)
         else:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
@@ -33,3 +35,16 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     if not isinstance(values, list) or len(values) != size:
         raise BadRequest("The cursor is not valid; use one returned by a previous page.")
     return values
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The (created_at, id) keyset most newest-first lists page by."""
+    created, ident = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (TypeError, ValueError):
+        raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+
+
+def encode_time_cursor(created_at: datetime, ident: uuid.UUID) -> str:
+    return encode_cursor([created_at.isoformat(), str(ident)])

@@ -11,9 +11,8 @@ from cathouse.auth.errors import AccountInactive, CannotChangeOwnAdmin, UserNotF
 from cathouse.auth.models import User
 from cathouse.auth.repository import RefreshTokenRepository, UserRepository
 from cathouse.auth.service import AuthContext
-from cathouse.platform.errors import BadRequest
 from cathouse.platform.outbox import record_event
-from cathouse.platform.pagination import decode_cursor, encode_cursor
+from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
 from cathouse.platform.security import Principal
 
 
@@ -87,18 +86,12 @@ class UserService:
     async def search(
         self, *, query: str | None, role: str | None, status: str | None, cursor: str | None, limit: int
     ) -> tuple[list[User], str | None]:
-        after = None
-        if cursor:
-            created, ident = decode_cursor(cursor, 2)
-            try:
-                after = (datetime.fromisoformat(created), uuid.UUID(ident))
-            except (TypeError, ValueError):
-                raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        after = decode_time_cursor(cursor) if cursor else None
         rows = list(await self.users.search(query=query, role=role, status=status, after=after, limit=limit + 1))
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+            next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
         return rows, next_cursor
 
     async def set_roles(self, admin: Principal, user_id: uuid.UUID, roles: list[str]) -> User:

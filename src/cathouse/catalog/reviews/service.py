@@ -16,9 +16,9 @@ from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.repository import ReviewRepository
 from cathouse.catalog.service import can_manage, can_see
-from cathouse.platform.errors import BadRequest, Conflict, Forbidden
+from cathouse.platform.errors import Conflict, Forbidden
 from cathouse.platform.outbox import record_event
-from cathouse.platform.pagination import decode_cursor, encode_cursor
+from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
 from cathouse.platform.security import Principal
 
 
@@ -143,13 +143,7 @@ class ReviewService:
         self, principal: Principal | None, slug: str, *, rating: int | None, cursor: str | None, limit: int
     ) -> tuple[Cat, list[Review], str | None]:
         cat = await self._cat(slug, principal)
-        after = None
-        if cursor:
-            created, ident = decode_cursor(cursor, 2)
-            try:
-                after = (datetime.fromisoformat(created), uuid.UUID(ident))
-            except (TypeError, ValueError):
-                raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        after = decode_time_cursor(cursor) if cursor else None
         include_hidden = principal is not None and principal.is_admin
         rows = list(
             await self.reviews.page(cat.id, include_hidden=include_hidden, rating=rating, after=after, limit=limit + 1)
@@ -157,7 +151,7 @@ class ReviewService:
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
-            next_cursor = encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)])
+            next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id)
         return cat, rows, next_cursor
 
     async def mine(self, principal: Principal, slug: str) -> tuple[Cat, Review]:

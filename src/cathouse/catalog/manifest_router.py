@@ -1,0 +1,113 @@
+"""Manifests over HTTP: their JSON Schema, a check before committing one, and an admin's sync."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+
+from cathouse.catalog.assets.router import storage as asset_storage
+from cathouse.catalog.assets.storage import AssetStorage
+from cathouse.catalog.dependencies import AppSettings, Cats, Session
+from cathouse.catalog.manifests import MAX_MANIFEST_BYTES, ManifestProblem, manifest_json_schema, parse_manifest
+from cathouse.catalog.schemas import SyncProblem
+from cathouse.catalog.sync import CatalogSync
+from cathouse.platform.errors import CatHouseError, Conflict
+from cathouse.platform.requests import read_body
+from cathouse.platform.security import AdminUser
+
+router = APIRouter(prefix="/api/v1/cats", tags=["manifests"])
+
+SCHEMA_PATH = "/api/v1/cats/manifest.schema.json"
+MANIFEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "One manifest, as the text of `cat.yaml` or `cat.json`.",
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
+class ManifestTooLarge(CatHouseError):
+    status = 413
+    title = "Content Too Large"
+
+
+class ValidationReport(BaseModel):
+    valid: bool
+    problems: list[SyncProblem]
+    note: str = (
+        "Images are not checked here, only named: `cathouse catalog validate DIR` checks a whole folder, "
+        "images included."
+    )
+
+
+class SyncedCat(BaseModel):
+    folder: str
+    slug: str | None
+    result: Literal["created", "updated", "unchanged", "failed", "orphaned"]
+    problems: list[SyncProblem]
+
+
+class SyncReport(BaseModel):
+    cats: list[SyncedCat]
+    summary: dict[str, int]
+
+
+@router.get(
+    "/manifest.schema.json",
+    response_model=dict[str, Any],
+    summary="The JSON Schema of a cat manifest (cat.yaml / cat.json)",
+)
+async def manifest_schema(request: Request) -> dict[str, Any]:
+    return manifest_json_schema(schema_id=str(request.url_for("manifest_schema")))
+
+
+@router.post(
+    "/validate",
+    response_model=ValidationReport,
+    openapi_extra=MANIFEST_BODY,
+    summary="Check a manifest before committing it: every problem, with its field path",
+)
+async def validate(
+    request: Request,
+    cats: Cats,
+    file: Annotated[str, Query(max_length=200, description="The name to report problems under.")] = "cat.yaml",
+) -> ValidationReport:
+    text = await read_body(request, MAX_MANIFEST_BYTES, ManifestTooLarge)
+    manifest, problems = await asyncio.to_thread(parse_manifest, text, file=file)
+    if manifest is not None:
+        try:
+            await cats.check_fields(manifest.model_dump(mode="json"), loc="")
+        except CatHouseError as error:
+            for found in error.extra.get("errors", []):
+                problems.append(ManifestProblem(file, str(found["loc"]), str(found["message"])))
+    return ValidationReport(valid=not problems, problems=[SyncProblem(**vars(p)) for p in problems])
+
+
+@router.post("/sync", response_model=SyncReport, summary="Sync the configured manifest directory (admins)")
+async def sync(
+    admin: AdminUser,
+    session: Session,
+    settings: AppSettings,
+    storage: Annotated[AssetStorage, Depends(asset_storage)],
+) -> SyncReport:
+    directory = settings.catalog.manifest_dir
+    if directory is None or not directory.is_dir():
+        raise Conflict("No manifest directory is configured: set CATHOUSE_CATALOG__MANIFEST_DIR to one.")
+    outcomes = await CatalogSync(session, settings.catalog, storage).run(directory, by=admin.user_id)
+    return SyncReport(
+        cats=[
+            SyncedCat(
+                folder=o.folder, slug=o.slug, result=o.result, problems=[SyncProblem(**vars(p)) for p in o.problems]
+            )
+            for o in outcomes
+        ],
+        summary=dict(Counter(o.result for o in outcomes)),
+    )
