@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog.assets.storage import AssetStorage, storage_from_settings
 from cathouse.catalog.sync import CatalogSync, SyncOutcome
+from cathouse.platform.app import create_app
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.settings import Settings
+from cathouse.services import SERVICES
 from tests.catalog.conftest import People, draft
+from tests.conftest import truncate_schemas
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "cats"
 
@@ -209,18 +213,23 @@ async def test_the_publisher_named_in_a_manifest_owns_the_cat(
     assert [c["slug"] for c in mine.json()["items"]] == ["leaderboard-live"]
 
 
-async def test_validate_reports_every_problem_with_its_path(api: httpx.AsyncClient) -> None:
+async def test_validate_reports_every_problem_with_its_path(api: httpx.AsyncClient, people: People) -> None:
     good = (EXAMPLES / "points-ledger" / "cat.yaml").read_bytes()
-    ok = await api.post("/api/v1/cats/validate", content=good, headers={"Content-Type": "application/yaml"})
+    headers = people.developer.headers
+    assert (await api.post("/api/v1/cats/validate", content=good)).status_code == 401
+    yaml_type = {"Content-Type": "application/yaml"}
+    ok = await api.post("/api/v1/cats/validate", content=good, headers={**headers, **yaml_type})
     assert ok.status_code == 200
     assert ok.json()["valid"] is True, ok.json()
     bad: dict[str, Any] = {"slug": "Bad Slug", "name": "", "category": "nope", "versions": []}
-    report = (await api.post("/api/v1/cats/validate", json=bad, params={"file": "x/cat.json"})).json()
+    report = (await api.post("/api/v1/cats/validate", json=bad, params={"file": "x/cat.json"}, headers=headers)).json()
     assert report["valid"] is False
     locs = {p["loc"] for p in report["problems"]}
     assert {"slug", "name", "versions"} <= locs
     assert all(p["file"] == "x/cat.json" for p in report["problems"])
-    garbage = await api.post("/api/v1/cats/validate", content=b"\xff\x00: [", headers={"Content-Type": "text/plain"})
+    garbage = await api.post(
+        "/api/v1/cats/validate", content=b"\xff\x00: [", headers={**headers, "Content-Type": "text/plain"}
+    )
     assert garbage.status_code == 200
     assert garbage.json()["valid"] is False
 
@@ -236,3 +245,27 @@ async def test_sync_over_http_is_for_admins_with_a_directory(api: httpx.AsyncCli
     response = await api.post("/api/v1/cats/sync", headers=people.admin.headers)
     assert response.status_code == 409
     assert "CATHOUSE_CATALOG__MANIFEST_DIR" in response.json()["detail"]
+
+
+async def test_an_admin_syncs_the_configured_directory_over_http(
+    engine: AsyncEngine,
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    platform_client: httpx.AsyncClient,
+    people: People,
+    cats_dir: Path,
+) -> None:
+    configured = make_settings(database_url, catalog={"manifest_dir": str(cats_dir)})
+    app = create_app([SERVICES["auth"], SERVICES["catalog"]], settings=configured)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                report = await client.post("/api/v1/cats/sync", headers=people.admin.headers)
+                assert report.status_code == 200, report.text
+                assert report.json()["summary"] == {"created": 7}
+                again = (await client.post("/api/v1/cats/sync", headers=people.admin.headers)).json()
+                assert again["summary"] == {"unchanged": 7}
+                assert len((await client.get("/api/v1/cats")).json()["items"]) == 7
+    finally:
+        await truncate_schemas(engine, ("catalog", "events"))

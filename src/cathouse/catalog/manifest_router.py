@@ -17,7 +17,7 @@ from cathouse.catalog.schemas import SyncProblem
 from cathouse.catalog.sync import CatalogSync
 from cathouse.platform.errors import CatHouseError, Conflict
 from cathouse.platform.requests import read_body
-from cathouse.platform.security import AdminUser
+from cathouse.platform.security import AdminUser, DeveloperUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["manifests"])
 
@@ -77,6 +77,7 @@ async def manifest_schema(request: Request) -> dict[str, Any]:
 )
 async def validate(
     request: Request,
+    user: DeveloperUser,
     cats: Cats,
     file: Annotated[str, Query(max_length=200, description="The name to report problems under.")] = "cat.yaml",
 ) -> ValidationReport:
