@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from cathouse.platform import migrations
@@ -128,18 +129,28 @@ async def truncate_all(engine: AsyncEngine) -> None:
     await truncate_schemas(engine, [c.schema for c in COMPONENTS.values()])
 
 
-async def truncate_schemas(engine: AsyncEngine, schemas: Sequence[str]) -> None:
-    async with engine.begin() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-                "WHERE schemaname = ANY(:schemas) AND tablename <> :version"
-            ),
-            {"schemas": list(schemas), "version": migrations.VERSION_TABLE},
-        )
-        tables = [r[0] for r in rows if r[0] not in SEEDED_TABLES]
-        if tables:
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+async def truncate_schemas(engine: AsyncEngine, schemas: Sequence[str], *, keep: Sequence[str] = ()) -> None:
+    # A relay may be inside a handler that waits on a table TRUNCATE has locked, while TRUNCATE
+    # waits on the relay's outbox rows: a wait PostgreSQL cannot see as a deadlock. A lock
+    # timeout breaks it; the relay finishes, and the next try goes through.
+    for attempt in range(50):
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+                rows = await conn.execute(
+                    text(
+                        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                        "WHERE schemaname = ANY(:schemas) AND tablename <> :version"
+                    ),
+                    {"schemas": list(schemas), "version": migrations.VERSION_TABLE},
+                )
+                tables = [r[0] for r in rows if r[0] not in SEEDED_TABLES and r[0] not in keep]
+                if tables:
+                    await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            return
+        except DBAPIError as exc:
+            if "lock timeout" not in str(exc) or attempt == 49:
+                raise
 
 
 @pytest.fixture

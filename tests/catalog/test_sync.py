@@ -40,7 +40,7 @@ def storage(settings: Settings) -> AssetStorage:
 
 async def sync(engine: AsyncEngine, settings: Settings, storage: AssetStorage, root: Path) -> dict[str, str]:
     async with sessionmaker(engine)() as session:
-        outcomes: list[SyncOutcome] = await CatalogSync(session, settings.catalog, storage).run(root)
+        outcomes: list[SyncOutcome] = await CatalogSync(session, settings, storage).run(root)
         await session.commit()
     return {o.folder: o.result for o in outcomes}
 

@@ -13,6 +13,8 @@ from cathouse.catalog.models import Base
 from cathouse.catalog.moderation import router as moderation_router
 from cathouse.catalog.reviews.router import router as reviews_router
 from cathouse.catalog.router import router
+from cathouse.catalog.webhook_router import router as webhook_router
+from cathouse.catalog.worker import worker
 from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
@@ -35,8 +37,9 @@ SERVICE = Service(
     title="Catalog",
     description="Publish, moderate, search and review cats.",
     # Fixed paths (manifest.schema.json, sync, validate) before /{slug}, which would take them.
-    routers=(manifest_router, router, moderation_router, reviews_router, assets_router),
+    routers=(manifest_router, router, moderation_router, reviews_router, assets_router, webhook_router),
     lifespan=lifespan,
+    worker=worker,
 )
 
 

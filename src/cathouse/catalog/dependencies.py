@@ -24,7 +24,7 @@ AppSettings = Annotated[Settings, Depends(_settings)]
 
 
 def _cats(session: Session, settings: AppSettings) -> CatService:
-    return CatService(session, settings.catalog)
+    return CatService(session, settings)
 
 
 def _views(session: Session) -> CatViews:

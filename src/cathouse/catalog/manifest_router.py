@@ -102,7 +102,7 @@ async def sync(
     directory = settings.catalog.manifest_dir
     if directory is None or not directory.is_dir():
         raise Conflict("No manifest directory is configured: set CATHOUSE_CATALOG__MANIFEST_DIR to one.")
-    outcomes = await CatalogSync(session, settings.catalog, storage).run(directory, by=admin.user_id)
+    outcomes = await CatalogSync(session, settings, storage).run(directory, by=admin.user_id)
     return SyncReport(
         cats=[
             SyncedCat(

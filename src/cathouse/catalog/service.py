@@ -21,10 +21,11 @@ from cathouse.catalog.errors import (
 from cathouse.catalog.models import Cat, CatVersion
 from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
 from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
+from cathouse.catalog.webhook_secrets import WebhookSecrets
 from cathouse.platform.errors import Conflict, Unprocessable
 from cathouse.platform.outbox import record_event
 from cathouse.platform.security import Principal
-from cathouse.platform.settings import CatalogSettings
+from cathouse.platform.settings import Settings
 
 HIDDEN = ("suspended", "delisted")
 
@@ -52,9 +53,10 @@ def newest(versions: list[CatVersion]) -> CatVersion | None:
 
 
 class CatService:
-    def __init__(self, session: AsyncSession, settings: CatalogSettings) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
-        self.settings = settings
+        self.settings = settings.catalog
+        self.webhook_secrets = WebhookSecrets(session, settings.master_key_value())
         self.cats = CatRepository(session)
         self.versions = VersionRepository(session)
         self.categories = CategoryRepository(session)
@@ -243,6 +245,7 @@ class CatService:
         """Publish a cat with every draft version it has: one ``cat.published`` says it all."""
         drafts = [v for v in await self.versions.of_cat(cat.id) if v.status == "draft"]
         await self.publish_versions(cat, drafts)  # before the status flips: no version events
+        await self.webhook_secrets.ensure(cat.id)  # provisioning webhooks are signed from the start
         now = datetime.now(UTC)
         cat.status, cat.moderation_reason, cat.updated_at = "published", None, now
         cat.published_at = cat.published_at or now

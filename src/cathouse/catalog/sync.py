@@ -31,7 +31,7 @@ from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.schemas import VersionSpec
 from cathouse.catalog.service import CatService
 from cathouse.platform.errors import CatHouseError
-from cathouse.platform.settings import CatalogSettings
+from cathouse.platform.settings import Settings
 
 Result = Literal["created", "updated", "unchanged", "failed", "orphaned"]
 ORPHANED_REASON = "Its manifest folder is gone from the synced directory."
@@ -52,7 +52,7 @@ class SyncFailed(Exception):
 
 
 class CatalogSync:
-    def __init__(self, session: AsyncSession, settings: CatalogSettings, storage: AssetStorage) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, storage: AssetStorage) -> None:
         self.session = session
         self.cats = CatService(session, settings)
         self.assets = AssetService(session, storage, settings)

@@ -56,7 +56,7 @@ async def sync_directory(settings: Settings, directory: Path, *, show_progress: 
                 progress.update(task, advance=1, description=outcome.folder)
 
             async with sessionmaker(engine)() as session:
-                outcomes = await CatalogSync(session, settings.catalog, storage).run(directory, progress=advance)
+                outcomes = await CatalogSync(session, settings, storage).run(directory, progress=advance)
                 await session.commit()
     finally:
         await storage.close()

@@ -19,8 +19,8 @@ from rich.table import Table
 from cathouse.cli.catalog import demo_directory, print_report, sync_directory
 from cathouse.cli.database import database_settings
 from cathouse.cli.migrate import apply_all
+from cathouse.platform import workers
 from cathouse.platform.logging import configure_logging
-from cathouse.platform.outbox.relay import Relay
 from cathouse.platform.settings import Settings, get_settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app
 
@@ -99,7 +99,8 @@ def relay() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with Relay.from_settings(live).running():
+        factories = [s.worker for s in SERVICES.values() if s.worker is not None]
+        async with workers.running(live, factories):
             await stop.wait()
 
     with database_settings(settings) as live:

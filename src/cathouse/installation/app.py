@@ -1,11 +1,31 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.installation.api_keys import router as api_keys_router
+from cathouse.installation.deliveries import router as deliveries_router
+from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import Base
+from cathouse.installation.router import router
+from cathouse.installation.worker import worker
 from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    keyring = Keyring(app.state.sessionmakers["installation"], settings.master_key_value())
+    # Refuse to start rather than fail every credential read later: the master key must fit.
+    await keyring.load()
+    app.state.keyring = keyring
+    yield
+
 
 SERVICE = Service(
     name="installation",
@@ -13,6 +33,9 @@ SERVICE = Service(
     migrations=Path(__file__).parent / "migrations",
     title="Installation",
     description="Install cats, consent to permissions, keep credentials safe.",
+    routers=(deliveries_router, router, api_keys_router),
+    lifespan=lifespan,
+    worker=worker,
 )
 
 

@@ -1,7 +1,149 @@
-from sqlalchemy.orm import DeclarativeBase
+"""The installation schema: installations, consent, sealed credentials, API keys, webhook deliveries.
+
+Foreign keys to auth.users and the catalog's cats and versions live in the migration; the ORM
+maps this schema only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Identity, Integer, LargeBinary, SmallInteger, String, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cathouse.platform.db import schema_metadata
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("installation")
+
+
+class Installation(Base):
+    __tablename__ = "installations"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    cat_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    version_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    # An upgrade that asks for more than was granted waits here for the owner's consent.
+    target_version_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    status_reason: Mapped[str | None] = mapped_column(String(500))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    uninstalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GrantedPermission(Base):
+    """Consent: one row per permission the owner granted, with when and by whom."""
+
+    __tablename__ = "installation_permissions"
+
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    permission: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    granted_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+
+
+class MasterKeyVersion(Base):
+    """A key-encryption key; its bytes are sealed by the master key from settings."""
+
+    __tablename__ = "master_key_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DataKey(Base):
+    """An installation's own data key, wrapped by one master-key version; None once destroyed."""
+
+    __tablename__ = "data_keys"
+
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_version: Mapped[int] = mapped_column(ForeignKey("installation.master_key_versions.version"))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Credential(Base):
+    """One secret field, encrypted with the installation's data key, bound to (installation, field)."""
+
+    __tablename__ = "credentials"
+
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    fingerprint: Mapped[str] = mapped_column(String(16))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    """A key the owner's application calls the proxy with; only its hash is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    key_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_by: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDelivery(Base):
+    """One provisioning webhook to a cat, made from one outbox event, retried until it lands or fails."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), index=True
+    )
+    cat_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
+    source_event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_status: Mapped[int | None] = mapped_column(SmallInteger)
+    last_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    response_excerpt: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    response_excerpt: Mapped[str | None] = mapped_column(String(500))

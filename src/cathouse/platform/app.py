@@ -10,13 +10,12 @@ from fastapi import FastAPI
 from loguru import logger
 
 import cathouse
-from cathouse.platform import health, metrics
+from cathouse.platform import health, metrics, workers
 from cathouse.platform.context import service_var
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
-from cathouse.platform.outbox.relay import Relay
 from cathouse.platform.problems import install_error_handlers
 from cathouse.platform.security import JwksKeySource, KeySource, TokenVerifier
 from cathouse.platform.service import Service
@@ -77,9 +76,8 @@ def create_app(
             app.state.http = await stack.enter_async_context(httpx.AsyncClient())
             app.state.verifier = _verifier(app, settings)
             if run_relay:
-                relay = Relay.from_settings(settings)
-                await stack.enter_async_context(relay.running())
-                app.state.relay = relay
+                factories = [s.worker for s in services if s.worker is not None]
+                app.state.relay = await stack.enter_async_context(workers.running(settings, factories))
             logger.info("started", services=[s.name for s in services])
             yield
             logger.info("stopping")

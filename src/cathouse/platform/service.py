@@ -6,9 +6,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData
+
+if TYPE_CHECKING:
+    from cathouse.platform.workers import WorkerFactory
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,5 @@ class Service(Component):
     description: str = ""
     routers: Sequence[APIRouter] = field(default_factory=tuple)
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
+    # Event handlers and loops that run beside the relay (see platform/workers.py).
+    worker: WorkerFactory | None = None

@@ -58,6 +58,21 @@ class CatalogSettings(ServiceSettings):
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
 
 
+class InstallationSettings(ServiceSettings):
+    """Installations: how provisioning webhooks are delivered and retried."""
+
+    port: int = Field(default=8003, ge=1, le=65535)
+    pool_size: int = Field(default=2, ge=1, le=100)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    # Retry n waits about base * 2**n seconds (with jitter), at most max_backoff.
+    webhook_backoff: float = Field(default=2.0, gt=0)
+    webhook_max_backoff: float = Field(default=3600.0, gt=0)
+    webhook_poll_interval: float = Field(default=0.5, gt=0, le=60)
+    # Webhook URLs on loopback and private addresses: for cats on a developer's machine only.
+    webhook_allow_private: bool = False
+
+
 class TokenSettings(BaseModel):
     """How every service checks an access token."""
 
@@ -121,7 +136,7 @@ class Settings(BaseSettings):
 
     auth: AuthSettings = AuthSettings()
     catalog: CatalogSettings = CatalogSettings()
-    installation: ServiceSettings = ServiceSettings(port=8003, pool_size=2)
+    installation: InstallationSettings = InstallationSettings()
     proxy: ServiceSettings = ServiceSettings(port=8004, pool_size=1)
     activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)
     events: EventSettings = EventSettings()

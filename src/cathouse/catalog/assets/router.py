@@ -38,7 +38,7 @@ def storage(request: Request) -> AssetStorage:
 def _assets(
     session: Session, settings: AppSettings, storage: Annotated[AssetStorage, Depends(storage)]
 ) -> AssetService:
-    return AssetService(session, storage, settings.catalog)
+    return AssetService(session, storage, settings)
 
 
 Assets = Annotated[AssetService, Depends(_assets)]

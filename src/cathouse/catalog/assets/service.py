@@ -15,7 +15,7 @@ from cathouse.catalog.models import Asset, Cat
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.service import CatService
 from cathouse.platform.errors import Conflict, NotFound
-from cathouse.platform.settings import CatalogSettings
+from cathouse.platform.settings import Settings
 
 MAX_SCREENSHOTS = 8
 
@@ -25,10 +25,10 @@ class AssetService:
     a missing object. An object no row names any more is left in place (keys are content
     addressed, so it costs disk, never correctness)."""
 
-    def __init__(self, session: AsyncSession, storage: AssetStorage, settings: CatalogSettings) -> None:
+    def __init__(self, session: AsyncSession, storage: AssetStorage, settings: Settings) -> None:
         self.session = session
         self.storage = storage
-        self.settings = settings
+        self.settings = settings.catalog
         self.assets = AssetRepository(session)
         self.cats = CatService(session, settings)
 

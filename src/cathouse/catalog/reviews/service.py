@@ -16,6 +16,7 @@ from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.repository import ReviewRepository
 from cathouse.catalog.service import can_manage, can_see
+from cathouse.installation import queries as installations
 from cathouse.platform.errors import Conflict, Forbidden
 from cathouse.platform.outbox import record_event
 from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
@@ -59,8 +60,15 @@ class ReviewService:
             raise CannotReviewOwnCat()
         if await self.reviews.by_author(cat.id, principal.user_id) is not None:
             raise AlreadyReviewed()
+        verified = await installations.has_installed(self.session, principal.user_id, cat.id)
         review = Review(
-            id=uuid.uuid4(), cat_id=cat.id, user_id=principal.user_id, rating=rating, title=title, body=body
+            id=uuid.uuid4(),
+            cat_id=cat.id,
+            user_id=principal.user_id,
+            rating=rating,
+            title=title,
+            body=body,
+            verified=verified,
         )
         self.reviews.add(review)
         try:
@@ -68,7 +76,9 @@ class ReviewService:
         except IntegrityError:
             raise AlreadyReviewed() from None
         await self.reviews.count_rating(cat.id, rating, 1)
-        self._event(cat, review, events.REVIEW_CREATED, user_id=str(principal.user_id), rating=rating, verified=False)
+        self._event(
+            cat, review, events.REVIEW_CREATED, user_id=str(principal.user_id), rating=rating, verified=verified
+        )
         await self.session.flush()
         return cat, review
 

@@ -1,0 +1,50 @@
+"""The catalog's background work: keep install counts and verified reviews in step with installations.
+
+Each event makes the catalog recount from the installation service's read-only queries, so
+applying an event twice, or out of order, leaves the same figures.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import update
+
+from cathouse.catalog.models import Cat, Review
+from cathouse.installation import queries as installations
+from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.outbox.relay import Event
+from cathouse.platform.settings import Settings
+from cathouse.platform.workers import Worker
+
+INSTALLATION_EVENTS = ("installation.created", "installation.status_changed")
+
+
+@asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    engine = create_engine(settings, application_name="cathouse-catalog-worker", pool_size=1)
+    sessions = sessionmaker(engine)
+
+    async def recount(event: Event) -> None:
+        cat_id = uuid.UUID(event.payload["cat_id"])
+        user_id = uuid.UUID(event.payload["user_id"])
+        async with sessions() as session, session.begin():
+            counts = await installations.install_counts(session, cat_id)
+            await session.execute(
+                update(Cat)
+                .where(Cat.id == cat_id)
+                .values(install_count=counts.total, active_install_count=counts.active)
+            )
+            if await installations.has_installed(session, user_id, cat_id):
+                await session.execute(
+                    update(Review)
+                    .where(Review.cat_id == cat_id, Review.user_id == user_id, Review.verified.is_(False))
+                    .values(verified=True)
+                )
+
+    try:
+        yield Worker(handlers={t: [recount] for t in INSTALLATION_EVENTS})
+    finally:
+        await engine.dispose()

@@ -1,0 +1,239 @@
+"""Provisioning webhooks: outbox events become signed deliveries to the cat, retried until they land.
+
+The relay hands installation events to ``on_event``, which records a delivery in the same
+transaction as the state it implies (an install becomes ``provisioning``), once per event id.
+``run`` sends what is due: it leases a delivery by pushing its next attempt into the future,
+sends outside any transaction, then records the attempt. A process that dies mid-send loses
+nothing: the lease runs out and the delivery is sent again with the same ``webhook-id``,
+which receivers use to drop duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from loguru import logger
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cathouse import webhooks
+from cathouse.catalog import queries as catalog
+from cathouse.installation import events, lifecycle
+from cathouse.installation.keyring import Keyring
+from cathouse.installation.models import Installation, WebhookAttempt, WebhookDelivery
+from cathouse.installation.service import InstallationService
+from cathouse.platform.netguard import check_public_url
+from cathouse.platform.outbox.relay import Event
+from cathouse.platform.settings import Settings
+
+LEASE = timedelta(seconds=60)
+EXCERPT = 300
+# What the cat is told, by the event that tells it.
+INSTALL, UNINSTALL = "installation.provisioned", "installation.uninstalled"
+SUSPEND, RESUME = "installation.suspended", "installation.resumed"
+PERMISSIONS = "installation.permissions_changed"
+
+
+def webhook_for(event: Event) -> str | None:
+    """Which webhook an installation event calls for, if any."""
+    if event.event_type == events.CREATED:
+        return INSTALL
+    if event.event_type in (events.PERMISSIONS_CHANGED, events.UPGRADED):
+        return PERMISSIONS if event.event_type == events.PERMISSIONS_CHANGED else None
+    if event.event_type != events.STATUS_CHANGED:
+        return None
+    before, after = event.payload["from"], event.payload["to"]
+    if after == lifecycle.PROVISIONING and before == lifecycle.FAILED:
+        return INSTALL
+    if after == lifecycle.UNINSTALLING:
+        return UNINSTALL
+    if after == lifecycle.SUSPENDED:
+        return SUSPEND
+    if before == lifecycle.SUSPENDED and after in lifecycle.RUNNING:
+        return RESUME
+    return None
+
+
+class Provisioner:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, keyring: Keyring, http: httpx.AsyncClient
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.config = settings.installation
+        self.keyring = keyring
+        self.http = http
+        self._master_key = settings.master_key_value()
+        self._wake = asyncio.Event()
+
+    async def on_event(self, event: Event) -> None:
+        kind = webhook_for(event)
+        if kind is None:
+            return
+        installation_id = uuid.UUID(event.payload["installation_id"])
+        async with self.sessions() as session, session.begin():
+            service = InstallationService(session, self.keyring)
+            installation = await service.installations.get(installation_id, for_update=True)
+            if installation is None:
+                return
+            version = await service.version_of(installation)
+            if version.webhook_url is None:
+                await _without_webhook(service, installation, kind)
+                return
+            payload = {"type": kind, "timestamp": event.occurred_at.isoformat(), "data": _data(installation, event)}
+            inserted = await session.execute(
+                insert(WebhookDelivery)
+                .values(
+                    id=uuid.uuid4(),
+                    installation_id=installation.id,
+                    cat_id=installation.cat_id,
+                    source_event_id=uuid.UUID(event.id),
+                    event_type=kind,
+                    url=version.webhook_url,
+                    payload=payload,
+                )
+                .on_conflict_do_nothing(index_elements=["source_event_id"])
+                .returning(WebhookDelivery.id)
+            )
+            if inserted.scalar() is None:
+                return  # this event was handled before: a redelivery from the relay
+            if kind == INSTALL and installation.status == lifecycle.PENDING:
+                await service.move(installation, lifecycle.PROVISIONING)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            sent = await self.send_due()
+            if sent:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.webhook_poll_interval)
+
+    async def send_due(self, limit: int = 10) -> int:
+        async with self.sessions() as session, session.begin():
+            due = (
+                await session.scalars(
+                    select(WebhookDelivery)
+                    .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= datetime.now(UTC))
+                    .order_by(WebhookDelivery.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for delivery in due:
+                delivery.next_attempt_at = datetime.now(UTC) + LEASE
+            leased = [(d.id, d.cat_id, d.url, d.payload, d.attempts) for d in due]
+        await asyncio.gather(*(self._send(*lease) for lease in leased))
+        return len(leased)
+
+    async def _send(
+        self, delivery_id: uuid.UUID, cat_id: uuid.UUID, url: str, payload: dict[str, Any], attempts: int
+    ) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        async with self.sessions() as session:
+            secrets = await catalog.webhook_signing_secrets(session, cat_id, self._master_key)
+        headers = {
+            **webhooks.headers(secrets, f"msg_{delivery_id.hex}", int(time.time()), body),
+            "content-type": "application/json",
+            "user-agent": "CatHouse-Webhooks/1",
+        }
+        started = time.perf_counter()
+        status: int | None = None
+        error = excerpt = None
+        try:
+            await check_public_url(url, allow_private=self.config.webhook_allow_private)
+            response = await self.http.post(url, content=body, headers=headers, timeout=self.config.webhook_timeout)
+            status, excerpt = response.status_code, response.text[:EXCERPT]
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        latency = int((time.perf_counter() - started) * 1000)
+        await self._record(delivery_id, attempts + 1, status, latency, error, excerpt)
+
+    async def _record(
+        self,
+        delivery_id: uuid.UUID,
+        attempt: int,
+        status: int | None,
+        latency: int,
+        error: str | None,
+        excerpt: str | None,
+    ) -> None:
+        succeeded = status is not None and 200 <= status < 300
+        exhausted = not succeeded and attempt >= self.config.webhook_max_attempts
+        async with self.sessions() as session, session.begin():
+            delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
+            if delivery is None:
+                return
+            session.add(
+                WebhookAttempt(
+                    delivery_id=delivery_id, status=status, latency_ms=latency, error=error, response_excerpt=excerpt
+                )
+            )
+            delivery.attempts, delivery.last_status, delivery.last_latency_ms = attempt, status, latency
+            delivery.last_error, delivery.response_excerpt = error, excerpt
+            if succeeded:
+                delivery.status, delivery.delivered_at = "succeeded", datetime.now(UTC)
+            elif exhausted:
+                delivery.status = "failed"
+            else:
+                delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=self._backoff(attempt))
+            if succeeded or exhausted:
+                await self._settle(session, delivery, succeeded)
+        logger.info(
+            "webhook attempt",
+            delivery_id=str(delivery_id),
+            attempt=attempt,
+            status=status,
+            latency_ms=latency,
+            outcome="succeeded" if succeeded else "failed" if exhausted else "retrying",
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        base = self.config.webhook_backoff * 2 ** (attempt - 1)
+        # Full jitter: retries from many installations do not arrive at the cat together.
+        return min(self.config.webhook_max_backoff, random.uniform(base / 2, base))  # noqa: S311
+
+    async def _settle(self, session: AsyncSession, delivery: WebhookDelivery, succeeded: bool) -> None:
+        """What a final answer means for the installation the webhook was about."""
+        service = InstallationService(session, self.keyring)
+        installation = await service.installations.get(delivery.installation_id, for_update=True)
+        if installation is None:
+            return
+        if delivery.event_type == INSTALL and installation.status == lifecycle.PROVISIONING:
+            if succeeded:
+                await service.move(installation, lifecycle.ACTIVE)
+            else:
+                failure = f"the cat did not accept the install after {delivery.attempts} attempts ({_why(delivery)})"
+                await service.move(installation, lifecycle.FAILED, reason=failure)
+        elif delivery.event_type == UNINSTALL and installation.status == lifecycle.UNINSTALLING:
+            unanswered = None if succeeded else f"the cat did not acknowledge the uninstall ({_why(delivery)})"
+            await service.move(installation, lifecycle.UNINSTALLED, reason=unanswered)
+
+
+async def _without_webhook(service: InstallationService, installation: Installation, kind: str) -> None:
+    """A cat with no webhook URL needs no answer: the install and uninstall complete at once."""
+    if kind == INSTALL and installation.status in (lifecycle.PENDING, lifecycle.PROVISIONING):
+        await service.move(installation, lifecycle.ACTIVE)
+    elif kind == UNINSTALL and installation.status == lifecycle.UNINSTALLING:
+        await service.move(installation, lifecycle.UNINSTALLED)
+
+
+def _data(installation: Installation, event: Event) -> dict[str, Any]:
+    # What the cat may know: never a secret (it receives those only inside proxied calls).
+    keep = ("installation_id", "user_id", "version", "permissions", "granted", "revoked", "name")
+    data = {k: v for k, v in event.payload.items() if k in keep}
+    return {**data, "installation_id": str(installation.id), "settings": installation.settings}
+
+
+def _why(delivery: WebhookDelivery) -> str:
+    return f"last answer {delivery.last_status}" if delivery.last_status else (delivery.last_error or "no answer")

@@ -1,0 +1,133 @@
+"""Install cats, change and consent, move installations through their lifecycle."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cathouse.installation import lifecycle
+from cathouse.installation.dependencies import Installations, Session
+from cathouse.installation.repository import InstallationRepository
+from cathouse.installation.schemas import (
+    InstallationOut,
+    InstallationPage,
+    InstallationUpdate,
+    InstallIn,
+    PermissionsIn,
+    Reason,
+    SecretsIn,
+    Status,
+    UpgradeIn,
+)
+from cathouse.installation.views import present, present_one
+from cathouse.platform.pagination import MAX_LIMIT, decode_time_cursor, encode_time_cursor
+from cathouse.platform.security import CurrentUser
+
+router = APIRouter(prefix="/api/v1/installations", tags=["installations"])
+
+
+@router.post("", status_code=201, response_model=InstallationOut, summary="Install a cat")
+async def install(
+    body: InstallIn, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.install(user, body))
+
+
+@router.get("", response_model=InstallationPage, summary="Your installations, newest first (admins: everyone's)")
+async def list_installations(
+    user: CurrentUser,
+    session: Session,
+    status: Status | None = None,
+    everyone: Annotated[bool, Query(description="Admins only: every user's installations.")] = False,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+) -> InstallationPage:
+    owner = None if everyone and user.is_admin else user.user_id
+    after = decode_time_cursor(cursor) if cursor else None
+    rows = list(await InstallationRepository(session).of_user(owner, after=after, limit=limit + 1, status=status))
+    next_cursor = encode_time_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return InstallationPage(items=await present(session, rows[:limit]), next_cursor=next_cursor)
+
+
+@router.get("/{installation_id}", response_model=InstallationOut, summary="One installation")
+async def read(
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.owned(user, installation_id))
+
+
+@router.patch("/{installation_id}", response_model=InstallationOut, summary="Rename, or change settings")
+async def update(
+    installation_id: uuid.UUID,
+    body: InstallationUpdate,
+    user: CurrentUser,
+    installations: Installations,
+    session: Session,
+) -> InstallationOut:
+    changes = body.model_dump(exclude_unset=True)
+    return await present_one(session, await installations.update(user, installation_id, changes))
+
+
+@router.put("/{installation_id}/secrets", response_model=InstallationOut, summary="Replace every secret field")
+async def replace_secrets(
+    installation_id: uuid.UUID, body: SecretsIn, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.replace_secrets(user, installation_id, body.secrets))
+
+
+@router.put("/{installation_id}/permissions", response_model=InstallationOut, summary="Grant or revoke optional ones")
+async def set_permissions(
+    installation_id: uuid.UUID, body: PermissionsIn, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    updated = await installations.set_permissions(user, installation_id, set(body.permissions))
+    return await present_one(session, updated)
+
+
+@router.post("/{installation_id}/upgrade", response_model=InstallationOut, summary="Move to another version")
+async def upgrade(
+    installation_id: uuid.UUID, body: UpgradeIn, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.upgrade(user, installation_id, body.version))
+
+
+@router.post(
+    "/{installation_id}/permissions/accept",
+    response_model=InstallationOut,
+    summary="Accept what an upgrade asks for, and finish it",
+)
+async def accept_permissions(
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.accept_permissions(user, installation_id))
+
+
+@router.post("/{installation_id}/suspend", response_model=InstallationOut, summary="Pause (the owner or an admin)")
+async def suspend(
+    installation_id: uuid.UUID, body: Reason, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.suspend(user, installation_id, body.reason))
+
+
+@router.post("/{installation_id}/resume", response_model=InstallationOut, summary="Run a suspended installation again")
+async def resume(
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.resume(user, installation_id))
+
+
+@router.post("/{installation_id}/retry", response_model=InstallationOut, summary="Provision a failed one again")
+async def retry(
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    installation = await installations.owned(user, installation_id, lock=True)
+    await installations.move(installation, lifecycle.PROVISIONING, by=user.user_id)
+    return await present_one(session, installation)
+
+
+@router.delete("/{installation_id}", response_model=InstallationOut, summary="Uninstall; its secrets are destroyed")
+async def uninstall(
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+) -> InstallationOut:
+    return await present_one(session, await installations.uninstall(user, installation_id))

@@ -1,0 +1,104 @@
+"""API models of installations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+
+from cathouse.platform.schemas import Strict, no_control_characters
+
+Status = Literal[
+    "pending",
+    "provisioning",
+    "active",
+    "failed",
+    "suspended",
+    "permissions_pending",
+    "credentials_invalid",
+    "uninstalling",
+    "uninstalled",
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(no_control_characters)
+]
+PermissionName = Annotated[str, StringConstraints(max_length=64)]
+SecretValue = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Secrets = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], SecretValue], Field(max_length=32)]
+SettingsValues = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Any], Field(max_length=100)]
+
+
+class InstallIn(Strict):
+    cat: str = Field(max_length=63, description="The cat's slug.")
+    version: str | None = Field(default=None, max_length=64, description="Default: the cat's current version.")
+    name: Name = Field(description="Unique among your installations; you may run several of one cat.")
+    permissions: list[PermissionName] = Field(
+        max_length=50, description="What you grant: every required permission of the version, and any optional ones."
+    )
+    settings: SettingsValues = Field(default_factory=dict, description="Values for the version's settings schema.")
+    secrets: Secrets = Field(default_factory=dict, description="The secret (writeOnly) fields; never shown again.")
+
+
+class InstallationUpdate(Strict):
+    name: Name | None = None
+    settings: SettingsValues | None = None
+
+
+class SecretsIn(Strict):
+    secrets: Secrets
+
+
+class UpgradeIn(Strict):
+    version: str = Field(max_length=64)
+
+
+class PermissionsIn(Strict):
+    permissions: list[PermissionName] = Field(max_length=50, description="Every permission granted from now on.")
+
+
+class Grant(BaseModel):
+    permission: str
+    granted_at: datetime
+    granted_by: uuid.UUID
+
+
+class SecretField(BaseModel):
+    field: str
+    fingerprint: str = Field(description="Changes when the value changes; reveals nothing about it.")
+    set_at: datetime
+
+
+class CatRef(BaseModel):
+    id: uuid.UUID
+    slug: str
+    name: str
+
+
+class InstallationOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    user_id: uuid.UUID
+    cat: CatRef
+    version: str
+    target_version: str | None = Field(description="An upgrade waiting for you to accept new permissions.")
+    status: Status
+    status_reason: str | None
+    settings: dict[str, Any]
+    permissions: list[Grant]
+    secrets: list[SecretField]
+    created_at: datetime
+    updated_at: datetime
+    activated_at: datetime | None
+
+
+class InstallationPage(BaseModel):
+    items: list[InstallationOut]
+    next_cursor: str | None
+
+
+class Reason(Strict):
+    reason: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(no_control_characters)
+    ] = ""

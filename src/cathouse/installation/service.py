@@ -1,0 +1,253 @@
+"""Installations: install, change, consent, move through the lifecycle; every move is an event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.catalog import queries as catalog
+from cathouse.installation import events, lifecycle
+from cathouse.installation.credentials import Credentials
+from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
+from cathouse.installation.keyring import Keyring
+from cathouse.installation.models import GrantedPermission, Installation
+from cathouse.installation.repository import InstallationRepository
+from cathouse.installation.schemas import InstallIn
+from cathouse.installation.validation import check_secrets, check_settings
+from cathouse.platform.errors import Conflict, Unprocessable
+from cathouse.platform.outbox import record_event
+from cathouse.platform.security import Principal
+
+
+class InstallationService:
+    def __init__(self, session: AsyncSession, keyring: Keyring) -> None:
+        self.session = session
+        self.installations = InstallationRepository(session)
+        self.credentials = Credentials(session, keyring)
+
+    def event(self, installation: Installation, event_type: str, version: str, **payload: Any) -> None:
+        record_event(
+            self.session,
+            aggregate_type="installation",
+            aggregate_id=str(installation.id),
+            event_type=event_type,
+            payload={
+                "installation_id": str(installation.id),
+                "user_id": str(installation.user_id),
+                "cat_id": str(installation.cat_id),
+                "version": version,
+                **payload,
+            },
+        )
+
+    async def owned(self, principal: Principal, installation_id: uuid.UUID, *, lock: bool = False) -> Installation:
+        """The caller's installation (admins: anyone's). Another user's is a 404, as if it did not exist."""
+        found = await self.installations.get(installation_id, for_update=lock)
+        if found is None or not (found.user_id == principal.user_id or principal.is_admin):
+            raise InstallationNotFound()
+        return found
+
+    async def version_of(self, installation: Installation) -> catalog.VersionInfo:
+        version = await catalog.version_by_id(self.session, installation.version_id)
+        assert version is not None, "an installation's version is kept by a foreign key"
+        return version
+
+    async def install(self, principal: Principal, body: InstallIn) -> Installation:
+        cat = await catalog.cat_by_slug(self.session, body.cat)
+        if cat is None or cat.status != "published" or cat.current_version_id is None:
+            raise NoSuchCat()
+        if body.version is None:
+            version = await catalog.version_by_id(self.session, cat.current_version_id)
+        else:
+            version = await catalog.published_version(self.session, cat.id, body.version)
+        if version is None:
+            raise NoSuchVersion()
+        granted = _check_grant(version, set(body.permissions), "body.permissions")
+        check_settings(version, body.settings)
+        check_secrets(version, body.secrets)
+        if await self.installations.name_taken(principal.user_id, body.name):
+            raise NameTaken(body.name)
+        installation = Installation(
+            id=uuid.uuid4(),
+            user_id=principal.user_id,
+            cat_id=cat.id,
+            version_id=version.id,
+            name=body.name,
+            status=lifecycle.PENDING,
+            settings=body.settings,
+        )
+        self.installations.add(installation)
+        await self.session.flush()
+        for permission in sorted(granted):
+            self.installations.add(
+                GrantedPermission(installation_id=installation.id, permission=permission, granted_by=principal.user_id)
+            )
+        await self.credentials.create(installation.id, body.secrets)
+        self.event(installation, events.CREATED, version.version, name=installation.name, permissions=sorted(granted))
+        await self.session.flush()
+        return installation
+
+    async def update(self, principal: Principal, installation_id: uuid.UUID, changes: dict[str, Any]) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        _not_gone(installation)
+        name = changes.get("name")
+        if name is not None and await self.installations.name_taken(
+            installation.user_id, name, other_than=installation.id
+        ):
+            raise NameTaken(name)
+        version = await self.version_of(installation)
+        if changes.get("settings") is not None:
+            check_settings(version, changes["settings"])
+        changed = sorted(k for k, v in changes.items() if v is not None and getattr(installation, k) != v)
+        for key in changed:
+            setattr(installation, key, changes[key])
+        if changed:
+            installation.updated_at = datetime.now(UTC)
+            self.event(installation, events.UPDATED, version.version, fields=changed)
+        await self.session.flush()
+        return installation
+
+    async def replace_secrets(
+        self, principal: Principal, installation_id: uuid.UUID, secrets: dict[str, str]
+    ) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        _not_gone(installation)
+        version = await self.version_of(installation)
+        check_secrets(version, secrets)
+        await self.credentials.replace(installation.id, secrets)
+        installation.updated_at = datetime.now(UTC)
+        self.event(installation, events.SECRETS_REPLACED, version.version, fields=sorted(secrets))
+        await self.session.flush()
+        return installation
+
+    async def move(
+        self, installation: Installation, target: str, *, reason: str | None = None, by: uuid.UUID | None = None
+    ) -> None:
+        """The one way an installation changes state: checked, timestamped, announced."""
+        lifecycle.check(installation.status, target)
+        previous = installation.status
+        now = datetime.now(UTC)
+        installation.status, installation.status_reason, installation.updated_at = target, reason or None, now
+        if target == lifecycle.ACTIVE and installation.activated_at is None:
+            installation.activated_at = now
+        if target == lifecycle.UNINSTALLED:
+            installation.uninstalled_at = now
+        version = await self.version_of(installation)
+        self.event(
+            installation,
+            events.STATUS_CHANGED,
+            version.version,
+            **{"from": previous, "to": target, "reason": reason or None, "by": str(by) if by else None},
+        )
+        await self.session.flush()
+
+    async def suspend(self, principal: Principal, installation_id: uuid.UUID, reason: str) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        await self.move(installation, lifecycle.SUSPENDED, reason=reason, by=principal.user_id)
+        return installation
+
+    async def resume(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        if installation.status != lifecycle.SUSPENDED:
+            raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
+        target = lifecycle.PERMISSIONS_PENDING if installation.target_version_id else lifecycle.ACTIVE
+        await self.move(installation, target, by=principal.user_id)
+        return installation
+
+    async def uninstall(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        await self.move(installation, lifecycle.UNINSTALLING, by=principal.user_id)
+        # From here no secret of this installation can ever be read again.
+        await self.credentials.destroy(installation.id)
+        return installation
+
+    async def upgrade(self, principal: Principal, installation_id: uuid.UUID, version_label: str) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        if installation.status not in lifecycle.RUNNING | {lifecycle.SUSPENDED}:
+            raise lifecycle.IllegalTransition(installation.status, "upgraded")
+        current = await self.version_of(installation)
+        target = await catalog.published_version(self.session, installation.cat_id, version_label)
+        if target is None:
+            raise NoSuchVersion()
+        if target.id == current.id:
+            raise Conflict(f"The installation runs version {current.version} already.")
+        check_settings(target, installation.settings, loc="settings")
+        granted = {g.permission for g in (await self.installations.grants([installation.id]))[installation.id]}
+        if target.required_permissions - granted:
+            # Calls that need only what was granted keep working until the owner accepts.
+            installation.target_version_id = target.id
+            if installation.status != lifecycle.SUSPENDED:
+                await self.move(installation, lifecycle.PERMISSIONS_PENDING, reason=f"version {target.version}")
+            return installation
+        await self._switch(installation, current, target, granted, principal.user_id)
+        return installation
+
+    async def accept_permissions(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        if installation.status != lifecycle.PERMISSIONS_PENDING or installation.target_version_id is None:
+            raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
+        current = await self.version_of(installation)
+        target = await catalog.version_by_id(self.session, installation.target_version_id)
+        assert target is not None
+        granted = {g.permission for g in (await self.installations.grants([installation.id]))[installation.id]}
+        await self._switch(installation, current, target, granted, principal.user_id)
+        await self.move(installation, lifecycle.ACTIVE, by=principal.user_id)
+        return installation
+
+    async def _switch(
+        self,
+        installation: Installation,
+        current: catalog.VersionInfo,
+        target: catalog.VersionInfo,
+        granted: set[str],
+        by: uuid.UUID,
+    ) -> None:
+        added = sorted(target.required_permissions - granted)
+        dropped = sorted(granted - target.permission_names)  # no longer exists in the new version
+        for permission in added:
+            self.installations.add(
+                GrantedPermission(installation_id=installation.id, permission=permission, granted_by=by)
+            )
+        await self.installations.revoke(installation.id, set(dropped))
+        installation.version_id, installation.target_version_id = target.id, None
+        installation.updated_at = datetime.now(UTC)
+        self.event(installation, events.UPGRADED, target.version, from_version=current.version)
+        if added or dropped:
+            self.event(installation, events.PERMISSIONS_CHANGED, target.version, granted=added, revoked=dropped)
+        await self.session.flush()
+
+    async def set_permissions(self, principal: Principal, installation_id: uuid.UUID, wanted: set[str]) -> Installation:
+        installation = await self.owned(principal, installation_id, lock=True)
+        _not_gone(installation)
+        version = await self.version_of(installation)
+        _check_grant(version, wanted, "body.permissions")
+        granted = {g.permission for g in (await self.installations.grants([installation.id]))[installation.id]}
+        added, removed = sorted(wanted - granted), sorted(granted - wanted)
+        for permission in added:
+            self.installations.add(
+                GrantedPermission(installation_id=installation.id, permission=permission, granted_by=principal.user_id)
+            )
+        await self.installations.revoke(installation.id, set(removed))
+        if added or removed:
+            installation.updated_at = datetime.now(UTC)
+            self.event(installation, events.PERMISSIONS_CHANGED, version.version, granted=added, revoked=removed)
+        await self.session.flush()
+        return installation
+
+
+def _check_grant(version: catalog.VersionInfo, wanted: set[str], loc: str) -> set[str]:
+    unknown = sorted(wanted - version.permission_names)
+    if unknown:
+        raise Unprocessable(loc, f"version {version.version} does not request {', '.join(unknown)}")
+    missing = sorted(version.required_permissions - wanted)
+    if missing:
+        raise Unprocessable(loc, f"these permissions are required: {', '.join(missing)}")
+    return wanted
+
+
+def _not_gone(installation: Installation) -> None:
+    if installation.status in (lifecycle.UNINSTALLING, lifecycle.UNINSTALLED):
+        raise lifecycle.IllegalTransition(installation.status, "changed")

@@ -1,0 +1,31 @@
+"""The installation service's background work: provisioning webhooks, beside the relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from cathouse.installation import events
+from cathouse.installation.keyring import Keyring
+from cathouse.installation.provisioning import Provisioner
+from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.settings import Settings
+from cathouse.platform.workers import Worker
+
+
+@asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    engine = create_engine(settings, application_name="cathouse-installation-worker", pool_size=1, max_overflow=1)
+    sessions = sessionmaker(engine)
+    keyring = Keyring(sessions, settings.master_key_value())
+    try:
+        await keyring.load()
+        # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
+        async with httpx.AsyncClient(follow_redirects=False) as http:
+            provisioner = Provisioner(sessions, settings, keyring, http)
+            handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
+            yield Worker(handlers={t: [provisioner.on_event] for t in handled}, loops=[provisioner.run])
+    finally:
+        await engine.dispose()
