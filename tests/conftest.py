@@ -72,6 +72,8 @@ GENEROUS_RATES = {"login_rate": "100000/minute", "register_rate": "100000/minute
 def _settings(url: str, **overrides: object) -> Settings:
     overrides.setdefault("auth", GENEROUS_RATES)
     overrides.setdefault("master_key", RUN_MASTER_KEY)
+    # Tests change the catalog between searches; the facet cache has tests of its own.
+    overrides.setdefault("catalog", {"facet_ttl": 0})
     return Settings(
         _env_file=None,
         env=Environment.TEST,

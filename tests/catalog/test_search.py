@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.catalog import search
+from cathouse.platform.db import sessionmaker
 from tests.catalog.conftest import VERSION, People, draft, published, version
 
 CATS = [
@@ -176,6 +178,31 @@ async def test_facets_count_every_match(api: httpx.AsyncClient) -> None:
     assert tags["missions"] == 1
     later = (await api.get("/api/v1/cats", params={"q": "achievements", "cursor": page["next_cursor"]})).json()
     assert later["facets"] is None
+
+
+@pytest.mark.usefixtures("catalog")
+async def test_facet_counts_are_reused_for_the_same_filters_within_their_ttl(
+    api: httpx.AsyncClient, people: People, committed: AsyncEngine
+) -> None:
+    cache = search.FacetCache(ttl=60)
+    async with sessionmaker(committed)() as session:
+        first = await search.search(session, search.Query(q="achievements"), cache)
+        assert first.facets is not None
+        assert dict(first.facets["category"]) == {"badges": 1, "quests": 1}
+
+    await published(api, people, slug="trophy-case", name="Trophy Case", category="badges", tags=["achievements"])
+
+    async with sessionmaker(committed)() as session:
+        again = await search.search(session, search.Query(q="achievements"), cache)
+        # The new cat is listed at once; its count joins the facets when they expire.
+        assert "trophy-case" in {c.slug for c in again.cats}
+        assert again.facets == first.facets
+        other = await search.search(session, search.Query(q="achievements", category="badges"), cache)
+        assert other.facets is not None
+        assert dict(other.facets["category"]) == {"badges": 2}
+        fresh = await search.search(session, search.Query(q="achievements"), search.FacetCache(ttl=0))
+        assert fresh.facets is not None
+        assert dict(fresh.facets["category"]) == {"badges": 2, "quests": 1}
 
 
 @pytest.mark.usefixtures("catalog")

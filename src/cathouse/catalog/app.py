@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.catalog import search
 from cathouse.catalog.assets.router import router as assets_router
 from cathouse.catalog.assets.storage import storage_from_settings
 from cathouse.catalog.manifest_router import router as manifest_router
@@ -24,6 +25,7 @@ from cathouse.platform.settings import Settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.catalog_storage = storage_from_settings(settings)
+    app.state.catalog_facets = search.FacetCache(ttl=settings.catalog.facet_ttl)
     try:
         yield
     finally:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cathouse.catalog.search import FacetCache
 from cathouse.catalog.service import CatService
 from cathouse.catalog.views import CatViews
 from cathouse.platform.db import session_dependency
@@ -33,3 +34,11 @@ def _views(session: Session) -> CatViews:
 
 Cats = Annotated[CatService, Depends(_cats)]
 Views = Annotated[CatViews, Depends(_views)]
+
+
+def _facet_cache(request: Request) -> FacetCache:
+    cache: FacetCache = request.app.state.catalog_facets
+    return cache
+
+
+FacetCacheDep = Annotated[FacetCache, Depends(_facet_cache)]

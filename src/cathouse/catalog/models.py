@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -45,7 +46,6 @@ SEARCH_VECTOR = (
     "setweight(to_tsvector('english', summary), 'B') || "
     "setweight(to_tsvector('english', description), 'C')"
 )
-SEARCH_TEXT = "lower(name || ' ' || catalog.tags_text(tags) || ' ' || summary)"
 
 
 class Cat(Base):
@@ -86,7 +86,6 @@ class Cat(Base):
     active_install_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
     search_vector: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True)
-    search_text: Mapped[str] = mapped_column(Text, Computed(SEARCH_TEXT, persisted=True), deferred=True)
 
     # Manifest-driven cats: where they came from and what last went wrong.
     source: Mapped[str] = mapped_column(String(16), server_default="api")
@@ -181,3 +180,15 @@ class WebhookSecret(Base):
     sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SearchWord(Base):
+    """Every word the catalog's cats use, for correcting typos in queries (filled by a trigger)."""
+
+    __tablename__ = "search_words"
+    __table_args__ = (
+        Index("ix_search_words_trgm", "word", postgresql_using="gist", postgresql_ops={"word": "gist_trgm_ops"}),
+    )
+
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+    stem: Mapped[str | None] = mapped_column(Text, index=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from cathouse.catalog import search
-from cathouse.catalog.dependencies import Cats, Session, Views
+from cathouse.catalog.dependencies import Cats, FacetCacheDep, Session, Views
 from cathouse.catalog.repository import CategoryRepository, CatRepository
 from cathouse.catalog.schemas import (
     CatDetail,
@@ -38,6 +38,7 @@ VersionPath = Annotated[str, Path(max_length=64)]
 async def browse(
     session: Session,
     views: Views,
+    facet_cache: FacetCacheDep,
     q: Annotated[str | None, Query(max_length=200, description="Words to look for; typos are forgiven.")] = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     tag: Annotated[list[Tag], Query(max_length=10, description="Cats with every one of these tags.")] = [],  # noqa: B006
@@ -61,7 +62,7 @@ async def browse(
         cursor=cursor,
         limit=limit,
     )
-    result = await search.search(session, query)
+    result = await search.search(session, query, facet_cache)
     facets = None
     if result.facets is not None:
         facets = Facets(

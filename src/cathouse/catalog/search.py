@@ -1,24 +1,36 @@
 """Browse and search published cats: full-text with typo tolerance, filters, keyset pages, facets.
 
 Matching: a cat matches when the query's words match its full-text vector (stemmed English
-over name, tags, summary and description), or when the query is close, word by word, to its
-name, tags and summary by trigram similarity (``%>``), which is what forgives typos. Both
-conditions are served by GIN indexes. Ranking adds the full-text rank to the similarity.
+over name, tags, summary and description, on a GIN index). Typos are forgiven before that:
+a query word the catalog never uses is replaced by itself or its nearest words in the
+catalog's vocabulary (trigram distance on a GiST index over a few thousand words), so the
+cost of forgiving a typo does not grow with the number of cats.
 
-Every order is a keyset over an index: a deep page costs what the first one does.
+Relevance ranks the ``POOL`` most-installed matches by full-text rank: ranking every match of
+a common word would read tens of thousands of rows per search. Sort by popular, newest,
+rating or name to page through every match. Every other order is a keyset over an index: a
+deep page costs what the first one does.
+
+Facets count every match, once per ``FACET_TTL`` seconds for the same filters (a
+``FacetCache`` per process): counting a common word's matches reads each of them.
 """
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, and_, cast, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Float, and_, bindparam, cast, func, literal, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import Text
 
 from cathouse.catalog.models import Cat
 from cathouse.platform.errors import BadRequest
@@ -26,9 +38,31 @@ from cathouse.platform.pagination import decode_cursor, encode_cursor
 
 SortKey = tuple[ColumnElement[Any] | InstrumentedAttribute[Any], bool]
 Sort = Literal["relevance", "popular", "rating", "newest", "name"]
-# How close a query must be to some part of a cat's text to count as a typo of it (0..1).
-TYPO_THRESHOLD = 0.45
+# How close (trigram similarity, 0..1) a word of the catalog must be to count as what a
+# misspelt query word meant, and how many such words stand in for it.
+TYPO_SIMILARITY = 0.4
+TYPO_ALTERNATIVES = 3
+POOL = 500
 FACET_TAGS = 20
+FACET_TTL = 30.0
+_WORD = re.compile(r"[^\W_]+")
+# The query's words, each with whether the catalog uses it, and the nearest words it does use.
+_CORRECTIONS = text(
+    """
+    SELECT q.word,
+           EXISTS (
+               SELECT FROM catalog.search_words AS s
+               WHERE s.word = q.word OR s.stem = (ts_lexize('english_stem', q.word))[1]
+           ) AS known,
+           ARRAY(
+               SELECT n.word FROM (
+                   SELECT s.word, s.word <-> q.word AS distance FROM catalog.search_words AS s
+                   ORDER BY s.word <-> q.word LIMIT :alternatives
+               ) AS n WHERE n.distance <= 1 - CAST(:similarity AS float8)
+           ) AS near
+    FROM unnest(:words) AS q(word)
+    """
+).bindparams(bindparam("words", type_=ARRAY(Text)))
 
 
 @dataclass(frozen=True)
@@ -63,7 +97,24 @@ class Result:
     facets: dict[str, list[tuple[str, int]]] | None = field(default=None)
 
 
-def _filters(query: Query) -> list[ColumnElement[bool]]:
+async def matching(session: AsyncSession, text_: str) -> ColumnElement[Any]:
+    """The tsquery for ``text_``, its misspelt words replaced by what the catalog has."""
+    words = list(dict.fromkeys(w for w in _WORD.findall(text_) if 3 <= len(w) <= 40))
+    replaced: dict[str, list[str]] = {}
+    if words:
+        rows = await session.execute(
+            _CORRECTIONS, {"words": words, "alternatives": TYPO_ALTERNATIVES, "similarity": TYPO_SIMILARITY}
+        )
+        replaced = {word: [word, *near] for word, known, near in rows if not known}
+    if not replaced:
+        # Every word is one the catalog uses: the query keeps its web-search syntax ("phrases", -not, or).
+        return func.websearch_to_tsquery("english", text_)
+    # Letters and digits only, so each alternative is a plain lexeme to to_tsquery.
+    terms = " & ".join("(" + " | ".join(replaced.get(w, [w])) + ")" for w in _WORD.findall(text_))
+    return func.to_tsquery("english", terms)
+
+
+def _filters(query: Query, words: ColumnElement[Any] | None = None) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = [Cat.status == "published"]
     if query.category:
         conditions.append(Cat.category == query.category)
@@ -75,25 +126,17 @@ def _filters(query: Query) -> list[ColumnElement[bool]]:
         conditions.append(Cat.publisher_id == query.publisher)
     if query.min_rating is not None:
         conditions.append(and_(Cat.rating_count > 0, Cat.rating_average >= query.min_rating))
-    text = query.text
-    if text:
-        words = func.websearch_to_tsquery("english", text)
-        conditions.append(or_(Cat.search_vector.op("@@")(words), Cat.search_text.op("%>")(text)))
+    if words is not None:
+        conditions.append(Cat.search_vector.op("@@")(words))
     return conditions
 
 
-def _score(text: str) -> ColumnElement[float]:
-    words = func.websearch_to_tsquery("english", text)
-    rank = func.ts_rank_cd(Cat.search_vector, words, 32) + func.word_similarity(text, Cat.search_text)
-    return cast(rank, Float)
-
-
-def _keys(query: Query) -> list[SortKey]:
+def _keys(query: Query, words: ColumnElement[Any] | None) -> list[SortKey]:
     """The sort key columns, each with True when it ascends; the id breaks ties."""
     order = query.order
     if order == "relevance":
-        assert query.text
-        return [(_score(query.text), False), (Cat.id, False)]
+        assert words is not None
+        return [(cast(func.ts_rank_cd(Cat.search_vector, words, 32), Float), False), (Cat.id, False)]
     if order == "popular":
         return [(Cat.install_count, False), (Cat.id, False)]
     if order == "rating":
@@ -139,13 +182,16 @@ def _encode(order: Sort, row: Sequence[Any]) -> str:
     return encode_cursor([order, *(v.isoformat() if hasattr(v, "isoformat") else v for v in row)])
 
 
-async def search(session: AsyncSession, query: Query) -> Result:
-    keys = _keys(query)
-    conditions = _filters(query)
-    if query.text:
-        # The session's transaction scopes this: it does not leak to other requests.
-        await session.execute(select(func.set_config("pg_trgm.word_similarity_threshold", str(TYPO_THRESHOLD), True)))
-    statement = select(Cat, *(column for column, _ in keys)).where(*conditions)
+async def search(session: AsyncSession, query: Query, facets: FacetCache | None = None) -> Result:
+    words = await matching(session, query.text) if query.text else None
+    keys = _keys(query, words)
+    conditions = _filters(query, words)
+    statement = select(Cat, *(column for column, _ in keys))
+    if query.order == "relevance":
+        pool = select(Cat.id).where(*conditions).order_by(Cat.install_count.desc(), Cat.id.desc()).limit(POOL)
+        statement = statement.where(Cat.id.in_(pool.scalar_subquery()))
+    else:
+        statement = statement.where(*conditions)
     if query.cursor:
         statement = statement.where(_after(keys, _decode(query, keys)))
     ordering = [column.asc() if ascending else column.desc() for column, ascending in keys]
@@ -154,22 +200,63 @@ async def search(session: AsyncSession, query: Query) -> Result:
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         next_cursor = _encode(query.order, [str(v) if isinstance(v, uuid.UUID) else v for v in rows[-1][1:]])
-    facets = None if query.cursor else await _facets(session, conditions)
-    return Result(cats=[row[0] for row in rows], next_cursor=next_cursor, facets=facets)
+    counts = None
+    if not query.cursor:
+        counts = await (facets or FacetCache(ttl=0)).get(session, query, conditions)
+    return Result(cats=[row[0] for row in rows], next_cursor=next_cursor, facets=counts)
 
 
-async def _facets(session: AsyncSession, conditions: list[ColumnElement[bool]]) -> dict[str, list[tuple[str, int]]]:
-    by_category = await session.execute(
-        select(Cat.category, func.count()).where(*conditions).group_by(Cat.category).order_by(func.count().desc())
-    )
-    tags = select(func.unnest(Cat.tags).label("tag")).where(*conditions).subquery()
-    by_tag = await session.execute(
-        select(tags.c.tag, func.count())
-        .group_by(tags.c.tag)
-        .order_by(func.count().desc(), tags.c.tag)
+FacetCounts = dict[str, list[tuple[str, int]]]
+
+
+class FacetCache:
+    """Facet counts by filters, kept ``ttl`` seconds: a first page of a popular query need not
+    count its matches again on every request. Bounded, least recently used first out."""
+
+    def __init__(self, ttl: float = FACET_TTL, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, FacetCounts]] = OrderedDict()
+
+    async def get(self, session: AsyncSession, query: Query, conditions: list[ColumnElement[bool]]) -> FacetCounts:
+        key = (
+            query.text,
+            query.category,
+            tuple(query.tags),
+            query.publisher,
+            query.min_rating,
+            tuple(query.permissions),
+        )
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            self._entries.move_to_end(key)
+            return entry[1]
+        counts = await _facets(session, conditions)
+        if self.ttl > 0:
+            self._entries[key] = (now + self.ttl, counts)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return counts
+
+
+async def _facets(session: AsyncSession, conditions: list[ColumnElement[bool]]) -> FacetCounts:
+    """Matches per category and the most used tags, in one pass over the matches."""
+    matches = select(Cat.category, Cat.tags).where(*conditions).cte("matches").prefix_with("MATERIALIZED")
+    by_category = select(literal("category").label("facet"), matches.c.category.label("value"), func.count().label("n"))
+    by_category = by_category.group_by(matches.c.category)
+    tag = func.unnest(matches.c.tags).table_valued("value").render_derived(name="tag")
+    by_tag = (
+        select(literal("tag").label("facet"), tag.c.value, func.count().label("n"))
+        .select_from(matches.join(tag, literal(True)))
+        .group_by(tag.c.value)
+        .order_by(func.count().desc(), tag.c.value)
         .limit(FACET_TAGS)
     )
-    return {
-        "category": [(str(value), int(count)) for value, count in by_category],
-        "tag": [(str(value), int(count)) for value, count in by_tag],
-    }
+    counts: FacetCounts = {"category": [], "tag": []}
+    rows = await session.execute(by_category.union_all(by_tag.subquery().select()))
+    for facet, value, n in rows:
+        counts[facet].append((str(value), int(n)))
+    counts["category"].sort(key=lambda c: (-c[1], c[0]))
+    return counts

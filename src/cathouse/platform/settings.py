@@ -56,6 +56,8 @@ class CatalogSettings(ServiceSettings):
     assets_dir: Path | None = None
     max_image_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    # Seconds a search's facet counts are reused for the same filters (0: count every time).
+    facet_ttl: float = Field(default=30.0, ge=0, le=3600)
 
 
 class InstallationSettings(ServiceSettings):
@@ -71,6 +73,42 @@ class InstallationSettings(ServiceSettings):
     webhook_poll_interval: float = Field(default=0.5, gt=0, le=60)
     # Webhook URLs on loopback and private addresses: for cats on a developer's machine only.
     webhook_allow_private: bool = False
+
+
+class ProxySettings(ServiceSettings):
+    """The proxy: limits and timeouts of calls to cats, rate limits, the SSRF guard, the audit log."""
+
+    port: int = Field(default=8004, ge=1, le=65535)
+    # One connection: lookups are cached and audit records written in batches.
+    pool_size: int = Field(default=1, ge=1, le=100)
+    connect_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Between two reads of the upstream's answer, and for the whole call.
+    read_timeout: float = Field(default=30.0, gt=0, le=600)
+    total_timeout: float = Field(default=60.0, gt=0, le=3600)
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
+    max_response_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
+    # Keep-alive connections kept open per upstream address.
+    max_idle_connections: int = Field(default=32, ge=0, le=1024)
+    # Requests per minute per user, across all of the user's installations.
+    user_rate_per_minute: int = Field(default=1200, ge=1)
+    # When Redis cannot answer: serve (fail open, counted in a metric) or refuse with 503.
+    rate_limit_fail_closed: bool = False
+    # Hosts (exact names) and networks (CIDR) the SSRF guard lets through: development and tests.
+    allow_hosts: list[str] = Field(default_factory=list)
+    dns_cache_ttl: float = Field(default=30.0, ge=0, le=3600)
+    # How long an installation's grants, status and credentials are remembered by a proxy process.
+    context_cache_ttl: float = Field(default=5.0, ge=0, le=300)
+    # Idempotent calls: attempts on a connection error or a 502/503/504, and the longest wait.
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    retry_backoff: float = Field(default=0.1, gt=0, le=10)
+    retry_max_wait: float = Field(default=5.0, ge=0, le=60)
+    # The circuit breaker per cat: consecutive failures that open it, and seconds it stays open.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    breaker_open_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Audit records: written in batches of at most this many, at least this often.
+    audit_batch_size: int = Field(default=500, ge=1, le=10_000)
+    audit_flush_interval: float = Field(default=0.2, gt=0, le=60)
+    audit_retention_days: int = Field(default=90, ge=1)
 
 
 class TokenSettings(BaseModel):
@@ -137,7 +175,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     catalog: CatalogSettings = CatalogSettings()
     installation: InstallationSettings = InstallationSettings()
-    proxy: ServiceSettings = ServiceSettings(port=8004, pool_size=1)
+    proxy: ProxySettings = ProxySettings()
     activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)
     events: EventSettings = EventSettings()
     tokens: TokenSettings = TokenSettings()
