@@ -43,8 +43,8 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_search_words_trgm ON catalog.search_words USING gist (word gist_trgm_ops)")
     op.execute("CREATE INDEX ix_search_words_stem ON catalog.search_words (stem)")
     # Inserted in order, so two transactions adding overlapping words take their locks in the
-    # same order and never deadlock. Words are only ever added: a word no cat uses any more costs one row and corrects to a
-    # word that matches nothing, which the search then simply does not find.
+    # same order and never deadlock. Words are only ever added: a word no cat uses any more
+    # costs one row and corrects to a word that matches nothing, which is then not found.
     op.execute(
         "CREATE FUNCTION catalog.collect_search_words() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN INSERT INTO catalog.search_words (word, stem) "
