@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -9,11 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
 import psutil
+import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 # One master key for the whole run: every app and process built in it must unseal the same
 # signing keys from the shared test database.
@@ -95,3 +100,29 @@ def still_running_after(processes: list[psutil.Process], timeout: float = 10.0) 
     """Give each process ``timeout`` seconds to go, then say which are still there."""
     psutil.wait_procs(processes, timeout=timeout)
     return alive(processes)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, port: int) -> AsyncIterator[None]:
+    """``app`` on a real loopback port for the duration: a cat's API, or anything to call over TCP."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # it could not start (the port was taken): say why
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` with its lifespan (engines, workers, the relay) running around it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

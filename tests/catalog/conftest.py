@@ -17,6 +17,7 @@ from cathouse.platform.settings import Settings
 from cathouse.services import SERVICES
 from tests.auth.conftest import Account, signed_up
 from tests.conftest import truncate_all, truncate_schemas
+from tests.support import in_process
 
 VERSION: dict[str, Any] = {
     "version": "1.0.0",
@@ -75,10 +76,8 @@ async def platform_client(engine: AsyncEngine, settings: Settings) -> AsyncItera
     """Auth and catalog in one app, as ``cathouse up`` serves them; everything is wiped after the module."""
     app = create_app([SERVICES["auth"], SERVICES["catalog"]], settings=settings)
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield client
+        async with in_process(app) as client:
+            yield client
     finally:
         await truncate_all(engine)
 

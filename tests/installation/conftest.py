@@ -4,7 +4,6 @@ and its workers running, and a real HTTP server standing in for a cat."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,7 +23,7 @@ from cathouse.services import SERVICES
 from tests.auth.conftest import Account, signed_up
 from tests.catalog.conftest import VERSION, cat_body
 from tests.conftest import truncate_all, truncate_schemas
-from tests.support import free_port
+from tests.support import free_port, in_process, serving
 
 KEYRING_TABLES = ("installation.master_key_versions",)
 FAST_WEBHOOKS = {
@@ -73,10 +71,8 @@ async def platform(
         [SERVICES["auth"], SERVICES["catalog"], SERVICES["installation"]], settings=settings, run_relay=True
     )
     try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield client
+        async with in_process(app) as client:
+            yield client
     finally:
         await truncate_all(engine)
 
@@ -107,16 +103,8 @@ async def fake_cat() -> AsyncIterator[FakeCat]:
         return JSONResponse({"ok": cat.status < 300}, status_code=cat.status)
 
     app = Starlette(routes=[Route("/hooks", hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=cat.port, log_config=None, lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    try:
+    async with serving(app, cat.port):
         yield cat
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def version(**changes: Any) -> dict[str, Any]:

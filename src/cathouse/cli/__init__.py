@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import cathouse
-from cathouse.cli import catalog, keys, migrate, run, users
+from cathouse.cli import audit, catalog, keys, migrate, run, users
 
 app = typer.Typer(
     name="cathouse",
@@ -33,6 +33,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

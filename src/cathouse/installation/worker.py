@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from cathouse.installation import events
+from cathouse.installation.feedback import CREDENTIALS_ACCEPTED, CREDENTIALS_REJECTED, CredentialFeedback
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.provisioning import Provisioner
 from cathouse.platform.db import create_engine, sessionmaker
@@ -25,7 +26,10 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
         # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
         async with httpx.AsyncClient(follow_redirects=False) as http:
             provisioner = Provisioner(sessions, settings, keyring, http)
+            feedback = CredentialFeedback(sessions, keyring)
             handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
-            yield Worker(handlers={t: [provisioner.on_event] for t in handled}, loops=[provisioner.run])
+            handlers = {t: [provisioner.on_event] for t in handled}
+            handlers.update({t: [feedback.on_event] for t in (CREDENTIALS_REJECTED, CREDENTIALS_ACCEPTED)})
+            yield Worker(handlers=handlers, loops=[provisioner.run])
     finally:
         await engine.dispose()

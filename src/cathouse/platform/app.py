@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 from loguru import logger
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cathouse
 from cathouse.platform import health, metrics, workers
@@ -36,6 +37,16 @@ def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
         leeway=settings.tokens.leeway,
         cache_size=settings.tokens.verified_cache_size,
     )
+
+
+class _Front:
+    """Adapts a service's ``front`` factory to Starlette's ``add_middleware``."""
+
+    def __init__(self, app: ASGIApp, *, factory: Callable[[ASGIApp, FastAPI], ASGIApp], owner: FastAPI) -> None:
+        self.app = factory(app, owner)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -101,6 +112,9 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestEnvelopeMiddleware, service=app_name)
+    for service in services:
+        for front in service.front:
+            app.add_middleware(_Front, factory=front, owner=app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for service in services:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData
+from starlette.types import ASGIApp
 
 if TYPE_CHECKING:
     from cathouse.platform.workers import WorkerFactory
@@ -39,3 +40,7 @@ class Service(Component):
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     # Event handlers and loops that run beside the relay (see platform/workers.py).
     worker: WorkerFactory | None = None
+    # ASGI middleware put in front of everything else (the app's own middleware included),
+    # each built as ``factory(app, owner)`` with ``owner`` the FastAPI app: for a hot path
+    # that must not pay for routing and dependency injection.
+    front: Sequence[Callable[[ASGIApp, FastAPI], ASGIApp]] = field(default_factory=tuple)

@@ -1,0 +1,43 @@
+"""What the proxy reports about an installation's credentials, applied to its lifecycle.
+
+The proxy never writes this service's tables: it records ``proxy.credentials_rejected`` (the
+cat answered 401) and ``proxy.credentials_accepted`` (a success after that) in the outbox, and
+this handler moves the installation. Applying one twice changes nothing, so a redelivered
+event is harmless.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cathouse.installation import lifecycle
+from cathouse.installation.keyring import Keyring
+from cathouse.installation.service import InstallationService
+from cathouse.platform.outbox.relay import Event
+
+CREDENTIALS_REJECTED = "proxy.credentials_rejected"  # {installation_id, cat_id, upstream_status}
+CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"  # {installation_id, cat_id}
+
+
+class CredentialFeedback:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], keyring: Keyring) -> None:
+        self.sessions = sessions
+        self.keyring = keyring
+
+    async def on_event(self, event: Event) -> None:
+        installation_id = uuid.UUID(event.payload["installation_id"])
+        async with self.sessions() as session, session.begin():
+            service = InstallationService(session, self.keyring)
+            installation = await service.installations.get(installation_id, for_update=True)
+            if installation is None:
+                return
+            if event.event_type == CREDENTIALS_REJECTED:
+                if lifecycle.CREDENTIALS_INVALID in lifecycle.TRANSITIONS[installation.status]:
+                    reason = f"the cat answered {event.payload.get('upstream_status', 401)} to its credentials"
+                    await service.move(installation, lifecycle.CREDENTIALS_INVALID, reason=reason)
+            elif installation.status == lifecycle.CREDENTIALS_INVALID:
+                # Back to where it was: an upgrade still waiting for consent keeps waiting.
+                pending = installation.target_version_id is not None
+                await service.move(installation, lifecycle.PERMISSIONS_PENDING if pending else lifecycle.ACTIVE)

@@ -1,0 +1,168 @@
+"""What the proxy needs to mediate a call to one installation, loaded once and kept a few seconds.
+
+Every request needs the installation's owner, state, grants, its version's endpoint map,
+credential scheme and rate plan, and the decrypted secrets. Reading them costs several
+queries and a decryption; keeping them for ``context_cache_ttl`` seconds (5 by default) makes
+a request a dict lookup, at the price of a suspension or a revoked grant taking up to that
+long to reach a running proxy. API keys are kept the same way, by the key's hash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cathouse.catalog import queries as catalog
+from cathouse.installation import queries as installations
+from cathouse.proxy.routes import RouteMap
+
+# The states in which calls go through (credentials_invalid: a success moves it back).
+RUNNING = frozenset({"active", "permissions_pending", "credentials_invalid"})
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(slots=True)
+class InstallationContext:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    cat_id: uuid.UUID
+    cat_slug: str
+    cat_status: str
+    status: str
+    granted: frozenset[str]
+    base_url: str
+    routes: RouteMap
+    rate_limit: int
+    # Headers to add to every call, and a query parameter (name, value) when the cat wants one.
+    inject_headers: list[tuple[bytes, bytes]]
+    inject_query: tuple[str, str] | None
+    # Set once this process has reported the cat's verdict on the credentials, so it reports each change once.
+    reported: str | None = field(default=None)
+
+    @property
+    def running(self) -> bool:
+        return self.status in RUNNING and self.cat_status == "published"
+
+
+def injection(
+    scheme: dict[str, Any], secrets: dict[str, str]
+) -> tuple[list[tuple[bytes, bytes]], tuple[str, str] | None]:
+    """The headers and query parameter that carry the installation's credentials, as its version declares."""
+    kind = scheme.get("type")
+    if kind == "bearer" and scheme["field"] in secrets:
+        return [(b"authorization", b"Bearer " + secrets[scheme["field"]].encode())], None
+    if kind == "basic":
+        user, password = secrets.get(scheme["username_field"], ""), secrets.get(scheme["password_field"], "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return [(b"authorization", b"Basic " + token.encode())], None
+    if kind == "header" and scheme["field"] in secrets:
+        return [(scheme["header"].lower().encode(), secrets[scheme["field"]].encode())], None
+    if kind == "query" and scheme["field"] in secrets:
+        return [], (scheme["param"], quote(secrets[scheme["field"]], safe=""))
+    return [], None
+
+
+class TTLCache(Generic[K, V]):
+    """A bounded map whose entries expire; concurrent misses for one key share one load."""
+
+    def __init__(self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._loading: dict[K, asyncio.Future[V]] = {}
+
+    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > self.clock():
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load(key)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+            raise
+        finally:
+            del self._loading[key]
+        future.set_result(value)
+        if self.ttl > 0:
+            self._entries[key] = (self.clock() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+    def forget(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+
+class Contexts:
+    """Installation contexts and API keys, from the installation and catalog services' query modules."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secrets: installations.SecretReader,
+        ttl: float,
+    ) -> None:
+        self.sessions = sessions
+        self.secrets = secrets
+        self._contexts: TTLCache[uuid.UUID, InstallationContext | None] = TTLCache(ttl)
+        self._keys: TTLCache[bytes, installations.KeyOwner | None] = TTLCache(ttl)
+
+    def forget(self, installation_id: uuid.UUID) -> None:
+        self._contexts.forget(installation_id)
+
+    async def installation(self, installation_id: uuid.UUID) -> InstallationContext | None:
+        return await self._contexts.get(installation_id, self._load)
+
+    async def api_key(self, key: str) -> installations.KeyOwner | None:
+        digest = hashlib.sha256(key.encode()).digest()
+        return await self._keys.get(digest, lambda _: self._load_key(key))
+
+    async def _load_key(self, key: str) -> installations.KeyOwner | None:
+        async with self.sessions() as session:
+            return await installations.api_key_owner(session, key)
+
+    async def _load(self, installation_id: uuid.UUID) -> InstallationContext | None:
+        async with self.sessions() as session:
+            view = await installations.proxy_view(session, installation_id)
+            if view is None:
+                return None
+            version = await catalog.version_by_id(session, view.version_id)
+            cat = (await catalog.cats_by_id(session, [view.cat_id])).get(view.cat_id)
+            if version is None or cat is None:
+                return None
+            secrets = await self.secrets.secrets(session, installation_id) if view.status in RUNNING else {}
+        headers, query = injection(version.credentials, secrets)
+        return InstallationContext(
+            id=view.id,
+            owner_id=view.user_id,
+            cat_id=view.cat_id,
+            cat_slug=cat.slug,
+            cat_status=cat.status,
+            status=view.status,
+            granted=view.granted,
+            base_url=version.base_url,
+            routes=RouteMap(version.endpoints),
+            rate_limit=version.rate_limit_per_minute,
+            inject_headers=headers,
+            inject_query=query,
+        )

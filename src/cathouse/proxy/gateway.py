@@ -1,0 +1,583 @@
+"""The hot path: ``ANY /api/v1/proxy/{installation_id}/{path}``, as plain ASGI.
+
+Every call a user's application makes to a cat passes here, so this sits in front of the
+FastAPI app rather than behind a route: a FastAPI route with its dependency injection roughly
+doubles the CPU of a forwarded request (PERFORMANCE.md). What a call costs once warm: a token
+check or an API-key lookup (both cached), the installation's context (cached a few seconds),
+a route match, one rate-limit round trip, the upstream exchange on a kept-alive connection,
+and an audit record appended to a queue that a writer flushes in batches.
+
+The order of the checks is the order of what a caller may learn: who you are (401), whether
+the installation is yours (404 otherwise, as if it did not exist), whether it runs (409),
+whether the call is in the cat's map (404) and granted (403), the rate limits (429), the cat's
+health (503). Every answer, allowed or refused, leaves exactly one audit record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cathouse.platform.outbox import record_event
+from cathouse.platform.security import InvalidToken, Principal, TokenVerifier
+from cathouse.platform.settings import ProxySettings
+from cathouse.proxy import metrics
+from cathouse.proxy.audit import AuditRecord, AuditWriter, audit_path
+from cathouse.proxy.breaker import CircuitBreakers
+from cathouse.proxy.context import Contexts, InstallationContext
+from cathouse.proxy.ratelimit import Decision, RateLimiter
+from cathouse.proxy.ssrf import Blocked, Guard
+from cathouse.proxy.upstream import Response, Target, UpstreamError, UpstreamPool
+
+PREFIX = "/api/v1/proxy/"
+API_KEY_PREFIX = "chk_"
+CREDENTIALS_REJECTED = "proxy.credentials_rejected"
+CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"
+# Methods that can be sent again after a failure without doing twice what the caller asked.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+# A request body up to this size is read before forwarding, so an idempotent call can be retried.
+BUFFERED_BODY = 64 * 1024
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Never forwarded to the cat: the caller's own credentials and what the proxy sets itself.
+NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"cookie", b"content-length", b"x-request-id", b"expect"}
+# Never returned to the caller: the cat's cookies would be set on the platform's domain.
+NOT_RETURNED = HOP_BY_HOP | {b"set-cookie", b"set-cookie2"}
+_REQUEST_ID_OK = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+
+
+class Refused(Exception):
+    """A call the proxy answers itself; carries the problem and the audit decision."""
+
+    def __init__(self, status: int, decision: str, detail: str, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.status = status
+        self.decision = decision
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+class TooLarge(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Call:
+    """What one request learned on its way, for its answer, its audit record and its metrics."""
+
+    request_id: str
+    method: str
+    path: str
+    query: str
+    started: float
+    user_id: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
+    context: InstallationContext | None = None
+    decision: str = "allowed"
+    status: int = 500
+    upstream_status: int | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    limit: Decision | None = None
+
+
+def proxied_installation(path: str) -> uuid.UUID | None:
+    """The installation a proxy call is for, or None when ``path`` is not a proxy call
+    (``/api/v1/proxy/audit`` and the like are the service's ordinary routes)."""
+    if not path.startswith(PREFIX):
+        return None
+    head = path[len(PREFIX) : len(PREFIX) + 37]
+    if len(head) < 36 or (len(head) == 37 and head[36] != "/"):
+        return None
+    try:
+        return uuid.UUID(head[:36])
+    except ValueError:
+        return None
+
+
+class GatewayMiddleware:
+    """In front of the app's middleware and routes: a proxy call goes to the ``Proxy`` the
+    service's lifespan put on ``owner.state.proxy``; everything else goes on to ``app``."""
+
+    def __init__(self, app: ASGIApp, owner: Any) -> None:
+        self.app = app
+        self.state = owner.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            installation_id = proxied_installation(scope["path"])
+            if installation_id is not None:
+                await self.state.proxy(scope, receive, send, installation_id)
+                return
+        await self.app(scope, receive, send)
+
+
+class Proxy:
+    """Mediates proxy calls: every check, the forwarding, the audit record."""
+
+    def __init__(
+        self,
+        *,
+        settings: ProxySettings,
+        sessions: async_sessionmaker[AsyncSession],
+        contexts: Contexts,
+        guard: Guard,
+        pool: UpstreamPool,
+        limiter: RateLimiter,
+        audit: AuditWriter,
+        verifier: Callable[[], TokenVerifier],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.contexts = contexts
+        self.guard = guard
+        self.pool = pool
+        self.limiter = limiter
+        self.audit = audit
+        self.verifier = verifier
+        self.breakers = CircuitBreakers(failures=settings.breaker_failures, open_seconds=settings.breaker_open_seconds)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, installation_id: uuid.UUID) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        # The path as the caller sent it (still percent-encoded), after /api/v1/proxy/{id}.
+        tail = raw_path.decode("latin-1")[len(PREFIX) + 36 :]
+        call = Call(
+            request_id=_request_id(scope),
+            method=scope["method"],
+            path=tail or "/",
+            query=scope.get("query_string", b"").decode("latin-1"),
+            started=time.perf_counter(),
+        )
+        try:
+            await self._mediate(call, installation_id, scope, receive, send)
+        except Refused as refused:
+            call.decision, call.status = refused.decision, refused.status
+            await _problem(send, call, refused)
+        except _Aborted:
+            # The head went out; ending here without the last body message makes the server
+            # drop the connection, so the caller cannot take a cut answer for a whole one.
+            logger.warning("the cat's answer broke off", request_id=call.request_id, decision=call.decision)
+        finally:
+            self._account(call, installation_id)
+
+    async def _mediate(
+        self, call: Call, installation_id: uuid.UUID, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        context = await self._authorize(call, installation_id, scope)
+        if _escapes(call.path):
+            # "/users/.." would match "/users/{id}" here and reach another endpoint at the cat.
+            raise Refused(400, "bad_request", "The path may not contain '.' or '..' segments.")
+        route = context.routes.match(call.method, call.path)
+        if route is None:
+            raise Refused(404, "not_found", f"{context.cat_slug} has no {call.method} {call.path}.")
+        if route.permission not in context.granted:
+            raise Refused(
+                403,
+                "no_permission",
+                f"This call needs the permission {route.permission}, which was not granted.",
+                permission=route.permission,
+            )
+        user_limit = self.settings.user_rate_per_minute
+        call.limit = decision = await self.limiter.hit(
+            str(context.id), context.rate_limit, str(context.owner_id), user_limit
+        )
+        if not decision.allowed:
+            if decision.degraded:
+                raise Refused(
+                    503, "limiter_unavailable", "Rate limiting is unavailable; try again shortly.", {"Retry-After": "5"}
+                )
+            raise Refused(
+                429,
+                "rate_limited",
+                f"The {decision.refused_by} rate limit of {decision.limit} calls a minute is used up.",
+                {"Retry-After": str(decision.retry_after)},
+            )
+        wait = self.breakers.retry_after(context.cat_id)
+        if wait is not None:
+            raise Refused(
+                503, "circuit_open", f"{context.cat_slug} is failing; calls resume shortly.", {"Retry-After": str(wait)}
+            )
+        try:
+            destination = await self.guard.destination(context.base_url)
+        except Blocked as blocked:
+            raise Refused(502, "blocked_address", str(blocked)) from None
+        target = Target(destination.address, destination.port, destination.scheme == "https", destination.host)
+        default_port = 443 if target.tls else 80
+        host = destination.host if destination.port == default_port else f"{destination.host}:{destination.port}"
+        headers = _forwarded_headers(scope, host, call.request_id, context)
+        query = call.query
+        if context.inject_query is not None:
+            query = _with_param(query, *context.inject_query)
+        upstream_path = destination.base_path + call.path + (f"?{query}" if query else "")
+        body, length = await _request_body(scope, receive, call, self.settings.max_request_bytes)
+        try:
+            response = await self._forward(call, context, target, upstream_path, headers, body, length)
+        except ValueError:
+            raise Refused(
+                400, "bad_request", "The path or a header holds characters that cannot be forwarded."
+            ) from None
+        except TooLarge:
+            raise Refused(
+                413, "too_large", f"The request body is larger than {self.settings.max_request_bytes} bytes."
+            ) from None
+        await self._relay(call, context, response, send)
+
+    async def _authorize(self, call: Call, installation_id: uuid.UUID, scope: Scope) -> InstallationContext:
+        token = _bearer(scope)
+        if token is None:
+            raise Refused(
+                401,
+                "unauthenticated",
+                "Send an access token or an installation API key as a Bearer token.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        owner: uuid.UUID | None = None
+        if token.startswith(API_KEY_PREFIX):
+            key = await self.contexts.api_key(token)
+            if key is None:
+                raise Refused(401, "unauthenticated", "The API key is not valid.", {"WWW-Authenticate": "Bearer"})
+            if key.installation_id != installation_id:
+                raise Refused(404, "not_found", "No such installation.")
+            call.api_key_id = key.api_key_id
+        else:
+            try:
+                principal: Principal = await self.verifier().verify(token)
+            except InvalidToken as exc:
+                raise Refused(
+                    401, "unauthenticated", str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+                ) from None
+            owner = call.user_id = principal.user_id
+        context = await self.contexts.installation(installation_id)
+        if context is None or (owner is not None and context.owner_id != owner):
+            raise Refused(404, "not_found", "No such installation.")
+        call.context = context
+        call.user_id = context.owner_id
+        if not context.running:
+            state = context.status if context.cat_status == "published" else f"cat {context.cat_status}"
+            raise Refused(
+                409,
+                "inactive",
+                f"The installation is {state.replace('_', ' ')}; calls are not forwarded.",
+                current_status=context.status,
+            )
+        return context
+
+    async def _forward(
+        self,
+        call: Call,
+        context: InstallationContext,
+        target: Target,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> Response:
+        """The cat's answer, retried when that is safe: an idempotent call whose body we hold."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.total_timeout
+        retryable = call.method in IDEMPOTENT and not isinstance(body, AsyncIterator)
+        attempts = self.settings.retry_attempts if retryable else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = await self.pool.request(
+                    target,
+                    call.method,
+                    path,
+                    headers,
+                    body,
+                    content_length=length,
+                    max_response_bytes=self.settings.max_response_bytes,
+                    deadline=deadline,
+                )
+            except UpstreamError as exc:
+                self.breakers.failed(context.cat_id)
+                if attempt < attempts and exc.kind in ("connect", "closed") and loop.time() < deadline:
+                    await asyncio.sleep(self._backoff(attempt, None))
+                    continue
+                if exc.kind == "timeout":
+                    raise Refused(504, "upstream_timeout", f"{context.cat_slug} did not answer in time.") from None
+                if exc.kind == "too_large":
+                    raise Refused(502, "too_large", f"{context.cat_slug}'s answer is larger than allowed.") from None
+                raise Refused(502, "upstream_error", f"{context.cat_slug} could not be reached.") from None
+            if response.status in RETRY_STATUSES:
+                self.breakers.failed(context.cat_id)
+                if attempt < attempts and loop.time() < deadline:
+                    wait = self._backoff(attempt, _retry_after(response))
+                    if loop.time() + wait < deadline:
+                        response.close()
+                        await asyncio.sleep(wait)
+                        continue
+            else:
+                self.breakers.succeeded(context.cat_id)
+            return response
+        raise AssertionError("the last attempt returns or raises")  # pragma: no cover
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.settings.retry_max_wait)
+        # Full jitter: retries of many callers do not arrive together.
+        return random.uniform(0, min(self.settings.retry_backoff * 2 ** (attempt - 1), self.settings.retry_max_wait))  # noqa: S311
+
+    async def _relay(self, call: Call, context: InstallationContext, response: Response, send: Send) -> None:
+        call.upstream_status = call.status = response.status
+        if response.status == 401:
+            self._report(context, CREDENTIALS_REJECTED, upstream_status=401)
+        elif response.status < 400 and context.status == "credentials_invalid":
+            self._report(context, CREDENTIALS_ACCEPTED)
+        headers = [(n, v) for n, v in response.headers if n not in NOT_RETURNED]
+        headers.append((b"x-request-id", call.request_id.encode()))
+        headers.extend(_limit_headers(call.limit))
+        if response.status >= 500:
+            call.decision = "upstream_error"
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        try:
+            async for chunk in response.body():
+                call.bytes_out += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError as exc:
+            # The status is sent: all that is left is to cut the answer short, which the caller sees.
+            response.close()
+            call.decision = "upstream_timeout" if exc.kind == "timeout" else "upstream_error"
+            raise _Aborted() from None
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _report(self, context: InstallationContext, event_type: str, **payload: Any) -> None:
+        """Tell the installation service, once per change seen by this process, off the hot path."""
+        if context.reported == event_type:
+            return
+        context.reported = event_type
+        task = asyncio.create_task(self._record(context, event_type, payload))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _record(self, context: InstallationContext, event_type: str, payload: dict[str, Any]) -> None:
+        try:
+            async with self.sessions() as session, session.begin():
+                record_event(
+                    session,
+                    aggregate_type="installation",
+                    aggregate_id=str(context.id),
+                    event_type=event_type,
+                    payload={"installation_id": str(context.id), "cat_id": str(context.cat_id), **payload},
+                )
+            self.contexts.forget(context.id)
+        except Exception as exc:  # the next call reports it again
+            context.reported = None
+            logger.warning("could not record the cat's verdict on credentials", error=type(exc).__name__)
+
+    def _account(self, call: Call, installation_id: uuid.UUID) -> None:
+        context = call.context
+        latency = time.perf_counter() - call.started
+        extra = context.inject_query[:1] if context is not None and context.inject_query else ()
+        self.audit.record(
+            AuditRecord(
+                at=datetime.now(UTC),
+                request_id=call.request_id,
+                method=call.method,
+                path=audit_path(call.path, call.query, extra),
+                decision=call.decision,
+                status=call.status,
+                user_id=call.user_id,
+                owner_id=context.owner_id if context else None,
+                installation_id=installation_id if context else None,
+                cat_id=context.cat_id if context else None,
+                api_key_id=call.api_key_id,
+                upstream_status=call.upstream_status,
+                latency_ms=latency * 1000,
+                bytes_in=call.bytes_in,
+                bytes_out=call.bytes_out,
+            )
+        )
+        metrics.observe(context.cat_slug if context else "", call.decision, latency, call.upstream_status)
+
+    async def drain(self) -> None:
+        """Wait for the reports still being written (graceful shutdown)."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=5)
+
+
+class _Aborted(Exception):
+    """The answer was cut short after its head was sent."""
+
+
+def _escapes(path: str) -> bool:
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and 0 < len(value) <= 128 and all(c in _REQUEST_ID_OK for c in value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _forwarded_headers(
+    scope: Scope, host: str, request_id: str, context: InstallationContext
+) -> list[tuple[bytes, bytes]]:
+    dropped = set(NOT_FORWARDED)
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in scope["headers"]:
+        if name == b"connection":
+            # Headers the caller named as hop-by-hop go no further either.
+            dropped.update(t.strip().lower().encode() for t in value.decode("latin-1").split(","))
+    for name, value in scope["headers"]:
+        if name not in dropped:
+            headers.append((name, value))
+    injected = {name for name, _ in context.inject_headers}
+    headers = [(n, v) for n, v in headers if n not in injected]
+    headers.append((b"host", host.encode("idna") if not host.isascii() else host.encode()))
+    headers.append((b"x-request-id", request_id.encode()))
+    headers.extend(context.inject_headers)
+    return headers
+
+
+def _with_param(query: str, name: str, value: str) -> str:
+    """``query`` with ``name`` set to the injected credential, replacing any the caller sent."""
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] != name]
+    return "&".join([*kept, f"{name}={value}"])
+
+
+async def _request_body(
+    scope: Scope, receive: Receive, call: Call, limit: int
+) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
+    """The body to forward: held in memory when small (so it can be retried), streamed otherwise."""
+    declared: int | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                raise Refused(400, "bad_request", "Content-Length is not a number.") from None
+        elif name == b"transfer-encoding":
+            chunked = True
+    if declared is not None and declared > limit:
+        raise Refused(413, "too_large", f"The request body is larger than {limit} bytes.")
+    if not chunked and not declared:
+        return None, None
+    if declared is not None and declared <= BUFFERED_BODY:
+        parts = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Refused(499, "client_closed", "The caller went away.")
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        call.bytes_in = len(body)
+        return body, len(body)
+
+    first = await receive()
+
+    async def stream() -> AsyncIterator[bytes]:
+        message: Message = first
+        while True:
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            call.bytes_in += len(chunk)
+            if call.bytes_in > limit:
+                raise TooLarge()
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+            message = await receive()
+
+    return stream(), declared
+
+
+def _retry_after(response: Response) -> float | None:
+    for name, value in response.headers:
+        if name == b"retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _limit_headers(decision: Decision | None) -> list[tuple[bytes, bytes]]:
+    if decision is None or decision.degraded:
+        return []
+    return [
+        (b"ratelimit-limit", str(decision.limit).encode()),
+        (b"ratelimit-remaining", str(decision.remaining).encode()),
+        (b"ratelimit-reset", str(max(0, math.ceil(decision.reset))).encode()),
+    ]
+
+
+async def _problem(send: Send, call: Call, refused: Refused) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": _TITLES.get(refused.status, "Error"),
+            "status": refused.status,
+            "detail": refused.detail,
+            "instance": PREFIX.rstrip("/"),
+            "request_id": call.request_id,
+            "decision": refused.decision,
+            **refused.extra,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", call.request_id.encode()),
+        *((k.lower().encode(), v.encode()) for k, v in refused.headers.items()),
+        *_limit_headers(call.limit),
+    ]
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    499: "Client Closed Request",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
