@@ -4,10 +4,15 @@ standing in for a cat, and installations of cats through the API."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -155,3 +160,68 @@ async def audit_rows(engine: AsyncEngine, expected: int) -> list[dict[str, Any]]
             return [dict(r) for r in rows]
         await asyncio.sleep(0.05)
     raise AssertionError(f"{len(rows)} audit records, not {expected}")
+
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+class PrivateRedis:
+    """A throwaway redis-server of this test's own, to kill, pause and bring back."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *options: str) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", *options),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def pause(self, paused: bool) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+            self.kill()
+
+
+@pytest.fixture
+def stopped_redis() -> Iterator[PrivateRedis]:
+    if not REDIS_SERVER.exists():
+        pytest.skip(f"{REDIS_SERVER} is not installed")
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(stopped_redis: PrivateRedis) -> PrivateRedis:
+    stopped_redis.start()
+    return stopped_redis

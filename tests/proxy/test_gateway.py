@@ -6,21 +6,24 @@ is a real HTTP server on a loopback port, allowed through the SSRF guard by sett
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
+from cathouse.proxy.ratelimit import RedisRateLimiter
 from cathouse.services import SERVICES
 from tests.catalog.conftest import VERSION
 from tests.conftest import truncate_all, truncate_schemas
 from tests.installation.conftest import FAST_WEBHOOKS, KEYRING_TABLES, version, wait_for_status
-from tests.proxy.conftest import SECRET, People, Upstream, audit_rows, installed
+from tests.proxy.conftest import SECRET, People, PrivateRedis, Upstream, audit_rows, installed
 from tests.support import in_process
 
 
@@ -302,3 +305,33 @@ async def test_while_an_upgrade_waits_for_consent_granted_calls_keep_working(
     await api.post(f"/api/v1/installations/{installation}/permissions/accept", headers=people.owner.headers)
     accepted = await api.post(f"/api/v1/proxy/{installation}/badges", json={}, headers=people.owner.headers)
     assert accepted.status_code == 200
+
+
+async def test_with_redis_gone_the_proxy_keeps_answering_and_enforces_again_when_it_returns(
+    api: httpx.AsyncClient, app: FastAPI, people: People, upstream: Upstream, private_redis: PrivateRedis
+) -> None:
+    installation = await installed(api, people, upstream, rate_limit_per_minute=3)
+    proxy = app.state.proxy
+    original = proxy.limiter
+    proxy.limiter = RedisRateLimiter(private_redis.url, retry_interval=0.1)
+    url = f"/api/v1/proxy/{installation}/balances/1"
+    try:
+        assert [(await api.get(url, headers=people.owner.headers)).status_code for _ in range(4)] == [200] * 3 + [429]
+
+        private_redis.kill()
+        errors_before = REGISTRY.get_sample_value("cathouse_proxy_ratelimit_store_errors_total") or 0.0
+        down = [(await api.get(url, headers=people.owner.headers)).status_code for _ in range(5)]
+        assert down == [200] * 5, "fail open: the proxy keeps serving"
+        assert (REGISTRY.get_sample_value("cathouse_proxy_ratelimit_store_errors_total") or 0.0) > errors_before
+
+        private_redis.start()  # empty: the counts start again
+        statuses: list[int] = []
+        for _ in range(50):
+            statuses.append((await api.get(url, headers=people.owner.headers)).status_code)
+            if statuses[-1] == 429:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses[-1] == 429, statuses
+    finally:
+        await proxy.limiter.close()
+        proxy.limiter = original

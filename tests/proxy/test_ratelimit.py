@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from loguru import logger
@@ -27,10 +24,10 @@ from cathouse.proxy.ratelimit import (
     RedisRateLimiter,
     rate_limiter,
 )
+from tests.proxy.conftest import PrivateRedis
 
 REDIS_URL = os.environ.get("CATHOUSE_REDIS_URL")
 STORES = ["memory", pytest.param("redis", marks=pytest.mark.skipif(not REDIS_URL, reason="CATHOUSE_REDIS_URL unset"))]
-REDIS_SERVER = Path("/usr/bin/redis-server")
 METRIC = "cathouse_proxy_ratelimit_store_errors_total"
 
 MakeLimiter = Callable[..., RateLimiter]
@@ -292,68 +289,6 @@ def test_two_processes_share_one_limit() -> None:
 
 
 # --- a Redis that goes away --------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """A throwaway redis-server of this test's own, to kill, pause and bring back."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, *options: str) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", *options),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait()
-        self.process = None
-
-    def pause(self, paused: bool) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-            self.kill()
-
-
-@pytest.fixture
-def stopped_redis() -> Iterator[PrivateRedis]:
-    if not REDIS_SERVER.exists():
-        pytest.skip(f"{REDIS_SERVER} is not installed")
-    server = PrivateRedis()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def private_redis(stopped_redis: PrivateRedis) -> PrivateRedis:
-    stopped_redis.start()
-    return stopped_redis
 
 
 @pytest.fixture
