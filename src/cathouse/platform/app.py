@@ -39,14 +39,24 @@ def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
     )
 
 
-class _Front:
-    """Adapts a service's ``front`` factory to Starlette's ``add_middleware``."""
+class CatHouseApp(FastAPI):
+    """FastAPI, with room in front of everything for a service's hot path (``Service.front``).
 
-    def __init__(self, app: ASGIApp, *, factory: Callable[[ASGIApp, FastAPI], ASGIApp], owner: FastAPI) -> None:
-        self.app = factory(app, owner)
+    Starlette wraps even the outermost user middleware in its own error and telemetry layers,
+    each wrapping ``send`` again; a proxy call must not pay for them on every chunk it
+    forwards. Lifespan and every other request go through FastAPI as usual.
+    """
+
+    _front: ASGIApp | None = None
+
+    def put_in_front(self, factory: Callable[[ASGIApp, FastAPI], ASGIApp]) -> None:
+        self._front = factory(self._front or super().__call__, self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if self._front is not None:
+            await self._front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -93,7 +103,7 @@ def create_app(
             yield
             logger.info("stopping")
 
-    app = FastAPI(
+    app = CatHouseApp(
         title="Cat House" if len(services) != 1 else f"Cat House {services[0].title or services[0].name}",
         description=" ".join(s.description for s in services if s.description) or "Cat House",
         version=cathouse.__version__,
@@ -114,7 +124,7 @@ def create_app(
     app.add_middleware(RequestEnvelopeMiddleware, service=app_name)
     for service in services:
         for front in service.front:
-            app.add_middleware(_Front, factory=front, owner=app)
+            app.put_in_front(front)
     app.include_router(health.router)
     app.include_router(metrics.router)
     for service in services:

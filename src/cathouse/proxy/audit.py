@@ -49,6 +49,9 @@ Decision = Literal[
     "too_large",
     "blocked_address",
     "limiter_unavailable",
+    "bad_request",
+    "client_closed",
+    "error",
 ]
 DECISIONS: tuple[str, ...] = get_args(Decision)
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cathouse.platform.outbox import record_event
+from cathouse.platform.problems import log_unexpected
 from cathouse.platform.security import InvalidToken, Principal, TokenVerifier
 from cathouse.platform.settings import ProxySettings
 from cathouse.proxy import metrics
@@ -105,6 +106,7 @@ class Call:
     bytes_in: int = 0
     bytes_out: int = 0
     limit: Decision | None = None
+    responded: bool = False
 
 
 def proxied_installation(path: str) -> uuid.UUID | None:
@@ -184,6 +186,14 @@ class Proxy:
             # The head went out; ending here without the last body message makes the server
             # drop the connection, so the caller cannot take a cut answer for a whole one.
             logger.warning("the cat's answer broke off", request_id=call.request_id, decision=call.decision)
+        except Exception as exc:
+            # In front of the app's error middleware: the last resort is here. A 500 that
+            # says only the request id; the trace goes to the log.
+            log_unexpected(exc)
+            call.decision, call.status = "error", 500
+            if call.responded:
+                raise
+            await _problem(send, call, Refused(500, "error", "Something went wrong; quote the request id."))
         finally:
             self._account(call, installation_id)
 
@@ -356,6 +366,7 @@ class Proxy:
         headers.extend(_limit_headers(call.limit))
         if response.status >= 500:
             call.decision = "upstream_error"
+        call.responded = True
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         try:
             async for chunk in response.body():
@@ -579,5 +590,6 @@ _TITLES = {
     499: "Client Closed Request",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    500: "Internal Server Error",
     504: "Gateway Timeout",
 }
