@@ -29,3 +29,21 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+BROKER_PUBLISHED = Counter(
+    "cathouse_broker_published_total", "Outbox events the relay published to the broker.", ["broker"]
+)
+BROKER_PUBLISH_FAILURES = Counter(
+    "cathouse_broker_publish_failures_total",
+    "Publishes to the broker that failed; the events stay in the outbox and are tried again.",
+    ["broker"],
+)
+CONSUMER_HANDLED = Counter(
+    "cathouse_consumer_handled_total", "Broker messages a consumer group's handlers completed.", ["group"]
+)
+CONSUMER_FAILURES = Counter(
+    "cathouse_consumer_failures_total",
+    "Broker messages whose handlers failed, by consumer group; they are delivered again.",
+    ["group"],
+)

@@ -111,6 +111,32 @@ class ProxySettings(ServiceSettings):
     audit_retention_days: int = Field(default=90, ge=1)
 
 
+class ActivitySettings(ServiceSettings):
+    """The activity read model: how long its Redis lists are, and how live streams behave."""
+
+    port: int = Field(default=8006, ge=1, le=65535)
+    pool_size: int = Field(default=2, ge=1, le=100)
+    # With CATHOUSE_REDIS_URL set the read model lives in Redis, in lists capped at these lengths
+    # (PostgreSQL keeps everything). Keys start with the prefix, so several platforms share a server.
+    global_feed_cap: int = Field(default=1000, ge=10, le=1_000_000)
+    user_feed_cap: int = Field(default=100, ge=10, le=100_000)
+    cat_feed_cap: int = Field(default=1000, ge=10, le=1_000_000)
+    redis_prefix: str = Field(default="cathouse:activity:", min_length=1, max_length=64)
+    # How long Redis remembers an applied event id (a redelivery later than this applies again); 0: forever.
+    dedupe_ttl_days: int = Field(default=30, ge=0, le=3650)
+    # Live streams: a comment line this often keeps proxies from closing an idle stream; new entries
+    # are announced by NOTIFY, and looked for at least this often in case a notification was missed.
+    stream_heartbeat: float = Field(default=15.0, gt=0, le=300)
+    stream_poll_interval: float = Field(default=2.0, gt=0, le=60)
+    # A stream ends after this long and the client reconnects with Last-Event-ID, losing nothing.
+    stream_max_age: float = Field(default=3600.0, gt=0)
+    # How often the consumer's lag (events waiting in the outbox) is measured.
+    lag_interval: float = Field(default=5.0, gt=0, le=3600)
+    rebuild_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Days of proxy calls a cat's statistics show.
+    proxy_days: int = Field(default=30, ge=1, le=366)
+
+
 class TokenSettings(BaseModel):
     """How every service checks an access token."""
 
@@ -125,12 +151,31 @@ class TokenSettings(BaseModel):
 
 
 class EventSettings(BaseModel):
-    """The outbox relay: how often it looks for work and how much it takes at once."""
+    """The outbox relay and, with ``CATHOUSE_BROKER_URL`` set, the broker's names and consumers."""
 
     pool_size: int = Field(default=1, ge=1, le=10)
-    poll_interval: float = Field(default=0.2, gt=0, le=60)
+    # LISTEN/NOTIFY wakes the relay when an event commits; the poll is then only a safety net.
+    # Without it (``listen=false``, one connection fewer) lower the poll to about 0.2 s.
+    listen: bool = True
+    poll_interval: float = Field(default=1.0, gt=0, le=60)
     batch_size: int = Field(default=100, ge=1, le=10_000)
     max_backoff: float = Field(default=60.0, gt=0)
+    # The longest pause of the relay while the broker is unreachable: how soon it drains once back.
+    broker_max_backoff: float = Field(default=5.0, gt=0, le=300)
+    # Names on the broker: NATS stream <PREFIX>_EVENTS and subjects <prefix>.events.*, Redis keys
+    # <prefix>:events:*, Kafka topic <prefix>.events. Different prefixes share a server safely.
+    broker_prefix: str = Field(default="cathouse", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    # An aggregate's events go to one partition (by its key) and each partition is handled one
+    # event at a time per consumer group: the partitions are a group's parallelism. Change it only
+    # with the broker drained: a key may move to another partition.
+    broker_partitions: int = Field(default=8, ge=1, le=256)
+    broker_publish_timeout: float = Field(default=5.0, gt=0, le=120)
+    # A consumer whose handler fails gets the event again after base * 2**n seconds, at most max.
+    consumer_backoff: float = Field(default=0.5, gt=0, le=60)
+    consumer_max_backoff: float = Field(default=30.0, gt=0, le=3600)
+    # How long a consumer may hold a message (NATS ack wait, Redis partition lease) without a sign
+    # of life before another member of its group takes it over.
+    consumer_lease: float = Field(default=30.0, ge=1, le=3600)
 
 
 MIN_SECRET_LENGTH = 32
@@ -176,7 +221,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     installation: InstallationSettings = InstallationSettings()
     proxy: ProxySettings = ProxySettings()
-    activity: ServiceSettings = ServiceSettings(port=8006, pool_size=2)
+    activity: ActivitySettings = ActivitySettings()
     events: EventSettings = EventSettings()
     tokens: TokenSettings = TokenSettings()
 

@@ -1,7 +1,11 @@
 """Background work a service contributes: handlers of relayed outbox events, and loops.
 
 They run wherever the relay runs (beside the services in ``cathouse up``, in ``cathouse
-relay`` when split), so what they do survives a restart: the outbox is their queue.
+relay`` when split), so what they do survives a restart. Without a broker the relay calls
+the handlers itself and the outbox is their queue. With ``CATHOUSE_BROKER_URL`` the relay
+publishes to the broker and each worker's handlers form a consumer group there, named after
+the worker: every process running the workers is a member, the group's work is shared among
+them, and each group gets every event.
 """
 
 from __future__ import annotations
@@ -14,17 +18,33 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from cathouse.platform.outbox.relay import Handler, InProcessPublisher, Relay
+from cathouse.platform.broker import broker_from_settings
+from cathouse.platform.outbox.relay import Handler, InProcessPublisher, Publisher, Relay
 from cathouse.platform.settings import Settings
 
 
 @dataclass
 class Worker:
+    # Handlers by event type; ``"*"`` receives every event.
     handlers: Mapping[str, Sequence[Handler]] = field(default_factory=dict)
     loops: Sequence[Callable[[], Awaitable[None]]] = ()
+    # The consumer group of its handlers on a broker, by default its service's name
+    # (``cathouse.catalog.worker`` → ``catalog``). Keep it stable: the broker remembers how far
+    # a group has read by this name, and a new name starts from the oldest event kept.
+    name: str | None = None
 
 
 WorkerFactory = Callable[[Settings], AbstractAsyncContextManager[Worker]]
+
+
+def group_name(worker: Worker, factory: WorkerFactory) -> str:
+    if worker.name:
+        return worker.name
+    module = getattr(factory, "__module__", "") or ""
+    parts = module.split(".")
+    if len(parts) > 2 and parts[0] == "cathouse":
+        return parts[1]
+    return str(getattr(factory, "__qualname__", "worker"))
 
 
 async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -41,16 +61,35 @@ async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 
 @asynccontextmanager
 async def running(settings: Settings, factories: Sequence[WorkerFactory]) -> AsyncIterator[Relay]:
-    """The relay, feeding every worker's handlers, and every worker's loops."""
+    """The relay, feeding every worker's handlers (in process, or through the broker), and every
+    worker's loops."""
+    broker = broker_from_settings(settings)
     async with AsyncExitStack() as stack:
-        publisher = InProcessPublisher()
+        in_process = InProcessPublisher()
+        groups: dict[str, InProcessPublisher] = {}
         loops: list[Callable[[], Awaitable[None]]] = []
         for factory in factories:
             worker = await stack.enter_async_context(factory(settings))
+            if worker.handlers:
+                name = base = group_name(worker, factory)
+                suffix = 1
+                while name in groups:
+                    suffix += 1
+                    name = f"{base}-{suffix}"
+                groups[name] = InProcessPublisher(worker.handlers)
             for event_type, handlers in worker.handlers.items():
                 for handler in handlers:
-                    publisher.register(event_type, handler)
+                    in_process.register(event_type, handler)
             loops.extend(worker.loops)
+        publisher: Publisher = in_process
+        if broker is not None:
+            for name, dispatch in groups.items():
+                broker.subscribe(name, dispatch.publish)
+            await broker.start()
+            # Stopped before the workers close: a handler still running may need their resources.
+            stack.push_async_callback(broker.stop)
+            publisher = broker
+            logger.info("events go through the broker", broker=broker.kind, groups=sorted(groups))
         tasks = [asyncio.create_task(_forever(getattr(loop, "__qualname__", "loop"), loop)) for loop in loops]
         try:
             async with Relay.from_settings(settings, publisher).running() as relay:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cathouse.platform.context import request_id_var
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
-from cathouse.platform.outbox.relay import Event, InProcessPublisher, Relay
+from cathouse.platform.outbox.relay import Event, InProcessPublisher, PublisherUnavailable, Relay
 
 
 class Recorder:
@@ -148,3 +149,96 @@ async def test_handlers_receive_only_their_event_type(committed: AsyncEngine, ev
     await drain(Relay(committed, publisher))
     assert len(everything.events) == 1
     assert len(updated.events) == (1 if event_type == "cat.updated" else 0)
+
+
+async def test_a_committed_event_wakes_a_listening_relay_long_before_its_poll(committed: AsyncEngine) -> None:
+    recorder = Recorder(expect=1)
+    relay = Relay(committed, InProcessPublisher({"*": [recorder]}), poll_interval=10, listen=True)
+    async with relay.running():
+        async with asyncio.timeout(5):
+            await relay.listening.wait()
+        await asyncio.sleep(0.1)  # the relay's first (empty) batch is over: it waits on the poll now
+        started = time.monotonic()
+        await write(committed, "notify", 1)
+        async with asyncio.timeout(0.5):
+            await recorder.all_arrived.wait()
+    assert time.monotonic() - started < 0.5
+
+
+async def test_the_listener_reconnects_when_its_connection_is_killed(committed: AsyncEngine) -> None:
+    recorder = Recorder(expect=1)
+    relay = Relay(committed, InProcessPublisher({"*": [recorder]}), poll_interval=10, listen=True)
+    async with relay.running():
+        async with asyncio.timeout(5):
+            await relay.listening.wait()
+        async with committed.connect() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = 'cathouse-relay-listen' AND datname = current_database()"
+                )
+            )
+        assert killed == 1
+        async with asyncio.timeout(5):
+            while relay.listening.is_set():  # noqa: ASYNC110 - no event tells that it went down
+                await asyncio.sleep(0.01)
+            await relay.listening.wait()
+        await asyncio.sleep(0.1)
+        await write(committed, "after-reconnect", 1)
+        async with asyncio.timeout(0.5):
+            await recorder.all_arrived.wait()
+
+
+class Away:
+    """A publisher whose destination is down until ``back`` is set."""
+
+    def __init__(self) -> None:
+        self.back = False
+        self.tries = 0
+        self.delivered: list[Event] = []
+        self.drained = asyncio.Event()
+
+    async def publish(self, event: Event) -> None:
+        self.tries += 1
+        if not self.back:
+            raise PublisherUnavailable("broker down")
+        self.delivered.append(event)
+        if len(self.delivered) == 6:
+            self.drained.set()
+
+
+async def test_an_unavailable_publisher_pauses_the_relay_and_keeps_every_event_pending(
+    committed: AsyncEngine,
+) -> None:
+    away = Away()
+    relay = Relay(committed, away, poll_interval=0.01, unavailable_max_backoff=0.1)
+    await write(committed, "a", 3)
+    await write(committed, "b", 3)
+    async with relay.running():
+        await asyncio.sleep(0.6)
+        tries = away.tries
+        assert 1 <= tries <= 10, f"the relay paused between tries instead of spinning ({tries} tries)"
+        async with committed.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE published_at IS NULL) AS pending, sum(attempts) AS attempts,"
+                        " count(*) FILTER (WHERE available_at > now()) AS delayed, max(last_error) AS error"
+                        " FROM events.outbox"
+                    )
+                )
+            ).one()
+        assert row.pending == 6
+        assert row.attempts == tries, "each failed publish is counted on its event"
+        assert row.delayed == 0, "the events are not pushed into a backoff: they go as soon as it is back"
+        assert "broker down" in row.error
+        assert relay.unavailable_for > 0
+
+        away.back = True
+        async with asyncio.timeout(2):
+            await away.drained.wait()
+    by_aggregate: dict[str, list[int]] = defaultdict(list)
+    for event in away.delivered:
+        by_aggregate[event.aggregate_id].append(event.payload["n"])
+    assert by_aggregate == {"a": [0, 1, 2], "b": [0, 1, 2]}
+    assert relay.unavailable_for == 0

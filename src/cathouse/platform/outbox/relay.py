@@ -5,18 +5,27 @@ Several relays may run at once. Each claims only the *oldest pending event of an
 on one aggregate together and each aggregate's events leave in the order they were written.
 Delivery is at least once: a relay that dies after publishing but before its commit publishes
 again, so consumers dedupe by event id.
+
+The relay sleeps until PostgreSQL tells it an event committed: an AFTER INSERT trigger on the
+outbox NOTIFYs ``cathouse_outbox`` and the relay LISTENs on a connection of its own (reconnected
+when it drops), so events leave within milliseconds while the poll is only a safety net. When
+the publisher's destination (a broker) is away it raises :class:`PublisherUnavailable`: the relay
+stops the batch, leaves the events pending and pauses, so an outage neither spins nor floods the
+log, and the outbox drains once the broker is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import asyncpg
 from loguru import logger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -43,9 +52,18 @@ class Event:
 
 
 class Publisher(Protocol):
-    """Where relayed events go: in-process handlers now, a broker adapter later."""
+    """Where relayed events go: in-process handlers, or a broker (``cathouse.platform.broker``)."""
 
     async def publish(self, event: Event) -> None: ...
+
+
+class PublisherUnavailable(Exception):
+    """The publisher's destination is away (not this event's fault): pause the relay, keep the events."""
+
+
+NOTIFY_CHANNEL = "cathouse_outbox"
+# How often the listening connection is checked: a half-open TCP connection raises no error.
+LISTEN_CHECK_INTERVAL = 15.0
 
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -98,6 +116,10 @@ _MARK_PUBLISHED = text(
     "UPDATE events.outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY(CAST(:ids AS uuid[]))"
 )
 
+_MARK_UNSENT = text(
+    "UPDATE events.outbox SET attempts = attempts + 1, last_error = :error WHERE id = CAST(:id AS uuid)"
+)
+
 _MARK_FAILED = text("""
     UPDATE events.outbox
     SET attempts = attempts + 1, last_error = :error,
@@ -119,6 +141,8 @@ class Relay:
         batch_size: int = 100,
         poll_interval: float = 0.2,
         max_backoff: float = 60.0,
+        unavailable_max_backoff: float = 5.0,
+        listen: bool = False,
         owns_engine: bool = False,
     ) -> None:
         self.engine = engine
@@ -126,8 +150,15 @@ class Relay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
+        self.unavailable_max_backoff = unavailable_max_backoff
+        self.listen = listen
         self._owns_engine = owns_engine
         self._wake = asyncio.Event()
+        # Set while the LISTEN connection is up (tests wait for it).
+        self.listening = asyncio.Event()
+        # Consecutive batches stopped by PublisherUnavailable, and since when.
+        self._unavailable = 0
+        self._unavailable_since = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings, publisher: Publisher | None = None) -> Relay:
@@ -138,6 +169,8 @@ class Relay:
             batch_size=settings.events.batch_size,
             poll_interval=settings.events.poll_interval,
             max_backoff=settings.events.max_backoff,
+            unavailable_max_backoff=settings.events.broker_max_backoff,
+            listen=settings.events.listen,
             owns_engine=True,
         )
 
@@ -183,6 +216,13 @@ class Relay:
                     continue  # an earlier event of this aggregate failed: keep the order
                 try:
                     await self.publisher.publish(event)
+                except PublisherUnavailable as exc:
+                    # Not this event's fault: no backoff of its own, and the rest of the batch
+                    # stays pending untouched; ``run`` pauses the whole relay instead.
+                    self._publisher_away(exc)
+                    OUTBOX_FAILURES.labels(event.event_type).inc()
+                    await conn.execute(_MARK_UNSENT, {"id": event.id, "error": f"{type(exc).__name__}: {exc}"})
+                    break
                 except Exception as exc:  # a handler's failure must not stop the relay
                     blocked.add(key)
                     delay = min(self.max_backoff, 0.5 * 2 ** min(event.attempts, 16))
@@ -198,14 +238,36 @@ class Relay:
                         {"id": event.id, "error": f"{type(exc).__name__}: {exc}", "delay": delay},
                     )
                     continue
+                self._publisher_back()
                 published.append(event.id)
                 OUTBOX_PUBLISHED.labels(event.event_type).inc()
             if published:
                 await conn.execute(_MARK_PUBLISHED, {"ids": published})
             return len(published)
 
+    def _publisher_away(self, exc: Exception) -> None:
+        # One warning per outage; the rest at debug, so a long outage does not flood the log.
+        if self._unavailable == 0:
+            self._unavailable_since = time.monotonic()
+            logger.warning("publisher unavailable; events stay in the outbox", error=f"{type(exc).__name__}: {exc}")
+        else:
+            logger.debug("publisher still unavailable", error=str(exc), failures=self._unavailable)
+        self._unavailable += 1
+
+    def _publisher_back(self) -> None:
+        if self._unavailable:
+            logger.info("publisher reachable again; draining the outbox", away_for=self.unavailable_for)
+            self._unavailable = 0
+
+    @property
+    def unavailable_for(self) -> float:
+        """Seconds the publisher has been unreachable (0 when it is fine)."""
+        return round(time.monotonic() - self._unavailable_since, 3) if self._unavailable else 0.0
+
     async def run(self) -> None:
         while True:
+            # Cleared before the batch: a NOTIFY that arrives while it runs is not lost.
+            self._wake.clear()
             try:
                 done = await self.run_once()
             except asyncio.CancelledError:
@@ -213,20 +275,67 @@ class Relay:
             except Exception as exc:  # the database may be away; try again after a pause
                 logger.opt(exception=exc).warning("outbox relay could not run a batch")
                 done = 0
+            if self._unavailable:
+                # New events must not wake us: the publisher, not the outbox, decides when to go on.
+                await asyncio.sleep(min(self.unavailable_max_backoff, 0.25 * 2 ** min(self._unavailable - 1, 10)))
+                continue
             if done >= self.batch_size:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
+    def _on_notify(self, *_: object) -> None:
+        self.wake()
+
+    async def _listen(self) -> None:
+        """LISTEN for committed events on a connection of its own, reconnecting when it drops."""
+        url = self.engine.url
+        query = dict(url.query)
+        ssl = query.pop("ssl", None)
+        dsn = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+        failures = 0
+        while True:
+            lost = asyncio.Event()
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(
+                    dsn, ssl=ssl, timeout=10, server_settings={"application_name": "cathouse-relay-listen"}
+                )
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                self.listening.set()
+                failures = 0
+                self.wake()  # whatever committed while nobody listened
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), LISTEN_CHECK_INTERVAL)
+                    if not lost.is_set():
+                        await conn.execute("SELECT 1", timeout=5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                level = "WARNING" if failures == 0 else "DEBUG"
+                logger.opt(exception=exc).log(level, "outbox listener lost its connection; polling until it is back")
+            finally:
+                self.listening.clear()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            failures += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Relay]:
-        task = asyncio.create_task(self.run(), name="outbox-relay")
+        tasks = [asyncio.create_task(self.run(), name="outbox-relay")]
+        if self.listen:
+            tasks.append(asyncio.create_task(self._listen(), name="outbox-listener"))
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if self._owns_engine:
                 await self.engine.dispose()
