@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
@@ -69,11 +70,16 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 GENEROUS_RATES = {"login_rate": "100000/minute", "register_rate": "100000/minute"}
 
 
+RUN_REDIS_PREFIX = f"cathouse-test-{uuid.uuid4().hex[:8]}:activity:"
+
+
 def _settings(url: str, **overrides: object) -> Settings:
     overrides.setdefault("auth", GENEROUS_RATES)
     overrides.setdefault("master_key", RUN_MASTER_KEY)
     # Tests change the catalog between searches; the facet cache has tests of its own.
     overrides.setdefault("catalog", {"facet_ttl": 0})
+    # A shared Redis: this run's read model under keys of its own, never another run's.
+    overrides.setdefault("activity", {"redis_prefix": RUN_REDIS_PREFIX})
     return Settings(
         _env_file=None,
         env=Environment.TEST,
@@ -205,3 +211,19 @@ def asyncpg_dsn(url: str) -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_this_runs_redis_keys() -> Iterator[None]:
+    """Whatever this run's apps wrote to a shared Redis under the run's prefix goes at the end."""
+    yield
+    url = os.environ.get("CATHOUSE_REDIS_URL")
+    if not url:
+        return
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{RUN_REDIS_PREFIX}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()

@@ -1,18 +1,51 @@
+"""The activity service: feeds and statistics read from domain events (the CQRS read side)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.activity.hub import Hub
 from cathouse.activity.models import Base
+from cathouse.activity.router import router
+from cathouse.activity.stores import open_read_model
+from cathouse.activity.worker import worker
 from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = app.state.engines["activity"]
+    model = open_read_model(settings, engine)
+    hub = Hub(model, engine, app.state.sessionmakers["activity"], poll_interval=settings.activity.stream_poll_interval)
+    app.state.activity_model = model
+    app.state.activity_hub = hub
+    try:
+        yield
+    finally:
+        await hub.close()  # ends every open stream
+        await model.close()
+
 
 SERVICE = Service(
     name="activity",
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Activity",
-    description="Feeds and statistics built from domain events.",
+    description=(
+        "Feeds and statistics built from domain events. `GET /api/v1/activity/stream` (not listed "
+        "below: it never ends) sends new entries you may see as Server-Sent Events; each event's id "
+        "is the entry's, and a `Last-Event-ID` header resumes after it without gaps."
+    ),
+    routers=(router,),
+    lifespan=lifespan,
+    worker=worker,
 )
 
 

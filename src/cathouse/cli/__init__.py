@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import cathouse
-from cathouse.cli import audit, catalog, keys, migrate, run, users
+from cathouse.cli import activity, audit, catalog, keys, migrate, run, users
 
 app = typer.Typer(
     name="cathouse",
@@ -34,6 +34,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(audit.app, name="audit")
+app.add_typer(activity.app, name="activity")
 
 
 def main() -> None:

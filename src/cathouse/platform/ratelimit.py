@@ -49,6 +49,12 @@ class RateLimiter:
             self._items[rate] = parse(rate)
         return self._items[rate]
 
+    async def close(self) -> None:
+        """Close the store's connections (``limits`` offers no close of its own)."""
+        bridge = getattr(self._limiter.storage, "bridge", None)
+        if bridge is not None:
+            bridge.get_connection().connection_pool.disconnect()
+
     async def hit(self, rate: str, *key: str) -> None:
         """Count one request against ``rate`` for ``key``; refuse it when over, or when the
         store cannot answer (failing closed)."""

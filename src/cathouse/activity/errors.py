@@ -1,0 +1,10 @@
+"""The activity service's errors."""
+
+from __future__ import annotations
+
+from cathouse.platform.errors import NotFound
+
+
+class CatNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("No cat with this slug.")

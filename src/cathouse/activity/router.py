@@ -1,0 +1,138 @@
+"""Feeds, statistics and the live stream."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cathouse.activity.dependencies import HubDep, Model, Session
+from cathouse.activity.errors import CatNotFound
+from cathouse.activity.readmodel import Feed, ReadModel
+from cathouse.activity.schemas import ActivityPage, CatStatsOut, PlatformStatsOut
+from cathouse.activity.stream import EventStreamResponse, entry_stream
+from cathouse.activity.views import Viewer, cat_stats, platform_stats, present_all
+from cathouse.catalog import queries as catalog
+from cathouse.platform.errors import BadRequest, Forbidden
+from cathouse.platform.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from cathouse.platform.security import CurrentUser, OptionalUser, Principal
+from cathouse.platform.settings import Settings
+
+router = APIRouter(prefix="/api/v1/activity", tags=["activity"])
+
+# What a slug can be (no query for anything else), and an SSE event id this service sends.
+_SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+SlugPath = Annotated[str, Path(max_length=63)]
+Cursor = Annotated[str | None, Query(max_length=200, description="From a previous page's `next_cursor`.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Everyone = Annotated[bool, Query(description="Admins only: every entry, not just the public ones.")]
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    (before,) = decode_cursor(cursor, 1)
+    if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
+        raise BadRequest("The cursor is not valid; use one returned by a previous page.")
+    return before
+
+
+async def _page(
+    model: ReadModel, session: AsyncSession, feed: Feed, viewer: Viewer, cursor: str | None, limit: int
+) -> ActivityPage:
+    rows = await model.page(feed, before=_before(cursor), limit=limit + 1)
+    next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
+    return ActivityPage(items=await present_all(session, rows[:limit], viewer), next_cursor=next_cursor)
+
+
+def _viewer(user: Principal | None, everyone: bool) -> Viewer:
+    if everyone and not (user is not None and user.is_admin):
+        raise Forbidden("Only admins may see every entry.")
+    return Viewer(user, everyone=everyone)
+
+
+async def _visible_cat(session: AsyncSession, slug: str, user: Principal | None) -> catalog.CatInfo:
+    cat = await catalog.cat_by_slug(session, slug) if _SLUG.fullmatch(slug) else None
+    if cat is None:
+        raise CatNotFound()
+    # As in the catalog: a cat not published is known only to its publisher and admins.
+    if cat.status != "published" and not (user and (user.is_admin or user.user_id == cat.publisher_id)):
+        raise CatNotFound()
+    return cat
+
+
+@router.get("", response_model=ActivityPage, summary="What happened on the platform, newest first")
+async def global_feed(
+    user: OptionalUser,
+    model: Model,
+    session: Session,
+    everyone: Everyone = False,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> ActivityPage:
+    viewer = _viewer(user, everyone)
+    feed = Feed.everything() if everyone else Feed.public()
+    return await _page(model, session, feed, viewer, cursor, limit)
+
+
+@router.get("/me", response_model=ActivityPage, summary="What happened to you, your installations and your cats")
+async def my_feed(
+    user: CurrentUser, model: Model, session: Session, cursor: Cursor = None, limit: Limit = 20
+) -> ActivityPage:
+    return await _page(model, session, Feed.user(user.user_id), Viewer(user), cursor, limit)
+
+
+@router.get("/stats", response_model=PlatformStatsOut, summary="Platform statistics")
+async def stats(model: Model) -> PlatformStatsOut:
+    return platform_stats(await model.platform_counters())
+
+
+@router.get("/cats/{slug}", response_model=ActivityPage, summary="What happened to a cat, newest first")
+async def cat_feed(
+    slug: SlugPath, user: OptionalUser, model: Model, session: Session, cursor: Cursor = None, limit: Limit = 20
+) -> ActivityPage:
+    cat = await _visible_cat(session, slug, user)
+    return await _page(model, session, Feed.cat(cat.id), Viewer(user), cursor, limit)
+
+
+@router.get("/cats/{slug}/stats", response_model=CatStatsOut, summary="A cat's installs, ratings and calls")
+async def cat_statistics(
+    slug: SlugPath, user: OptionalUser, model: Model, session: Session, request: Request
+) -> CatStatsOut:
+    cat = await _visible_cat(session, slug, user)
+    settings: Settings = request.app.state.settings
+    return await cat_stats(session, cat, await model.cat_counters(cat.id), settings.activity.proxy_days)
+
+
+# Not in the OpenAPI document: a response that never ends cannot be described (or fuzzed) there.
+@router.get("/stream", include_in_schema=False)
+async def stream(
+    request: Request,
+    user: CurrentUser,
+    model: Model,
+    hub: HubDep,
+    everyone: Everyone = False,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventStreamResponse:
+    """New entries you may see (public ones and your own), as Server-Sent Events; send
+    ``Last-Event-ID`` to resume after the last one you received."""
+    viewer = _viewer(user, everyone)
+    after = None
+    if last_event_id is not None and last_event_id.strip():
+        if not _EVENT_ID.fullmatch(last_event_id.strip()):
+            raise BadRequest("Last-Event-ID must be the id of an event this stream sent.")
+        after = int(last_event_id.strip())
+    settings: Settings = request.app.state.settings
+    body = entry_stream(
+        hub=hub,
+        model=model,
+        sessions=request.app.state.sessionmakers["activity"],
+        viewer=viewer,
+        last_event_id=after,
+        heartbeat=settings.activity.stream_heartbeat,
+        max_age=settings.activity.stream_max_age,
+    )
+    return EventStreamResponse(body, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

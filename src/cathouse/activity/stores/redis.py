@@ -1,0 +1,337 @@
+"""The read model in Redis, for replicas that share it and feeds read many times a second.
+
+Feeds are sorted sets scored by entry id, capped by rank (the global feed keeps the newest
+``global_cap`` entries, each user's ``user_cap``), whose members are ``"<id>:<entry JSON>"``.
+Statistics and the projection's state are hashes. Applying an event is one Lua script: it sets
+the event's marker with NX (already there: the event was applied, nothing happens), numbers the
+entry with INCR and writes every effect, all atomically, so a redelivery changes nothing and a
+crash leaves the event either wholly applied or not at all. The projection reads the state it
+needs just before the script; one aggregate's events arrive one at a time and in order, so that
+state cannot change in between (a redelivery racing its original is stopped by the marker).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import coredis
+from coredis.tokens import PureToken
+from loguru import logger
+
+from cathouse.activity.projection import Malformed, project, skip_reason
+from cathouse.activity.readmodel import (
+    CAT_COUNTERS,
+    PLATFORM_COUNTERS,
+    CatState,
+    Effects,
+    Entry,
+    Feed,
+    InstallationState,
+    NewEntry,
+    Outcome,
+    Rebuilding,
+    ReviewState,
+)
+from cathouse.platform.outbox.relay import Event
+
+# KEYS: marker, entry counter, rebuild flag, then the keys the operations name by index.
+# ARGV: marker TTL (0: none), rebuild token ('' when live), operations (JSON), entry JSON ('' if none).
+# Returns the entry's id, -1 when applied without an entry, 0 for a duplicate, -2 while rebuilding.
+_APPLY = """
+local flag = redis.call('GET', KEYS[3])
+if flag and flag ~= ARGV[2] then return -2 end
+local ttl = tonumber(ARGV[1])
+local fresh
+if ttl > 0 then
+  fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ttl)
+else
+  fresh = redis.call('SET', KEYS[1], '1', 'NX')
+end
+if not fresh then return 0 end
+local id = -1
+if ARGV[4] ~= '' then id = redis.call('INCR', KEYS[2]) end
+for _, op in ipairs(cjson.decode(ARGV[3])) do
+  local key = KEYS[op[2]]
+  if op[1] == 'entry' then
+    redis.call('ZADD', key, id, id .. ':' .. ARGV[4])
+    redis.call('ZREMRANGEBYRANK', key, 0, -op[3] - 1)
+  elseif op[1] == 'incr' then
+    redis.call('HINCRBY', key, op[3], op[4])
+  elseif op[1] == 'hset' then
+    redis.call('HSET', key, unpack(op[3]))
+  elseif op[1] == 'del' then
+    redis.call('DEL', key)
+  end
+end
+return id
+"""
+_REBUILD_FLAG_TTL = 600
+
+Announce = Callable[[int], Awaitable[None]]
+
+
+def _dump(new: NewEntry) -> str:
+    return json.dumps(
+        {
+            "event_id": new.event_id,
+            "seq": new.seq,
+            "type": new.type,
+            "occurred_at": new.occurred_at.isoformat(),
+            "cat_id": str(new.cat_id) if new.cat_id else None,
+            "user_id": str(new.user_id) if new.user_id else None,
+            "audience": sorted(str(u) for u in new.audience),
+            "public": new.public,
+            "anonymous": new.anonymous,
+            "data": new.data,
+            "details": new.details,
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def _load(member: str) -> Entry:
+    number, _, body = member.partition(":")
+    doc = json.loads(body)
+    return Entry(
+        id=int(number),
+        event_id=doc["event_id"],
+        seq=doc["seq"],
+        type=doc["type"],
+        occurred_at=datetime.fromisoformat(doc["occurred_at"]),
+        cat_id=uuid.UUID(doc["cat_id"]) if doc["cat_id"] else None,
+        user_id=uuid.UUID(doc["user_id"]) if doc["user_id"] else None,
+        audience=frozenset(uuid.UUID(u) for u in doc["audience"]),
+        public=doc["public"],
+        anonymous=doc["anonymous"],
+        data=doc["data"],
+        details=doc["details"],
+    )
+
+
+def _opt(value: str | None) -> uuid.UUID | None:
+    return uuid.UUID(value) if value else None
+
+
+class _State:
+    def __init__(self, client: coredis.Redis[str], prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def cat(self, cat_id: uuid.UUID) -> CatState | None:
+        found = await self.client.hgetall(f"{self.prefix}state:cat:{cat_id}")
+        return CatState(cat_id, _opt(found.get("publisher_id")), found["status"]) if found else None
+
+    async def installation(self, installation_id: uuid.UUID) -> InstallationState | None:
+        found = await self.client.hgetall(f"{self.prefix}state:installation:{installation_id}")
+        if not found:
+            return None
+        return InstallationState(
+            installation_id,
+            uuid.UUID(found["cat_id"]),
+            uuid.UUID(found["user_id"]),
+            found["status"],
+            found["activated"] == "1",
+        )
+
+    async def review(self, review_id: uuid.UUID) -> ReviewState | None:
+        found = await self.client.hgetall(f"{self.prefix}state:review:{review_id}")
+        if not found:
+            return None
+        return ReviewState(
+            review_id,
+            uuid.UUID(found["cat_id"]),
+            uuid.UUID(found["user_id"]),
+            int(found["rating"]),
+            found["visible"] == "1",
+        )
+
+
+class _Plan:
+    """The script's operations for one event, naming keys by their index in KEYS."""
+
+    def __init__(self, fixed: list[str]) -> None:
+        self.keys = list(fixed)
+        self.ops: list[list[Any]] = []
+
+    def key(self, name: str) -> int:
+        if name not in self.keys:
+            self.keys.append(name)
+        return self.keys.index(name) + 1  # Lua counts from 1
+
+    def add(self, op: str, key: str, *args: Any) -> None:
+        self.ops.append([op, self.key(key), *args])
+
+
+class RedisReadModel:
+    def __init__(
+        self,
+        client: coredis.Redis[str],
+        *,
+        prefix: str,
+        global_cap: int = 1000,
+        user_cap: int = 100,
+        cat_cap: int = 1000,
+        dedupe_ttl: int = 30 * 86400,
+        announce: Announce | None = None,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.global_cap = global_cap
+        self.user_cap = user_cap
+        self.cat_cap = cat_cap
+        self.dedupe_ttl = dedupe_ttl
+        self.announce = announce
+        self._script = client.register_script(_APPLY)
+        self._token = ""
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisReadModel:
+        client: coredis.Redis[str] = coredis.Redis.from_url(url, decode_responses=True)
+        return cls(client, **options)
+
+    def feed_key(self, feed: Feed) -> str:
+        if feed.kind in ("user", "cat"):
+            return f"{self.prefix}{feed.kind}:{feed.key}"
+        return f"{self.prefix}feed:{feed.kind}"
+
+    # --- writing -------------------------------------------------------------------------------
+
+    async def apply(self, events: Sequence[Event], *, rebuild: bool = False) -> list[Outcome]:
+        if rebuild:
+            assert self._token, "start_rebuild first"
+            await self.client.expire(f"{self.prefix}rebuilding", _REBUILD_FLAG_TTL)
+        outcomes = [await self._apply(event, self._token if rebuild else "") for event in events]
+        newest = max((o.entry.id for o in outcomes if o.entry is not None), default=0)
+        if newest and self.announce is not None:
+            try:
+                await self.announce(newest)
+            except Exception as exc:  # streams also poll: a lost announcement only delays them
+                logger.warning("could not announce new activity entries", error=f"{type(exc).__name__}: {exc}")
+        return outcomes
+
+    async def _apply(self, event: Event, token: str) -> Outcome:
+        reason = skip_reason(event)
+        if reason is not None:
+            return Outcome(event, "skipped", reason=reason)
+        marker = f"{self.prefix}applied:{event.id}"
+        if await self.client.exists([marker]):  # a shortcut only: the script decides
+            return Outcome(event, "duplicate")
+        try:
+            effects = await project(event, _State(self.client, self.prefix))
+        except Malformed as exc:
+            logger.warning("activity event malformed; skipped", error=str(exc))
+            return Outcome(event, "skipped", reason="malformed")
+        plan = self._plan(effects, [marker, f"{self.prefix}seq", f"{self.prefix}rebuilding"])
+        body = _dump(effects.entry) if effects.entry is not None else ""
+        result = int(
+            await self._script(keys=plan.keys, args=[self.dedupe_ttl, token, json.dumps(plan.ops), body])  # type: ignore[arg-type]
+        )
+        if result == -2:
+            raise Rebuilding("the activity read model is being rebuilt")
+        if result == 0:
+            return Outcome(event, "duplicate")
+        entry = _load(f"{result}:{body}") if result > 0 else None
+        return Outcome(event, "applied", entry)
+
+    def _plan(self, effects: Effects, fixed: list[str]) -> _Plan:
+        plan = _Plan(fixed)
+        p = self.prefix
+        new = effects.entry
+        if new is not None:
+            plan.add("entry", self.feed_key(Feed.everything()), self.global_cap)
+            if new.public:
+                plan.add("entry", self.feed_key(Feed.public()), self.global_cap)
+                if new.cat_id is not None:
+                    plan.add("entry", self.feed_key(Feed.cat(new.cat_id)), self.cat_cap)
+            for user_id in sorted(new.audience):
+                plan.add("entry", self.feed_key(Feed.user(user_id)), self.user_cap)
+        for name, by in sorted(effects.cat_counters.items()):
+            plan.add("incr", f"{p}stats:cat:{effects.cat_id}", name, by)
+        for name, by in sorted(effects.platform_counters.items()):
+            plan.add("incr", f"{p}stats:platform", name, by)
+        if effects.cat is not None:
+            cat = effects.cat
+            fields = ["publisher_id", str(cat.publisher_id or ""), "status", cat.status]
+            plan.add("hset", f"{p}state:cat:{cat.cat_id}", fields)
+        if effects.installation is not None:
+            i = effects.installation
+            fields = ["cat_id", str(i.cat_id), "user_id", str(i.user_id), "status", i.status]
+            plan.add("hset", f"{p}state:installation:{i.installation_id}", [*fields, "activated", int(i.activated)])
+        if effects.review is not None:
+            r = effects.review
+            fields = ["cat_id", str(r.cat_id), "user_id", str(r.user_id), "rating", str(r.rating)]
+            plan.add("hset", f"{p}state:review:{r.review_id}", [*fields, "visible", int(r.visible)])
+        if effects.review_removed is not None:
+            plan.add("del", f"{p}state:review:{effects.review_removed}")
+        return plan
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def page(self, feed: Feed, *, before: int | None, limit: int) -> list[Entry]:
+        top = f"({before}" if before is not None else "+inf"
+        members = await self.client.zrange(
+            self.feed_key(feed), top, "-inf", sortby=PureToken.BYSCORE, rev=True, offset=0, count=limit
+        )
+        return [_load(str(m)) for m in members]
+
+    async def since(self, feeds: Sequence[Feed], after: int, *, limit: int) -> list[Entry]:
+        found: dict[int, Entry] = {}
+        for feed in feeds:
+            members = await self.client.zrange(
+                self.feed_key(feed), f"({after}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=limit
+            )
+            for member in members:
+                entry = _load(str(member))
+                found[entry.id] = entry
+        return [found[i] for i in sorted(found)[:limit]]
+
+    async def latest_id(self) -> int:
+        return int(await self.client.get(f"{self.prefix}seq") or 0)
+
+    async def cat_counters(self, cat_id: uuid.UUID) -> dict[str, int]:
+        found = await self.client.hgetall(f"{self.prefix}stats:cat:{cat_id}")
+        return {name: int(found.get(name, 0)) for name in CAT_COUNTERS}
+
+    async def platform_counters(self) -> dict[str, int]:
+        found = await self.client.hgetall(f"{self.prefix}stats:platform")
+        return {name: int(found.get(name, 0)) for name in PLATFORM_COUNTERS}
+
+    # --- rebuilding ----------------------------------------------------------------------------
+
+    async def start_rebuild(self) -> None:
+        token = uuid.uuid4().hex
+        flag = f"{self.prefix}rebuilding"
+        if not await self.client.set(flag, token, condition=PureToken.NX, ex=_REBUILD_FLAG_TTL):
+            raise Rebuilding("another rebuild of the activity read model is running")
+        self._token = token
+        # Every key but the entry counter (ids keep growing) and the flag itself.
+        keep = {f"{self.prefix}seq", flag}
+        batch: list[str | bytes] = []
+        async for key in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}*", count=1000):
+            if key not in keep:
+                batch.append(key)
+            if len(batch) >= 500:
+                await self.client.unlink(batch)
+                batch = []
+        if batch:
+            await self.client.unlink(batch)
+
+    async def finish_rebuild(self) -> None:
+        if self._token:
+            flag = f"{self.prefix}rebuilding"
+            if await self.client.get(flag) == self._token:
+                await self.client.delete([flag])
+            self._token = ""
+
+    async def close(self) -> None:
+        await self.finish_rebuild()
+        self.client.connection_pool.disconnect()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in text)

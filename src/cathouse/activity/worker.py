@@ -1,0 +1,25 @@
+"""The activity service's background work, beside the relay: the consumer and its lag probe."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from cathouse.activity.consumer import Consumer, LagProbe
+from cathouse.activity.stores import open_read_model
+from cathouse.platform.db import create_engine
+from cathouse.platform.settings import Settings
+from cathouse.platform.workers import Worker
+
+
+@asynccontextmanager
+async def worker(settings: Settings) -> AsyncIterator[Worker]:
+    engine = create_engine(settings, application_name="cathouse-activity-worker", pool_size=1, max_overflow=1)
+    model = open_read_model(settings, engine)
+    try:
+        consumer = Consumer(model)
+        probe = LagProbe(engine, settings.activity.lag_interval)
+        yield Worker(handlers={"*": [consumer.on_event]}, loops=[probe.run])
+    finally:
+        await model.close()
+        await engine.dispose()

@@ -1,0 +1,145 @@
+"""The consumer as the relay drives it: only committed events arrive, each applied once; the lag
+is measured."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cathouse.activity import catalogue as c
+from cathouse.activity.consumer import Consumer, LagProbe
+from cathouse.activity.readmodel import Feed, ReadModel
+from cathouse.activity.stores import open_read_model
+from cathouse.platform.db import sessionmaker
+from cathouse.platform.outbox import record_event
+from tests.activity.conftest import Platform, event
+from tests.activity.test_stream import new_version
+from tests.installation.conftest import People, publish
+
+
+def published(cat_id: uuid.UUID, slug: str) -> dict[str, object]:
+    return {
+        "cat_id": str(cat_id),
+        "slug": slug,
+        "name": "Ghost",
+        "category": "points",
+        "publisher_id": None,
+        "version": None,
+    }
+
+
+async def test_a_transaction_that_fails_after_writing_its_event_leaves_no_event_and_no_entry(live: Platform) -> None:
+    doomed, kept = uuid.uuid4(), uuid.uuid4()
+    sessions = sessionmaker(live.engine)
+
+    async def change_that_fails() -> None:
+        async with sessions() as session, session.begin():
+            record_event(
+                session,
+                aggregate_type="cat",
+                aggregate_id=str(doomed),
+                event_type=c.CAT_PUBLISHED,
+                payload=published(doomed, "doomed"),
+            )
+            await session.flush()
+            written = await session.scalar(
+                text("SELECT count(*) FROM events.outbox WHERE aggregate_id = :id"), {"id": str(doomed)}
+            )
+            assert written == 1  # the row was there, inside the transaction
+            raise RuntimeError("the change failed after the outbox row was written")
+
+    with pytest.raises(RuntimeError, match="after the outbox row"):
+        await change_that_fails()
+    # A later transaction that commits shows the consumer was running all along.
+    async with sessions() as session, session.begin():
+        record_event(
+            session,
+            aggregate_type="cat",
+            aggregate_id=str(kept),
+            event_type=c.CAT_PUBLISHED,
+            payload=published(kept, "kept"),
+        )
+    await live.settle()
+
+    async with live.engine.connect() as conn:
+        rows = await conn.scalar(
+            text("SELECT count(*) FROM events.outbox WHERE aggregate_id = :id"), {"id": str(doomed)}
+        )
+    assert rows == 0
+    entries = await live.model.page(Feed.everything(), before=None, limit=100)
+    assert [e.cat_id for e in entries] == [kept]
+    assert await live.model.page(Feed.cat(doomed), before=None, limit=100) == []
+    assert (await live.model.platform_counters())["cats_published"] == 1
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_handler_applies_an_event_once_however_often_it_comes(store: ReadModel) -> None:
+    consumer = Consumer(store)
+    once = event(c.USER_REGISTERED, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
+    applied = sample("cathouse_activity_events_applied_total", event_type=c.USER_REGISTERED)
+    duplicates = sample("cathouse_activity_events_skipped_total", reason="duplicate")
+    unknown = sample("cathouse_activity_events_skipped_total", reason="unknown_type")
+
+    for _ in range(3):
+        await consumer.on_event(once)
+    await consumer.on_event(event("user.teleported", uuid.uuid4(), user_id=uuid.uuid4()))
+
+    assert sample("cathouse_activity_events_applied_total", event_type=c.USER_REGISTERED) == applied + 1
+    assert sample("cathouse_activity_events_skipped_total", reason="duplicate") == duplicates + 2
+    assert sample("cathouse_activity_events_skipped_total", reason="unknown_type") == unknown + 1
+    assert (await store.platform_counters())["users_registered"] == 1
+    assert 0 <= sample("cathouse_activity_lag_seconds") < 60
+
+
+async def test_the_lag_counts_the_events_still_waiting(committed: AsyncEngine) -> None:
+    probe = LagProbe(committed, interval=1.0)
+    assert await probe.measure() == (0, 0.0)
+    async with sessionmaker(committed)() as session, session.begin():
+        for _ in range(3):
+            user = str(uuid.uuid4())
+            record_event(
+                session,
+                aggregate_type="user",
+                aggregate_id=user,
+                event_type=c.USER_REGISTERED,
+                payload={"user_id": user},
+            )
+    waiting, age = await probe.measure()
+    assert waiting == 3
+    assert age >= 0
+    assert sample("cathouse_activity_lag_events") == 3
+
+
+async def test_a_consumer_held_back_falls_behind_then_catches_up(live: Platform, people: People) -> None:
+    slug = await publish(live.api, people)
+    await live.settle()
+    probe = LagProbe(live.engine, interval=1.0)
+    holder = open_read_model(live.settings, live.engine)
+    await holder.start_rebuild()  # the live consumer is refused while this lasts
+    try:
+        await new_version(live, people, slug, "1.1.0")
+        deadline = asyncio.get_running_loop().time() + 5
+        while (await probe.measure())[0] == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the event never waited"
+            await asyncio.sleep(0.05)
+        waiting, age = await probe.measure()
+        assert waiting >= 1
+        assert age > 0
+        assert sample("cathouse_activity_lag_events") >= 1
+    finally:
+        await holder.finish_rebuild()
+        await holder.close()
+    await live.settle(within=20)  # the relay retries with backoff
+
+    assert (await probe.measure())[0] == 0
+    assert sample("cathouse_activity_lag_events") == 0
+    entries = await live.model.page(Feed.public(), before=None, limit=10)
+    assert [e.data.get("version") for e in entries] == ["1.1.0"]

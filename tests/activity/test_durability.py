@@ -1,0 +1,483 @@
+"""The activity read model when processes die, a broker goes away, and relays run side by side:
+the durability tests of issue 7, through real ``cathouse relay`` processes.
+
+A ``cathouse relay`` process runs the outbox relay and every worker's handlers, the activity
+consumer among them. The test process plays the services: one writer commits events with
+``record_event``, so each aggregate's events commit in ``seq`` order. What it writes is a plausible
+marketplace history (cats published, versioned and reviewed, installations going through their
+lifecycle, users signing up) whose read model can be predicted exactly: an event lost or applied
+twice shows in the counters, and so does one applied out of order (an installation's status
+changes count installs right only in order), besides the entries' own order per aggregate.
+
+Duplicate deliveries absorbed are counted from the consumer's debug line
+(``consumer.DUPLICATE_MESSAGE``): the children log at DEBUG, and stderr is line-buffered, so the
+count survives a SIGKILL where the process's metric would not.
+
+Sizes: the suite runs shorter versions (``SUITE``); ``pytest -m e2e`` runs the issue's (``FULL``:
+10,000 events for the kill test, a 60 s broker outage), and so does CATHOUSE_TEST_FULL_DURABILITY=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cathouse.activity import catalogue as c
+from cathouse.activity.consumer import DUPLICATE_MESSAGE
+from cathouse.activity.readmodel import CAT_COUNTERS
+from cathouse.platform.db import sessionmaker
+from cathouse.platform.outbox import record_event
+from tests.conftest import truncate_all
+from tests.platform.broker.conftest import NATS_SERVER, REDIS_SERVER, forget, new_prefix, server, url_of
+from tests.support import cathouse_env, free_port, start_cathouse, terminate_and_wait
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass(frozen=True)
+class Scale:
+    kill_events: int
+    outage_seconds: float
+    side_by_side_events: int
+
+
+SUITE = Scale(kill_events=3_000, outage_seconds=10.0, side_by_side_events=1_500)
+FULL = Scale(kill_events=10_000, outage_seconds=60.0, side_by_side_events=10_000)
+
+
+@pytest.fixture(scope="module")
+def scale(request: pytest.FixtureRequest) -> Scale:
+    markexpr = str(request.config.getoption("markexpr", default="") or "").strip()
+    full = markexpr == "e2e" or os.environ.get("CATHOUSE_TEST_FULL_DURABILITY") == "1"
+    return FULL if full else SUITE
+
+
+# --- a history whose read model is known ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+# The installation lifecycle, as the installation service moves through it.
+NEXT_STATUS: dict[str, tuple[str, ...]] = {
+    "pending": ("provisioning",),
+    "provisioning": ("active", "active", "failed"),
+    "failed": ("provisioning",),
+    "active": ("suspended", "uninstalling"),
+    "suspended": ("active", "uninstalling"),
+    "uninstalling": ("uninstalled",),
+    "uninstalled": (),
+}
+
+
+@dataclass
+class _Installation:
+    cat_id: uuid.UUID
+    user_id: uuid.UUID
+    status: str = "pending"
+    activated: bool = False
+
+
+@dataclass
+class Marketplace:
+    """A seeded history of ``total`` events over a few hundred aggregates, and the figures the read
+    model must show once each was applied exactly once, in order."""
+
+    rng: random.Random
+    total: int
+    events: list[Planned] = field(default_factory=list)
+    publishers: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    versions: dict[uuid.UUID, int] = field(default_factory=dict)
+    reviews: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=dict)
+    installations: dict[uuid.UUID, _Installation] = field(default_factory=dict)
+    users: int = 0
+
+    def __post_init__(self) -> None:
+        limits = {"cats": max(4, self.total // 160), "installs": max(8, self.total // 40)}
+        limits["users"] = max(4, self.total // 100)
+        while len(self.events) < self.total:
+            moves = [
+                (self._new_cat, 3 if len(self.publishers) < limits["cats"] else 0),
+                (self._new_user, 1 if self.users < limits["users"] else 0),
+                (self._install, 3 if self.publishers and len(self.installations) < limits["installs"] else 0),
+                (self._move, 8 if self.installations else 0),
+                (self._review, 3 if self.publishers else 0),
+                (self._edit_review, 2 if self.reviews else 0),
+                (self._new_version, 1 if self.publishers else 0),
+            ]
+            moves = [(move, weight) for move, weight in moves if weight]
+            self.rng.choices([m for m, _ in moves], [w for _, w in moves])[0]()
+
+    @property
+    def aggregates(self) -> int:
+        return len({(e.aggregate_type, e.aggregate_id) for e in self.events})
+
+    def _add(self, aggregate_type: str, aggregate_id: uuid.UUID, event_type: str, **payload: Any) -> None:
+        body = {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in payload.items()}
+        self.events.append(Planned(aggregate_type, str(aggregate_id), event_type, body))
+
+    def _cat(self) -> uuid.UUID:
+        return self.rng.choice(list(self.publishers))
+
+    def _new_cat(self) -> None:
+        cat_id, publisher = uuid.uuid4(), uuid.uuid4()
+        self.publishers[cat_id], self.versions[cat_id] = publisher, 0
+        self._add(
+            "cat", cat_id, c.CAT_PUBLISHED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", name="Points",
+            category="points", publisher_id=publisher, version="1.0.0",
+        )  # fmt: skip
+
+    def _new_version(self) -> None:
+        cat_id = self._cat()
+        self.versions[cat_id] += 1
+        version = f"1.{self.versions[cat_id]}.0"
+        self._add(
+            "cat", cat_id, c.CAT_VERSION_PUBLISHED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", version=version,
+            permissions=["points:read"], current=True,
+        )  # fmt: skip
+
+    def _review(self) -> None:
+        cat_id, review_id, user_id, rating = self._cat(), uuid.uuid4(), uuid.uuid4(), self.rng.randint(1, 5)
+        self.reviews[review_id] = (cat_id, user_id, rating)
+        self._add(
+            "cat", cat_id, c.REVIEW_CREATED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
+            user_id=user_id, rating=rating, verified=False,
+        )  # fmt: skip
+
+    def _edit_review(self) -> None:
+        review_id = self.rng.choice(list(self.reviews))
+        cat_id, user_id, previous = self.reviews[review_id]
+        rating = self.rng.randint(1, 5)
+        self.reviews[review_id] = (cat_id, user_id, rating)
+        self._add(
+            "cat", cat_id, c.REVIEW_UPDATED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
+            user_id=user_id, rating=rating, previous_rating=previous,
+        )  # fmt: skip
+
+    def _new_user(self) -> None:
+        user_id = uuid.uuid4()
+        self.users += 1
+        self._add("user", user_id, c.USER_REGISTERED, user_id=user_id, display_name=f"User {self.users}")
+
+    def _install(self) -> None:
+        installation_id, cat_id, user_id = uuid.uuid4(), self._cat(), uuid.uuid4()
+        self.installations[installation_id] = _Installation(cat_id, user_id)
+        self._add(
+            "installation", installation_id, c.INSTALLATION_CREATED, installation_id=installation_id,
+            user_id=user_id, cat_id=cat_id, version="1.0.0", name="Main", permissions=["points:read"],
+        )  # fmt: skip
+
+    def _move(self) -> None:
+        movable = [i for i, state in self.installations.items() if NEXT_STATUS[state.status]]
+        if not movable:
+            self._review()
+            return
+        installation_id = self.rng.choice(movable)
+        state = self.installations[installation_id]
+        before, state.status = state.status, self.rng.choice(NEXT_STATUS[state.status])
+        state.activated = state.activated or state.status == "active"
+        self._add(
+            "installation", installation_id, c.INSTALLATION_STATUS_CHANGED, installation_id=installation_id,
+            user_id=state.user_id, cat_id=state.cat_id, version="1.0.0", reason=None, by=state.user_id,
+            **{"from": before, "to": state.status},
+        )  # fmt: skip
+
+    def platform_counters(self) -> dict[str, int]:
+        return {
+            "cats_published": len(self.publishers),
+            "installations_total": sum(i.activated for i in self.installations.values()),
+            "installations_active": sum(i.status == "active" for i in self.installations.values()),
+            "users_registered": self.users,
+            "reviews": len(self.reviews),
+            "events_applied": len(self.events),
+        }
+
+    def cat_counters(self) -> dict[str, dict[str, int]]:
+        """Every cat's non-zero counters."""
+        found: dict[str, Counter[str]] = {str(cat_id): Counter() for cat_id in self.publishers}
+        for i in self.installations.values():
+            found[str(i.cat_id)].update(installs_total=int(i.activated), installs_active=int(i.status == "active"))
+        for cat_id, _, rating in self.reviews.values():
+            found[str(cat_id)].update({"rating_count": 1, "rating_sum": rating, f"rating_{rating}": 1})
+        return {cat_id: {k: v for k, v in counts.items() if v} for cat_id, counts in found.items() if +counts}
+
+
+class Writer:
+    """The services' side: commits planned events in transactions of 1 to 20, in order."""
+
+    def __init__(self, engine: AsyncEngine, rng: random.Random) -> None:
+        self.sessions = sessionmaker(engine)
+        self.rng = rng
+        self.written = 0
+
+    async def write(self, events: list[Planned], *, rate: float | None = None) -> None:
+        """All of ``events``; at about ``rate`` events a second when given, else as fast as it can."""
+        start, done = time.monotonic(), 0
+        while done < len(events):
+            batch = events[done : done + self.rng.randint(1, 20)]
+            async with self.sessions() as session, session.begin():
+                for e in batch:
+                    record_event(
+                        session,
+                        aggregate_type=e.aggregate_type,
+                        aggregate_id=e.aggregate_id,
+                        event_type=e.event_type,
+                        payload=e.payload,
+                    )
+            done += len(batch)
+            self.written += len(batch)
+            if rate is not None:
+                await asyncio.sleep(max(0.0, start + done / rate - time.monotonic()))
+
+
+# --- the relay processes ------------------------------------------------------------------------
+
+
+class Relays:
+    """``cathouse relay`` processes in numbered slots, each run logging to a file of its own."""
+
+    def __init__(self, env: dict[str, str], logs: Path, slots: int) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * slots
+        self.runs = 0
+        self.kills = 0
+
+    def start(self, slot: int) -> None:
+        self.runs += 1
+        self.procs[slot] = start_cathouse(["relay"], self.env, self.logs / f"relay-{slot}-run-{self.runs}.log")
+
+    def start_all(self) -> None:
+        for slot in range(len(self.procs)):
+            self.start(slot)
+
+    def kill(self, slot: int) -> None:
+        proc = self.procs[slot]
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.kills += 1
+
+    def check(self) -> None:
+        """None has died of itself."""
+        for slot, proc in enumerate(self.procs):
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"relay {slot} exited with {proc.returncode}:\n{self.tail()}")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                terminate_and_wait(proc)
+
+    def lines(self) -> Iterator[dict[str, Any]]:
+        for log in sorted(self.logs.glob("relay-*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(line)
+                    if isinstance(parsed, dict):
+                        yield parsed
+
+    def duplicates(self) -> int:
+        """Deliveries the consumer found already applied, in every run of every slot."""
+        return sum(1 for line in self.lines() if line.get("message") == DUPLICATE_MESSAGE)
+
+    def tail(self) -> str:
+        warnings = [line for line in self.lines() if line.get("level") not in ("DEBUG", "INFO")]
+        return "\n".join(json.dumps(line)[:2000] for line in warnings[-10:])
+
+
+def relay_env(tmp_path: Path, database_url: str, broker: dict[str, str]) -> dict[str, str]:
+    return cathouse_env(
+        tmp_path / "data",
+        {"CATHOUSE_LOG_LEVEL": "DEBUG", "CATHOUSE_EVENTS__POLL_INTERVAL": "0.2", **broker},
+        database_url=database_url,
+    )
+
+
+def broker_settings(url: str, prefix: str, *, lease: float = 2.0) -> dict[str, str]:
+    """A broker on names of the test's own; a short lease, so a killed consumer's message comes
+    back within the test's patience (in production it is 30 s)."""
+    return {
+        "CATHOUSE_BROKER_URL": url,
+        "CATHOUSE_EVENTS__BROKER_PREFIX": prefix,
+        "CATHOUSE_EVENTS__BROKER_PARTITIONS": "4",
+        "CATHOUSE_EVENTS__CONSUMER_LEASE": str(lease),
+        "CATHOUSE_EVENTS__CONSUMER_BACKOFF": "0.05",
+        "CATHOUSE_EVENTS__BROKER_MAX_BACKOFF": "0.5",
+    }
+
+
+@contextlib.asynccontextmanager
+async def shared_broker(kind: str) -> AsyncIterator[dict[str, str]]:
+    """No broker (the outbox is the queue), or the shared NATS or Redis on fresh names, deleted after."""
+    if kind == "none":
+        yield {}
+        return
+    url, prefix = url_of(kind), new_prefix()
+    try:
+        yield broker_settings(url, prefix)
+    finally:
+        await forget(kind, url, prefix)
+
+
+@pytest.fixture
+async def clean(committed: AsyncEngine) -> AsyncEngine:
+    """An empty platform: no event and no read model left by an earlier test."""
+    await truncate_all(committed)
+    return committed
+
+
+# --- what the read model must show ---------------------------------------------------------------
+
+
+async def applied(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM activity.applied_events")) or 0)
+
+
+async def pending(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM events.outbox WHERE published_at IS NULL")) or 0)
+
+
+async def wait_applied(engine: AsyncEngine, count: int, relays: Relays, within: float) -> float:
+    """Seconds until ``count`` events are applied (the relays must stay up meanwhile)."""
+    start = time.monotonic()
+    while (done := await applied(engine)) < count:
+        relays.check()
+        if time.monotonic() - start > within:
+            raise AssertionError(f"{done} of {count} events applied after {within:.0f}s:\n{relays.tail()}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def assert_exact(engine: AsyncEngine, market: Marketplace) -> None:
+    """Every event applied once, every figure what the history implies, every aggregate in order."""
+    async with engine.connect() as conn:
+        counts = (
+            await conn.execute(
+                text("""
+                SELECT (SELECT count(*) FROM events.outbox) AS events,
+                       (SELECT count(*) FROM events.outbox WHERE published_at IS NULL) AS pending,
+                       (SELECT count(*) FROM events.outbox o
+                        JOIN activity.applied_events a ON a.event_id = o.id) AS applied,
+                       (SELECT count(*) FROM activity.applied_events) AS applied_rows,
+                       (SELECT count(*) FROM activity.entries) AS entries
+                """)
+            )
+        ).one()
+        platform = {r.name: int(r.value) for r in await conn.execute(text("SELECT * FROM activity.platform_stats"))}
+        cats: dict[str, dict[str, int]] = {}
+        for row in (await conn.execute(text("SELECT * FROM activity.cat_stats"))).mappings():
+            moved = {name: int(row[name]) for name in CAT_COUNTERS if row[name]}
+            if moved:
+                cats[str(row["cat_id"])] = moved
+        orders = (
+            await conn.execute(
+                text("""
+                SELECT o.aggregate_type, o.aggregate_id, array_agg(o.seq ORDER BY e.id) AS seqs
+                FROM activity.entries e JOIN events.outbox o ON o.id = e.event_id
+                GROUP BY o.aggregate_type, o.aggregate_id
+                """)
+            )
+        ).all()
+    n = len(market.events)
+    assert (counts.events, counts.pending) == (n, 0), "every event written was relayed"
+    assert counts.applied == counts.applied_rows == n, "every event id is in applied_events, once"
+    assert counts.entries == n, "each event made its one entry, none twice"
+    assert platform == market.platform_counters(), "no effect lost or applied twice"
+    assert cats == market.cat_counters()
+    assert len(orders) == market.aggregates
+    misordered = [(r.aggregate_type, r.aggregate_id) for r in orders if list(r.seqs) != sorted(r.seqs)]
+    assert not misordered, f"{len(misordered)} aggregates' entries were applied out of order, e.g. {misordered[:3]}"
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+async def kill_at_random(relays: Relays, rng: random.Random, done: asyncio.Event, life: tuple[float, float]) -> None:
+    """Each slot's process dies (SIGKILL) at a random moment of its life and is started again at once."""
+    deadlines = [time.monotonic() + rng.uniform(*life) for _ in relays.procs]
+    while not done.is_set():
+        relays.check()
+        for slot, deadline in enumerate(deadlines):
+            if time.monotonic() >= deadline:
+                relays.kill(slot)
+                relays.start(slot)
+                deadlines[slot] = time.monotonic() + rng.uniform(*life)
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("kind", ["none", "nats"])
+async def test_relays_and_consumers_killed_at_random_lose_nothing_and_apply_nothing_twice(
+    clean: AsyncEngine, database_url: str, tmp_path: Path, scale: Scale, kind: str
+) -> None:
+    rng = random.Random(7)  # noqa: S311 - a reproducible history and kill schedule, not a secret
+    market = Marketplace(rng, scale.kill_events)
+    async with shared_broker(kind) as broker:
+        relays = Relays(relay_env(tmp_path, database_url, broker), tmp_path, slots=2)
+        relays.start_all()
+        done = asyncio.Event()
+        # A process needs about 3 s to start on a busy 2-core machine: most kills land while it works.
+        chaos = asyncio.create_task(kill_at_random(relays, rng, done, life=(3.0, 8.0)))
+        start = time.monotonic()
+        try:
+            await Writer(clean, rng).write(market.events)
+            await wait_applied(clean, len(market.events), relays, within=180)
+            elapsed = time.monotonic() - start
+            done.set()
+            await chaos
+        finally:
+            done.set()
+            chaos.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chaos
+            relays.stop()
+    duplicates = relays.duplicates()
+    print(
+        f"\nkill test ({kind}): {len(market.events)} events over {market.aggregates} aggregates, "
+        f"{relays.kills} SIGKILLs, {duplicates} duplicate deliveries absorbed, {elapsed:.1f} s"
+    )
+    await assert_exact(clean, market)
+    assert relays.kills >= 2, "the processes were killed while they worked"
+
+
+@pytest.mark.parametrize("kind", ["none", "nats", "redis"])
+async def test_two_relays_and_two_consumers_at_once_keep_the_read_model_exact_and_in_order(
+    clean: AsyncEngine, database_url: str, tmp_path: Path, scale: Scale, kind: str
+) -> None:
+    rng = random.Random(11)  # noqa: S311 - a reproducible history
+    market = Marketplace(rng, scale.side_by_side_events)
+    async with shared_broker(kind) as broker:
+        relays = Relays(relay_env(tmp_path, database_url, broker), tmp_path, slots=2)
+        relays.start_all()
+        try:
+            start = time.monotonic()
+            await Writer(clean, rng).write(market.events)
+            await wait_applied(clean, len(market.events), relays, within=120)
+            elapsed = time.monotonic() - start
+        finally:
+            relays.stop()
+    print(f"\ntwo relays ({kind}): {len(market.events)} events, {relays.duplicates()} duplicates, {elapsed:.1f} s")
+    await assert_exact(clean, market)
