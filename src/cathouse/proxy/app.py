@@ -41,10 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(pool.close)
         limiter = rate_limiter(settings)
         stack.push_async_callback(limiter.close)
-        # Its own connection: a batch being written never waits behind, or holds up, a lookup.
-        audit_engine = create_engine(settings, application_name="cathouse-proxy-audit", pool_size=1)
-        stack.push_async_callback(audit_engine.dispose)
-        audit = AuditWriter.from_settings(sessionmaker(audit_engine), settings)
+        # The service's own pool: lookups are cached, so they rarely wait behind a batch.
+        audit = AuditWriter.from_settings(sessions, settings)
         await audit.start()
         stack.push_async_callback(audit.stop)  # writes what is queued; logs what it could not
 
