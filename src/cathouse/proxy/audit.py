@@ -139,6 +139,10 @@ def _row(rec: AuditRecord) -> dict[str, Any]:
     return row
 
 
+# One encoder for every record: json.dumps with options builds a new one per call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical(row: Mapping[Any, Any]) -> bytes:
     """The bytes a record's hash covers: sorted-key JSON, every value in one fixed spelling."""
     doc: dict[str, Any] = {
@@ -156,7 +160,7 @@ def canonical(row: Mapping[Any, Any]) -> bytes:
     }
     for name in _UUID_FIELDS:
         doc[name] = None if row[name] is None else str(row[name])
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL_JSON.encode(doc).encode()
 
 
 def link_hash(prev_hash: bytes, row: Mapping[Any, Any]) -> bytes:
