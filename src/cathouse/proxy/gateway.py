@@ -369,6 +369,12 @@ class Proxy:
             call.decision = "upstream_error"
         call.responded = True
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if response.complete:
+            # The usual small answer came whole with its head: one message, not a chunk and an end.
+            body = await response.read()
+            call.bytes_out = len(body)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         try:
             async for chunk in response.body():
                 call.bytes_out += len(chunk)

@@ -82,6 +82,11 @@ class Response:
         self._conn = conn  # None once every byte of the body is in _pending
         self._pending = pending
 
+    @property
+    def complete(self) -> bool:
+        """Every byte of the body is here already (and the connection is back in the pool)."""
+        return self._conn is None
+
     def body(self) -> AsyncIterator[bytes]:
         return self
 
