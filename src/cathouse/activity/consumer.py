@@ -16,7 +16,6 @@ from cathouse.activity.readmodel import Outcome, ReadModel
 from cathouse.platform.outbox import OutboxEvent
 from cathouse.platform.outbox.relay import Event
 
-
 DUPLICATE_MESSAGE = "activity event applied before; delivery absorbed"
 
 
