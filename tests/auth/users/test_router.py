@@ -125,6 +125,16 @@ async def test_deleting_the_account_keeps_the_row_but_not_the_person(
     assert (await register(auth, email=account.email)).status_code == 201, "the email is free again"
 
 
+async def test_a_search_with_a_control_character_is_refused_naming_the_field(
+    auth: httpx.AsyncClient, committed: AsyncEngine
+) -> None:
+    admin = await signed_up(auth, roles=("admin",), engine=committed)
+    response = await auth.get("/api/v1/users", params={"q": "find\x00me"}, headers=admin.headers)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "query.q" in response.text
+
+
 async def test_admins_find_users_page_by_page(auth: httpx.AsyncClient, committed: AsyncEngine) -> None:
     admin = await signed_up(auth, roles=("admin",), engine=committed)
     for n in range(5):
