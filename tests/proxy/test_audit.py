@@ -4,6 +4,7 @@ that keeps it verifiable, redaction of secret query values, and the audit endpoi
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
@@ -15,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -217,6 +221,58 @@ async def chain(audit_db: AsyncEngine) -> AsyncEngine:
     assert report.ok
     assert report.checked == 10
     return audit_db
+
+
+def _reference_canonical(row: dict[str, Any]) -> bytes:
+    """The canonical form as its definition reads: json.dumps, sorted keys, no spaces, ASCII."""
+    doc = {
+        "seq": row["seq"],
+        "at": row["at"].astimezone(UTC).isoformat(timespec="microseconds"),
+        **{k: row[k] for k in ("request_id", "method", "path", "decision", "status", "upstream_status")},
+        "latency_ms": f"{row['latency_ms']:.3f}",
+        "bytes_in": row["bytes_in"],
+        "bytes_out": row["bytes_out"],
+        **{k: None if row[k] is None else str(row[k]) for k in audit._UUID_FIELDS},
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+maybe_uuid = st.none() | st.uuids()
+
+
+@settings_(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(timezones=st.timezones()),
+    text_=st.text(max_size=40),
+    latency=st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=1e9),
+    numbers=st.tuples(*(st.integers(min_value=-(2**63), max_value=2**63 - 1) for _ in range(4))),
+    upstream=st.none() | st.integers(min_value=100, max_value=599),
+    ids=st.tuples(*(maybe_uuid for _ in range(5))),
+)
+def test_the_hashed_form_is_exactly_the_sorted_json_of_the_record(
+    at: datetime,
+    text_: str,
+    latency: float,
+    numbers: tuple[int, int, int, int],
+    upstream: int | None,
+    ids: tuple[uuid.UUID | None, ...],
+) -> None:
+    seq, status, bytes_in, bytes_out = numbers
+    row: dict[str, Any] = {
+        "seq": seq,
+        "at": at,
+        "request_id": text_,
+        "method": text_[:16],
+        "path": "/x/" + text_,
+        "decision": text_[::-1],
+        "status": status,
+        "upstream_status": upstream,
+        "latency_ms": latency,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        **dict(zip(audit._UUID_FIELDS, ids, strict=True)),
+    }
+    assert audit.canonical(row) == _reference_canonical(row)
 
 
 async def test_an_edited_record_is_reported(chain: AsyncEngine) -> None:

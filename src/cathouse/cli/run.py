@@ -20,6 +20,7 @@ from cathouse.cli.catalog import demo_directory, print_report, sync_directory
 from cathouse.cli.database import database_settings
 from cathouse.cli.migrate import apply_all
 from cathouse.platform import workers
+from cathouse.platform.corked import CorkedHttpToolsProtocol
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app
@@ -37,7 +38,15 @@ def _serve(app: FastAPI, host: str, port: int, settings: Settings) -> None:
     # default action that would kill us before the embedded database is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # log_config=None keeps uvicorn's loggers routed through ours (JSON lines).
-    uvicorn.run(app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        http=CorkedHttpToolsProtocol,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 def _banner(rows: list[tuple[str, str]], docs: list[str]) -> None:

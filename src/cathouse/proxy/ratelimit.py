@@ -219,13 +219,16 @@ def _parse(buf: bytearray, pos: int) -> tuple[object, int]:
 class _Connection(asyncio.Protocol):
     """One pipelined Redis connection: replies come back in order, so a queue of futures is all
     the bookkeeping. A command unanswered after ``timeout`` aborts the connection, failing every
-    command in flight: one timer at a time, for the oldest command."""
+    command in flight: one timer at a time, for the oldest command. The commands of one turn of
+    the event loop (the concurrent calls' checks) leave in one write, so one system call on each
+    side serves them all."""
 
     def __init__(self, timeout: float) -> None:
         self._loop = asyncio.get_running_loop()
         self._timeout = timeout
         self._buffer = bytearray()
         self._pending: deque[tuple[float, asyncio.Future[object]]] = deque()
+        self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._failure: Exception = ConnectionError("connection to Redis lost")
@@ -274,10 +277,18 @@ class _Connection(asyncio.Protocol):
         future: asyncio.Future[object] = self._loop.create_future()
         deadline = self._loop.time() + self._timeout
         self._pending.append((deadline, future))
-        self._transport.write(payload)
+        if not self._outgoing:
+            self._loop.call_soon(self._send)
+        self._outgoing.append(payload)
         if self._timer is None:
             self._timer = self._loop.call_at(deadline, self._check_deadline)
         return future
+
+    def _send(self) -> None:
+        outgoing, self._outgoing = self._outgoing, []
+        # Closed meanwhile: connection_lost fails the commands' futures.
+        if not self.closed and self._transport is not None:
+            self._transport.write(b"".join(outgoing))
 
     def close(self) -> None:
         # Closed at once, so no command is written to a transport on its way out.
