@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,9 +35,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from loguru import logger
 
-from cathouse.platform.broker.base import BrokerUnavailable, Connector, ConsumerOptions, Loops, handle
+from cathouse.platform.broker.base import BaseBroker, ConsumerOptions, Subscription, handle
 from cathouse.platform.broker.wire import EVENT_ID_HEADER, WireError, decode, encode, key_of, token
-from cathouse.platform.metrics import BROKER_PUBLISH_FAILURES, BROKER_PUBLISHED
 from cathouse.platform.outbox.relay import Event, Handler
 
 DEFAULT_PORT = 9092
@@ -55,8 +56,10 @@ def bootstrap_servers(url: str) -> list[str]:
     return servers
 
 
-class KafkaBroker:
+class KafkaBroker(BaseBroker[Subscription]):
     kind = "kafka"
+    event_errors = (MessageSizeTooLargeError,)
+    unavailable_errors = (KafkaError, OSError, TimeoutError)
 
     def __init__(
         self,
@@ -68,17 +71,11 @@ class KafkaBroker:
         publish_timeout: float = 5.0,
         options: ConsumerOptions | None = None,
     ) -> None:
+        super().__init__(prefix=prefix, partitions=partitions, publish_timeout=publish_timeout, options=options)
         self.servers = servers
-        self.prefix = prefix
         self.topic = f"{prefix}.events"
-        self.partitions = partitions
         self.replication_factor = replication_factor
-        self.publish_timeout = publish_timeout
-        self.options = options or ConsumerOptions()
         self._producer: Any = None
-        self._connector = Connector(self.kind, self._connect)
-        self._subscriptions: list[tuple[str, Handler]] = []
-        self._loops = Loops()
 
     def producer_config(self) -> dict[str, Any]:
         return {
@@ -113,7 +110,7 @@ class KafkaBroker:
             "headers": [(EVENT_ID_HEADER, event.id.encode())],
         }
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- connection ----------------------------------------------------------------------------
 
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.servers, client_id=f"{self.prefix}-admin")
@@ -138,62 +135,38 @@ class KafkaBroker:
             raise
         self._producer = producer
 
-    async def start(self) -> None:
-        await self._connector.start()
-        for group, handler in self._subscriptions:
-            self._loops.spawn(self._consume(group, handler), name=f"kafka-{group}")
-
-    async def stop(self) -> None:
-        await self._loops.stop()
-        await self._connector.stop()
+    async def _disconnect(self) -> None:
         if self._producer is not None:
             with contextlib.suppress(KafkaError):
                 await self._producer.stop()
             self._producer = None
 
-    # -- publishing ----------------------------------------------------------------------------
-
-    async def publish(self, event: Event) -> None:
-        self._connector.check()
-        try:
-            await asyncio.wait_for(
-                self._producer.send_and_wait(self.topic, **self.message(event)), self.publish_timeout
-            )
-        except MessageSizeTooLargeError:
-            BROKER_PUBLISH_FAILURES.labels(self.kind).inc()
-            raise  # this event's fault, not the broker's
-        except (KafkaError, OSError, TimeoutError) as exc:
-            BROKER_PUBLISH_FAILURES.labels(self.kind).inc()
-            raise BrokerUnavailable(f"kafka: {type(exc).__name__}: {exc}") from exc
-        BROKER_PUBLISHED.labels(self.kind).inc()
+    async def _send(self, event: Event) -> None:
+        await asyncio.wait_for(self._producer.send_and_wait(self.topic, **self.message(event)), self.publish_timeout)
 
     # -- consuming -----------------------------------------------------------------------------
 
-    def subscribe(self, group: str, handler: Handler) -> None:
-        if self._loops:
-            raise RuntimeError("subscribe before start")
-        self._subscriptions.append((group, handler))
+    def _subscription(self, group: str, handler: Handler) -> Subscription:
+        return Subscription(group, handler)
 
-    async def _consume(self, group: str, handler: Handler) -> None:
-        failures = 0
-        while True:
-            await self._connector.ready.wait()
-            consumer = AIOKafkaConsumer(self.topic, **self.consumer_config(group))
-            try:
-                await consumer.start()
-                failures = 0
-                await self._poll(group, handler, consumer)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                level = "WARNING" if failures == 1 else "DEBUG"
-                logger.opt(exception=exc).log(level, "kafka consumer interrupted; resuming", group=group)
-                await asyncio.sleep(min(10.0, 0.25 * 2 ** min(failures, 6)))
-            finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+    def _start_consuming(self, subscription: Subscription) -> None:
+        group, handler = subscription.group, subscription.handler
+        self._loops.spawn(
+            self._keep_consuming(
+                group, functools.partial(self._consumer, group), functools.partial(self._poll, group, handler)
+            ),
+            name=f"kafka-{group}",
+        )
+
+    @contextlib.asynccontextmanager
+    async def _consumer(self, group: str) -> AsyncIterator[Any]:
+        consumer = AIOKafkaConsumer(self.topic, **self.consumer_config(group))
+        try:
+            await consumer.start()
+            yield consumer
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
 
     async def _poll(self, group: str, handler: Handler, consumer: Any) -> None:
         paused: dict[TopicPartition, float] = {}

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -34,18 +36,19 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from cathouse.platform.broker.base import BrokerUnavailable, Connector, ConsumerOptions, Loops, handle
+from cathouse.platform.broker.base import BaseBroker, ConsumerOptions, Subscription, handle
 from cathouse.platform.broker.wire import EVENT_ID_HEADER, KEY_HEADER, WireError, decode, encode, key_of, partition_of
 from cathouse.platform.broker.wire import token as subject_token
-from cathouse.platform.metrics import BROKER_PUBLISH_FAILURES, BROKER_PUBLISHED
 from cathouse.platform.outbox.relay import Event, Handler
 
 DUPLICATE_WINDOW = 120.0
 FETCH_TIMEOUT = 5.0
 
 
-class NatsBroker:
+class NatsBroker(BaseBroker[Subscription]):
     kind = "nats"
+    event_errors = (nats.errors.MaxPayloadError,)
+    unavailable_errors = (nats.errors.Error, OSError, TimeoutError)
 
     def __init__(
         self,
@@ -57,20 +60,14 @@ class NatsBroker:
         retention: float = 7 * 24 * 3600.0,
         options: ConsumerOptions | None = None,
     ) -> None:
+        super().__init__(prefix=prefix, partitions=partitions, publish_timeout=publish_timeout, options=options)
         self.servers = servers
-        self.prefix = prefix
         self.stream = f"{prefix.upper().replace('-', '_')}_EVENTS"
-        self.partitions = partitions
-        self.publish_timeout = publish_timeout
         self.retention = retention
-        self.options = options or ConsumerOptions()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._connector = Connector(self.kind, self._connect)
-        self._subscriptions: list[tuple[str, Handler]] = []
-        self._loops = Loops()
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
         nc = Client()
@@ -112,15 +109,7 @@ class NatsBroker:
         except nats.js.errors.BadRequestError:
             await js.update_stream(config)  # it exists with other limits: take ours
 
-    async def start(self) -> None:
-        await self._connector.start()
-        for group, handler in self._subscriptions:
-            for partition in range(self.partitions):
-                self._loops.spawn(self._consume(group, handler, partition), name=f"nats-{group}-{partition}")
-
-    async def stop(self) -> None:
-        await self._loops.stop()
-        await self._connector.stop()
+    async def _disconnect(self) -> None:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -132,33 +121,35 @@ class NatsBroker:
         partition = partition_of(key_of(event), self.partitions)
         return f"{self.prefix}.events.{partition}.{subject_token(event.aggregate_type)}"
 
-    async def publish(self, event: Event) -> None:
-        self._connector.check()
+    async def _send(self, event: Event) -> None:
         assert self._js is not None
         headers = {"Nats-Msg-Id": event.id, KEY_HEADER: key_of(event), EVENT_ID_HEADER: event.id}
-        try:
-            await self._js.publish(
-                self.subject(event), encode(event), timeout=self.publish_timeout, stream=self.stream, headers=headers
-            )
-        except nats.errors.MaxPayloadError:
-            BROKER_PUBLISH_FAILURES.labels(self.kind).inc()
-            raise  # this event's fault, not the broker's
-        except (nats.errors.Error, OSError, TimeoutError) as exc:
-            BROKER_PUBLISH_FAILURES.labels(self.kind).inc()
-            raise BrokerUnavailable(f"nats: {type(exc).__name__}: {exc}") from exc
-        BROKER_PUBLISHED.labels(self.kind).inc()
+        await self._js.publish(
+            self.subject(event), encode(event), timeout=self.publish_timeout, stream=self.stream, headers=headers
+        )
 
     # -- consuming -----------------------------------------------------------------------------
 
-    def subscribe(self, group: str, handler: Handler) -> None:
-        if self._loops:
-            raise RuntimeError("subscribe before start")
-        self._subscriptions.append((group, handler))
+    def _subscription(self, group: str, handler: Handler) -> Subscription:
+        return Subscription(group, handler)
+
+    def _start_consuming(self, subscription: Subscription) -> None:
+        group, handler = subscription.group, subscription.handler
+        for partition in range(self.partitions):
+            self._loops.spawn(
+                self._keep_consuming(
+                    group,
+                    functools.partial(self._pull, group, partition),
+                    functools.partial(self._fetch, group, handler),
+                ),
+                name=f"nats-{group}-{partition}",
+            )
 
     def durable(self, group: str, partition: int) -> str:
         return f"{subject_token(group)}_p{partition}"
 
-    async def _pull(self, group: str, partition: int) -> Any:
+    @contextlib.asynccontextmanager
+    async def _pull(self, group: str, partition: int) -> AsyncIterator[Any]:
         assert self._js is not None
         name = self.durable(group, partition)
         config = ConsumerConfig(
@@ -172,32 +163,19 @@ class NatsBroker:
         )
         with contextlib.suppress(nats.js.errors.BadRequestError):  # exists, with settings of its own
             await self._js.add_consumer(self.stream, config)
-        return await self._js.pull_subscribe_bind(durable=name, stream=self.stream)
+        yield await self._js.pull_subscribe_bind(durable=name, stream=self.stream)
 
-    async def _consume(self, group: str, handler: Handler, partition: int) -> None:
-        failures = 0
+    async def _fetch(self, group: str, handler: Handler, sub: Any) -> None:
         while True:
-            await self._connector.ready.wait()
             try:
-                sub = await self._pull(group, partition)
-                failures = 0
-                while True:
-                    try:
-                        messages = await sub.fetch(1, timeout=FETCH_TIMEOUT)
-                    except TimeoutError:
-                        continue  # nothing new (nats' TimeoutError is an asyncio one)
-                    for msg in messages:
-                        with self._loops.busy():
-                            await self._deliver(group, handler, msg)
-                    if self._loops.stopping:
-                        return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                level = "WARNING" if failures == 1 else "DEBUG"
-                logger.opt(exception=exc).log(level, "nats consumer interrupted; resuming", group=group)
-                await asyncio.sleep(min(10.0, 0.25 * 2 ** min(failures, 6)))
+                messages = await sub.fetch(1, timeout=FETCH_TIMEOUT)
+            except TimeoutError:
+                continue  # nothing new (nats' TimeoutError is an asyncio one)
+            for msg in messages:
+                with self._loops.busy():
+                    await self._deliver(group, handler, msg)
+            if self._loops.stopping:
+                return
 
     async def _deliver(self, group: str, handler: Handler, msg: Msg) -> None:
         delivered = msg.metadata.num_delivered or 1

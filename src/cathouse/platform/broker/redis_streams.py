@@ -40,9 +40,15 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from loguru import logger
 
-from cathouse.platform.broker.base import BrokerUnavailable, Connector, ConsumerOptions, Loops, handle
+from cathouse.platform.broker.base import (
+    BaseBroker,
+    ConsumerOptions,
+    Loops,
+    Subscription,
+    handle,
+    reconnect_delay,
+)
 from cathouse.platform.broker.wire import WireError, decode, encode, key_of, partition_of, token
-from cathouse.platform.metrics import BROKER_PUBLISH_FAILURES, BROKER_PUBLISHED
 from cathouse.platform.outbox.relay import Event, Handler
 
 READ_COUNT = 50
@@ -59,15 +65,14 @@ class _Reader:
 
 
 @dataclass
-class _Subscription:
-    group: str
-    handler: Handler
-    member: str
+class _Subscription(Subscription):
+    member: str = field(kw_only=True)
     owned: dict[int, _Reader] = field(default_factory=dict)
 
 
-class RedisStreamsBroker:
+class RedisStreamsBroker(BaseBroker[_Subscription]):
     kind = "redis"
+    unavailable_errors = (redis.exceptions.RedisError, OSError, TimeoutError)
 
     def __init__(
         self,
@@ -79,16 +84,10 @@ class RedisStreamsBroker:
         max_len: int = 1_000_000,
         options: ConsumerOptions | None = None,
     ) -> None:
+        super().__init__(prefix=prefix, partitions=partitions, publish_timeout=publish_timeout, options=options)
         self.url = url
-        self.prefix = prefix
-        self.partitions = partitions
-        self.publish_timeout = publish_timeout
         self.max_len = max_len
-        self.options = options or ConsumerOptions()
         self._redis: aioredis.Redis | None = None
-        self._connector = Connector(self.kind, self._connect)
-        self._subscriptions: list[_Subscription] = []
-        self._loops = Loops()
         self._readers = Loops()
 
     # -- names ---------------------------------------------------------------------------------
@@ -102,7 +101,7 @@ class RedisStreamsBroker:
     def _lease(self, group: str, partition: int) -> str:
         return f"{self.prefix}:group:{group}:lease:{partition}"
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
         client = aioredis.Redis.from_url(
@@ -128,50 +127,42 @@ class RedisStreamsBroker:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def start(self) -> None:
-        await self._connector.start()
-        for sub in self._subscriptions:
-            self._loops.spawn(self._coordinate(sub), name=f"redis-{sub.group}-coordinator")
-
-    async def stop(self) -> None:
-        await self._loops.stop()
-        await self._readers.stop()
-        if self._redis is not None:
-            for sub in self._subscriptions:
-                with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                    for partition in list(sub.owned):
-                        await self._redis.eval(_RELEASE, 1, self._lease(sub.group, partition), sub.member)
-                    await self._redis.zrem(self._members(sub.group), sub.member)
-                sub.owned.clear()
-        await self._connector.stop()
+    async def _disconnect(self) -> None:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
 
     # -- publishing ----------------------------------------------------------------------------
 
-    async def publish(self, event: Event) -> None:
-        self._connector.check()
+    async def _send(self, event: Event) -> None:
         assert self._redis is not None
         key = key_of(event)
         stream = self.stream(partition_of(key, self.partitions))
-        try:
-            await asyncio.wait_for(
-                self._redis.xadd(stream, {"event": encode(event), "key": key, "id": event.id}, maxlen=self.max_len),
-                self.publish_timeout,
-            )
-        except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
-            BROKER_PUBLISH_FAILURES.labels(self.kind).inc()
-            raise BrokerUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
-        BROKER_PUBLISHED.labels(self.kind).inc()
+        await asyncio.wait_for(
+            self._redis.xadd(stream, {"event": encode(event), "key": key, "id": event.id}, maxlen=self.max_len),
+            self.publish_timeout,
+        )
 
     # -- consuming -----------------------------------------------------------------------------
 
-    def subscribe(self, group: str, handler: Handler) -> None:
-        if self._loops:
-            raise RuntimeError("subscribe before start")
+    def _subscription(self, group: str, handler: Handler) -> _Subscription:
         member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._subscriptions.append(_Subscription(token(group), handler, member))
+        return _Subscription(token(group), handler, member=member)
+
+    def _start_consuming(self, subscription: _Subscription) -> None:
+        self._loops.spawn(self._coordinate(subscription), name=f"redis-{subscription.group}-coordinator")
+
+    async def _leave(self) -> None:
+        """Hand the partitions over at once rather than after the lease runs out."""
+        await self._readers.stop()
+        if self._redis is None:
+            return
+        for sub in self._subscriptions:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                for partition in list(sub.owned):
+                    await self._redis.eval(_RELEASE, 1, self._lease(sub.group, partition), sub.member)
+                await self._redis.zrem(self._members(sub.group), sub.member)
+            sub.owned.clear()
 
     async def _coordinate(self, sub: _Subscription) -> None:
         """Keep this member's heartbeat and leases, and start or stop its partitions' readers."""
@@ -243,7 +234,7 @@ class RedisStreamsBroker:
             except (redis.exceptions.RedisError, OSError) as exc:
                 failures += 1
                 logger.debug("redis read failed", group=sub.group, partition=partition, error=str(exc))
-                await asyncio.sleep(min(5.0, 0.25 * 2 ** min(failures, 5)))
+                await asyncio.sleep(reconnect_delay(failures, cap=5.0))
                 if "NOGROUP" in str(exc):  # Redis came back without its data: start the group again
                     with contextlib.suppress(redis.exceptions.RedisError, OSError):
                         await self._ensure_group(self._redis, sub.group)
