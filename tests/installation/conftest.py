@@ -58,15 +58,19 @@ class FakeCat:
 
 
 @pytest.fixture(scope="module")
-async def platform(
-    engine: AsyncEngine, make_settings: Callable[..., Settings], database_url: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(
+def platform_settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """The running platform's settings: the provisioner reads them at every send."""
+    return make_settings(
         database_url,
         catalog={"allow_http": True},
         installation=FAST_WEBHOOKS,
         events={"poll_interval": 0.05},
     )
+
+
+@pytest.fixture(scope="module")
+async def platform(engine: AsyncEngine, platform_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    settings = platform_settings
     app = create_app(
         [SERVICES["auth"], SERVICES["catalog"], SERVICES["installation"]], settings=settings, run_relay=True
     )

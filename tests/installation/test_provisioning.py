@@ -1,16 +1,39 @@
-"""Provisioning webhooks end to end: a real HTTP server stands in for the cat and checks signatures."""
+"""Provisioning webhooks end to end: a real HTTP server stands in for the cat and checks signatures.
+
+The SSRF tests at the end drive ``provisioning.post`` with a resolver whose answers the test
+chooses (``socket.getaddrinfo``, which httpx's own lookups use as well, as a real DNS would be).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import itertools
 import json
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from cathouse import webhooks
+from cathouse.installation.provisioning import post
+from cathouse.platform.netguard import BlockedAddress
+from cathouse.platform.settings import Settings
 from tests.installation.conftest import FakeCat, People, install_body, publish, wait_for_status
-from tests.support import free_port
+from tests.support import free_port, serving
 
 INSTALLATIONS = "/api/v1/installations"
 
@@ -158,3 +181,229 @@ async def test_the_owner_and_the_publisher_see_deliveries_and_ask_for_a_redelive
     assert len(fake_cat.received) == 2
     assert fake_cat.received[0][1] == fake_cat.received[1][1]  # the same message, a new webhook-id
     assert fake_cat.received[0][0]["webhook-id"] != fake_cat.received[1][0]["webhook-id"]
+
+
+async def test_a_webhook_to_a_name_arrives_with_that_name_as_host(
+    api: httpx.AsyncClient, people: People, fake_cat: FakeCat
+) -> None:
+    # The request goes to the address the name was checked at; the cat still sees its own name.
+    slug = await publish(api, people, webhook_url=f"http://localhost:{fake_cat.port}/hooks")
+    created = (await api.post(INSTALLATIONS, json=install_body(slug), headers=people.owner.headers)).json()
+    await wait_for_status(api, people.owner, created["id"], "active")
+    [(headers, _)] = fake_cat.received
+    assert headers["host"] == f"localhost:{fake_cat.port}"
+
+
+async def test_a_webhook_to_an_internal_address_is_refused_and_the_install_fails_saying_why(
+    api: httpx.AsyncClient,
+    people: People,
+    fake_cat: FakeCat,
+    platform_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in production: private addresses refused (the other tests allow them, for the fake cat).
+    monkeypatch.setattr(platform_settings.installation, "webhook_allow_private", False)
+    slug = await publish(api, people, webhook_url=f"{fake_cat.url}/hooks")
+    created = (await api.post(INSTALLATIONS, json=install_body(slug), headers=people.owner.headers)).json()
+    failed = await wait_for_status(api, people.owner, created["id"], "failed")
+    assert "3 attempts" in failed["status_reason"]
+    assert "127.0.0.1 resolves to an address that is not public" in failed["status_reason"]
+    [delivery] = await deliveries(api, people, created["id"])
+    assert (delivery["status"], delivery["last_status"]) == ("failed", None)
+    assert delivery["last_error"].startswith("BlockedAddress:")
+    assert fake_cat.received == [], "nothing was sent to the internal address"
+
+
+# -- the address checked is the address connected to ------------------------------------------
+
+PUBLIC = "93.184.215.14"  # any public address: the test answers for it, nothing goes out
+
+
+@dataclass
+class Recorder:
+    """A server on the real loopback network that records the requests it gets."""
+
+    port: int
+    received: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+async def internal() -> AsyncIterator[Recorder]:
+    """A service inside the platform's network, which no webhook may reach."""
+    recorder = Recorder(free_port())
+
+    async def anything(request: Request) -> Response:
+        recorder.received.append(dict(request.headers))
+        return Response(status_code=200)
+
+    async with serving(Starlette(routes=[Route("/hooks", anything, methods=["POST"])]), recorder.port):
+        yield recorder
+
+
+class Internet(httpx.AsyncBaseTransport):
+    """The public internet as far as a test can have one: PUBLIC answers here; other addresses
+    and names go over the real network, with httpx resolving names itself."""
+
+    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+        self.real = httpx.AsyncHTTPTransport(verify=verify)
+        self.at_public: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == PUBLIC:
+            self.at_public.append(request)
+            return httpx.Response(204)
+        return await self.real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
+
+
+@contextlib.contextmanager
+def dns(answers: Mapping[str, Iterator[list[str]]]) -> Iterator[list[str]]:
+    """Answer for the names in ``answers`` (the next answer at each lookup), the real resolver for
+    the rest; yields the names looked up."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host  # anyio (under httpx) asks in bytes
+        if name not in answers:
+            return real(host, port, *args, **kwargs)
+        asked.append(name)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port))) for address in next(answers[name])]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield asked
+
+
+def always(*addresses: str) -> Iterator[list[str]]:
+    return itertools.repeat(list(addresses))
+
+
+def rebinding() -> Iterator[list[str]]:
+    """A name that passes the check once, then points inside (DNS rebinding)."""
+    yield [PUBLIC]
+    yield from always("127.0.0.1")
+
+
+async def test_a_name_that_points_inside_after_the_check_never_reaches_the_inside(internal: Recorder) -> None:
+    url = f"http://cat.example:{internal.port}/hooks"
+    internet = Internet()
+    with dns({"cat.example": rebinding()}) as asked:
+        async with httpx.AsyncClient(transport=internet) as http:
+            response = await post(http, url, content=b"{}", headers={}, within=2.0, allow_private=False)
+    assert internal.received == [], "the second answer (inside) was never used"
+    assert response.status_code == 204
+    assert [r.headers["host"] for r in internet.at_public] == [f"cat.example:{internal.port}"]
+    assert asked == ["cat.example"], "the name was looked up once, for the check"
+
+
+async def test_a_name_that_points_inside_when_checked_is_refused(internal: Recorder) -> None:
+    url = f"http://inside.example:{internal.port}/hooks"
+    with dns({"inside.example": always("127.0.0.1")}), pytest.raises(BlockedAddress, match="not public"):
+        async with httpx.AsyncClient(transport=Internet()) as http:
+            await post(http, url, content=b"{}", headers={}, within=2.0, allow_private=False)
+    assert internal.received == []
+
+
+async def test_an_address_that_refuses_the_connection_passes_to_the_next_checked_one(fake_cat: FakeCat) -> None:
+    # As "localhost" often answers ::1 first while a developer's cat listens on 127.0.0.1 only.
+    with dns({"cat.test": always("127.0.0.2", "127.0.0.1")}) as asked:
+        async with httpx.AsyncClient() as http:
+            url = f"http://cat.test:{fake_cat.port}/hooks"
+            response = await post(http, url, content=b"{}", headers={}, within=2.0, allow_private=True)
+    assert response.status_code == 200
+    assert [headers["host"] for headers, _ in fake_cat.received] == [f"cat.test:{fake_cat.port}"]
+    assert asked == ["cat.test"]
+
+
+@dataclass
+class TLSServer:
+    port: int
+    names: list[str | None] = field(default_factory=list)  # the SNI name of each connection
+    hosts: list[str] = field(default_factory=list)  # the Host header of each request
+
+
+@pytest.fixture
+async def tls_server(certificate: tuple[bytes, ssl.SSLContext]) -> AsyncIterator[TLSServer]:
+    """An HTTPS server on loopback with a certificate for ``cat.test``, answering 200 to each request."""
+    _, context = certificate
+    server = TLSServer(free_port())
+    context.sni_callback = lambda sock, name, ctx: server.names.append(name)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower().split("\r\n")
+                fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+                server.hosts.append(fields["host"])
+                await reader.readexactly(int(fields.get("content-length", "0")))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(on_connect, "127.0.0.1", server.port, ssl=context)
+    async with listening:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, ssl.SSLContext]:
+    """A self-signed certificate for ``cat.test`` (PEM, to trust) and a server context holding it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cat.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("cat.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (directory / "cert.pem").write_bytes(pem)
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    return pem, context
+
+
+async def test_over_tls_the_certificate_is_checked_for_the_name_not_the_address(
+    tls_server: TLSServer, certificate: tuple[bytes, ssl.SSLContext]
+) -> None:
+    pem, _ = certificate
+    trusting = ssl.create_default_context(cadata=pem.decode())
+    loopback = {"cat.test": always("127.0.0.1"), "dog.test": always("127.0.0.1")}
+    with dns(loopback):
+        async with httpx.AsyncClient(transport=Internet(verify=trusting)) as http:
+            ok = await post(
+                http,
+                f"https://cat.test:{tls_server.port}/hooks",
+                content=b"{}",
+                headers={},
+                within=2.0,
+                allow_private=True,
+            )
+            # Same address, a name the certificate does not cover: the connection just verified
+            # for cat.test must not carry it.
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await post(
+                    http,
+                    f"https://dog.test:{tls_server.port}/hooks",
+                    content=b"{}",
+                    headers={},
+                    within=2.0,
+                    allow_private=True,
+                )
+    assert ok.status_code == 200
+    assert tls_server.names == ["cat.test", "dog.test"]
+    assert tls_server.hosts == [f"cat.test:{tls_server.port}"]

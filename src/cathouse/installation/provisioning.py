@@ -151,8 +151,14 @@ class Provisioner:
         status: int | None = None
         error = excerpt = None
         try:
-            await check_public_url(url, allow_private=self.config.webhook_allow_private)
-            response = await self.http.post(url, content=body, headers=headers, timeout=self.config.webhook_timeout)
+            response = await post(
+                self.http,
+                url,
+                content=body,
+                headers=headers,
+                within=self.config.webhook_timeout,
+                allow_private=self.config.webhook_allow_private,
+            )
             status, excerpt = response.status_code, response.text[:EXCERPT]
         except (httpx.HTTPError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -218,6 +224,42 @@ class Provisioner:
         elif delivery.event_type == UNINSTALL and installation.status == lifecycle.UNINSTALLING:
             unanswered = None if succeeded else f"the cat did not acknowledge the uninstall ({_why(delivery)})"
             await service.move(installation, lifecycle.UNINSTALLED, reason=unanswered)
+
+
+async def post(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    within: float,
+    allow_private: bool,
+) -> httpx.Response:
+    """POST to ``url`` at an address the SSRF check saw, never at a second lookup of its name.
+
+    Letting httpx resolve the name again would reopen the check: the second answer may be an
+    internal address (DNS rebinding). So the request goes to a checked IP, with the name in
+    ``Host`` and, over TLS, as the SNI name the certificate is verified against. The checked
+    addresses are tried in order while one refuses the connection (nothing was sent to it yet).
+    """
+    async with asyncio.timeout(within):
+        target = await check_public_url(url, allow_private=allow_private)
+    named = httpx.URL(url)
+    headers = {**headers, "host": named.netloc.decode("ascii")}
+    extensions: dict[str, Any] = {}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = target.host
+        # The pool keys connections by address alone: one verified for another name on the same
+        # address must not carry this request.
+        headers["connection"] = "close"
+    request = http.build_request("POST", named, content=content, headers=headers, timeout=within, extensions=extensions)
+    *others, last = target.addresses
+    for address in others:
+        request.url = named.copy_with(host=str(address))
+        with contextlib.suppress(httpx.ConnectError):
+            return await http.send(request)
+    request.url = named.copy_with(host=str(last))
+    return await http.send(request)
 
 
 async def _without_webhook(service: InstallationService, installation: Installation, kind: str) -> None:

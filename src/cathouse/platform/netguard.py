@@ -4,6 +4,10 @@ A URL is allowed when its scheme is http or https and every address its host res
 globally routable: no loopback, private, link-local, shared (CGNAT), multicast, reserved or
 unspecified address, in IPv4 or IPv6, including IPv4 addresses carried inside IPv6 (mapped,
 6to4, NAT64), which are judged by the IPv4 address they lead to.
+
+A check is only as good as the connection that follows it: connect to the addresses
+:func:`check_public_url` returns, never to the name again, or a second DNS answer that nobody
+checked (DNS rebinding) decides where the request goes.
 """
 
 from __future__ import annotations
@@ -11,11 +15,26 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from dataclasses import dataclass
+from typing import TypeAlias
 from urllib.parse import urlsplit
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class BlockedAddress(ValueError):
     """The destination is not a public internet address."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedURL:
+    """A URL whose host was looked up once, with every address of the answer checked."""
+
+    url: str
+    scheme: str
+    host: str  # the name as the URL gives it (lower case): for Host and TLS, not for connecting
+    port: int
+    addresses: tuple[IPAddress, ...]  # what to connect to, in the resolver's order of preference
 
 
 # Listed even where ``is_global`` already says no: its tables differ between Python releases
@@ -72,20 +91,24 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast and not any(address in net for net in blocked)
 
 
-async def resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+async def resolve(host: str, port: int) -> list[IPAddress]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
 
 
-async def check_public_url(url: str, *, allow_private: bool = False) -> None:
+async def check_public_url(url: str, *, allow_private: bool = False) -> CheckedURL:
+    """Resolve ``url``'s host once and check every address; :class:`BlockedAddress` if one is not public.
+
+    ``allow_private`` (for development) accepts any address, but the answer is still the one to
+    connect to, so a request goes the same way in development as in production.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BlockedAddress(f"only http and https URLs with a host are allowed, not {parts.scheme!r}")
-    if allow_private:
-        return
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = await resolve(parts.hostname, port)
-    blocked = [str(a) for a in addresses if not is_public(a)]
+    blocked = [] if allow_private else [str(a) for a in addresses if not is_public(a)]
     if blocked or not addresses:
         raise BlockedAddress(f"{parts.hostname} resolves to an address that is not public ({', '.join(blocked)})")
+    return CheckedURL(url, parts.scheme, parts.hostname, port, tuple(addresses))
