@@ -39,6 +39,7 @@ from cathouse.proxy.audit import (
     redact_query,
     verify,
 )
+from cathouse.proxy.audit import writer as audit_writer
 from cathouse.proxy.models import AuditLog
 from cathouse.proxy.router import router as audit_router
 from cathouse.services import SERVICES
@@ -137,7 +138,7 @@ async def test_a_failed_batch_is_kept_and_retried_in_order(
             raise ConnectionError("the database went away")
         return await real_append(session, records)
 
-    monkeypatch.setattr(audit, "append", flaky)
+    monkeypatch.setattr(audit_writer, "append", flaky)
     before = flush_failures()
     writer = AuditWriter(audit_db, batch_size=5, flush_interval=0.01, retry_backoff=0.01)
     await writer.start()
@@ -232,7 +233,7 @@ def _reference_canonical(row: dict[str, Any]) -> bytes:
         "latency_ms": f"{row['latency_ms']:.3f}",
         "bytes_in": row["bytes_in"],
         "bytes_out": row["bytes_out"],
-        **{k: None if row[k] is None else str(row[k]) for k in audit._UUID_FIELDS},
+        **{k: None if row[k] is None else str(row[k]) for k in audit.UUID_FIELDS},
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -270,7 +271,7 @@ def test_the_hashed_form_is_exactly_the_sorted_json_of_the_record(
         "latency_ms": latency,
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,
-        **dict(zip(audit._UUID_FIELDS, ids, strict=True)),
+        **dict(zip(audit.UUID_FIELDS, ids, strict=True)),
     }
     assert audit.canonical(row) == _reference_canonical(row)
 

@@ -17,12 +17,8 @@ So one Lua script (``_SCRIPT``) does the work in Redis: a sorted set per key (sc
 checked, both counted only if both admit, ``PEXPIRE`` to drop idle keys. One round trip, by
 EVALSHA (EVAL after a NOSCRIPT, which also caches the script).
 
-Why a small RESP client of our own (``_Connection``) rather than a library: client CPU per
-EVALSHA of this script, uvloop, same machine and runs, sequential / 32 concurrent callers —
-coredis 5.7: 100-145 / 65-85 µs; redis-py 8.1 asyncio with hiredis: 60-70 / 47-73 µs; this
-one: 21-25 / 16-21 µs (pure Python parsing: the replies are four integers). Redis itself
-spends ≈ 21 µs per call on the script. It speaks just what this module needs: one pipelined
-connection, AUTH, SELECT, EVALSHA/EVAL, a deadline per command, TLS for ``rediss://``.
+The script goes to Redis over a small RESP client of our own (:mod:`cathouse.proxy.resp`),
+which costs a fraction of a library's CPU per call.
 
 When Redis cannot answer within ``timeout``, the decision is made without it (allowed when
 failing open, refused when failing closed, ``degraded=True`` either way), counted in
@@ -39,18 +35,18 @@ import asyncio
 import hashlib
 import math
 import os
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Protocol
+from urllib.parse import urlsplit
 
 from loguru import logger
 from prometheus_client import Counter
 
 from cathouse.platform.settings import Settings
+from cathouse.proxy.resp import Connection, ReplyError, command, connect
 
 STORE_ERRORS = Counter(
     "cathouse_proxy_ratelimit_store_errors_total",
@@ -174,143 +170,6 @@ return {1, tight, limits[tight] - counts[tight] - 1, math.ceil(w / 1000)}
 _SHA = hashlib.sha1(_SCRIPT, usedforsecurity=False).hexdigest().encode()
 
 
-def _command(*args: bytes, more: int = 0) -> bytes:
-    """A command in RESP; with ``more``, only its start, to which ``more`` arguments are appended."""
-    parts = [b"*%d\r\n" % (len(args) + more)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
-
-
-class ReplyError(Exception):
-    """An error reply from Redis (``-ERR ...``, ``-NOSCRIPT ...``)."""
-
-
-def _parse(buf: bytearray, pos: int) -> tuple[object, int]:
-    """One RESP2 reply at ``pos``: (value, end), or end -1 while it is incomplete."""
-    eol = buf.find(b"\r\n", pos)
-    if eol < 0:
-        return None, -1
-    kind, line, end = buf[pos], buf[pos + 1 : eol], eol + 2
-    if kind == 0x3A:  # :integer
-        return int(line), end
-    if kind == 0x2A:  # *array
-        items: list[object] = []
-        for _ in range(int(line)):
-            item, end = _parse(buf, end)
-            if end < 0:
-                return None, -1
-            items.append(item)
-        return items, end
-    if kind == 0x24:  # $bulk
-        size = int(line)
-        if size < 0:
-            return None, end
-        if len(buf) < end + size + 2:
-            return None, -1
-        return bytes(buf[end : end + size]), end + size + 2
-    if kind == 0x2B:  # +simple
-        return bytes(line), end
-    if kind == 0x2D:  # -error
-        return ReplyError(line.decode(errors="replace")), end
-    raise ConnectionError(f"unexpected RESP reply type {chr(kind)!r}")
-
-
-class _Connection(asyncio.Protocol):
-    """One pipelined Redis connection: replies come back in order, so a queue of futures is all
-    the bookkeeping. A command unanswered after ``timeout`` aborts the connection, failing every
-    command in flight: one timer at a time, for the oldest command. The commands of one turn of
-    the event loop (the concurrent calls' checks) leave in one write, so one system call on each
-    side serves them all."""
-
-    def __init__(self, timeout: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._timeout = timeout
-        self._buffer = bytearray()
-        self._pending: deque[tuple[float, asyncio.Future[object]]] = deque()
-        self._outgoing: list[bytes] = []
-        self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._failure: Exception = ConnectionError("connection to Redis lost")
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not registered as asyncio.Transport, though they are one.
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
-        pos = 0
-        try:
-            while self._pending:
-                reply, end = _parse(buf, pos)
-                if end < 0:
-                    break
-                pos = end
-                _, future = self._pending.popleft()
-                if future.done():  # its caller gave up; the reply still had to be consumed
-                    continue
-                if isinstance(reply, ReplyError):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
-        except (ValueError, ConnectionError) as exc:
-            self._abort(ConnectionError(f"unreadable reply from Redis: {exc}"))
-            return
-        del buf[:pos]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        failure = self._failure if exc is None else exc
-        while self._pending:
-            _, future = self._pending.popleft()
-            if not future.done():
-                future.set_exception(failure)
-
-    def call(self, payload: bytes) -> asyncio.Future[object]:
-        if self.closed or self._transport is None:
-            raise ConnectionError("connection to Redis closed")
-        future: asyncio.Future[object] = self._loop.create_future()
-        deadline = self._loop.time() + self._timeout
-        self._pending.append((deadline, future))
-        if not self._outgoing:
-            self._loop.call_soon(self._send)
-        self._outgoing.append(payload)
-        if self._timer is None:
-            self._timer = self._loop.call_at(deadline, self._check_deadline)
-        return future
-
-    def _send(self) -> None:
-        outgoing, self._outgoing = self._outgoing, []
-        # Closed meanwhile: connection_lost fails the commands' futures.
-        if not self.closed and self._transport is not None:
-            self._transport.write(b"".join(outgoing))
-
-    def close(self) -> None:
-        # Closed at once, so no command is written to a transport on its way out.
-        if self._transport is not None and not self.closed:
-            self.closed = True
-            self._transport.abort()
-
-    def _check_deadline(self) -> None:
-        self._timer = None
-        if not self._pending:
-            return
-        deadline = self._pending[0][0]
-        if self._loop.time() >= deadline:
-            self._abort(TimeoutError(f"Redis did not answer within {self._timeout}s"))
-        else:
-            self._timer = self._loop.call_at(deadline, self._check_deadline)
-
-    def _abort(self, failure: Exception) -> None:
-        self._failure = failure
-        self.close()
-
-
 class _Skipped(Exception):
     """The store is known to be down and not due for another try."""
 
@@ -338,12 +197,12 @@ class RedisRateLimiter:
         self._retry_interval = retry_interval
         self._prefix = prefix
         self._window_ms = b"%d" % max(1, round(window * 1000))
-        self._evalsha_head = _command(b"EVALSHA", _SHA, b"2", more=6)
-        self._eval_head = _command(b"EVAL", _SCRIPT, b"2", more=6)
+        self._evalsha_head = command(b"EVALSHA", _SHA, b"2", more=6)
+        self._eval_head = command(b"EVAL", _SCRIPT, b"2", more=6)
         # Members must be unique across every process sharing the store.
         self._nonce = os.urandom(8).hex().encode()
         self._counter = 0
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._lock = asyncio.Lock()
         self._down = False
         self._retry_at = 0.0
@@ -390,7 +249,7 @@ class RedisRateLimiter:
             self._conn.close()
             self._conn = None
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         # While down, one request at a time probes; the others decide at once rather than wait.
         if self._down and (time.monotonic() < self._retry_at or self._lock.locked()):
             raise _Skipped
@@ -399,39 +258,10 @@ class RedisRateLimiter:
                 return self._conn
             if self._down and time.monotonic() < self._retry_at:
                 raise _Skipped
-            self._conn = await self._open()
+            self._conn = await connect(self._parts, self._timeout)
             return self._conn
 
-    async def _open(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        parts = self._parts
-        conn: _Connection
-        async with asyncio.timeout(self._timeout):
-            if parts.scheme == "unix":
-                _, conn = await loop.create_unix_connection(lambda: _Connection(self._timeout), parts.path)
-            else:
-                tls = ssl.create_default_context() if parts.scheme == "rediss" else None
-                _, conn = await loop.create_connection(
-                    lambda: _Connection(self._timeout), parts.hostname or "127.0.0.1", parts.port or 6379, ssl=tls
-                )
-        handshake = []
-        if parts.password is not None:
-            user = [unquote(parts.username).encode()] if parts.username else []
-            handshake.append(conn.call(_command(b"AUTH", *user, unquote(parts.password).encode())))
-        db = parse_qs(parts.query).get("db", ["0"])[0] if parts.scheme == "unix" else parts.path.strip("/")
-        if db and db != "0":
-            handshake.append(conn.call(_command(b"SELECT", db.encode())))
-        try:
-            # Every reply is collected, so a failed AUTH leaves no unretrieved exception behind.
-            for outcome in await asyncio.gather(*handshake, return_exceptions=True):
-                if isinstance(outcome, BaseException):
-                    raise outcome
-        except BaseException:  # a cancelled caller too: no half-opened connection is left
-            conn.close()
-            raise
-        return conn
-
-    def _failed(self, exc: BaseException, conn: _Connection | None) -> None:
+    def _failed(self, exc: BaseException, conn: Connection | None) -> None:
         self._last_error = f"{type(exc).__name__}: {exc}"
         if conn is not self._conn and self._conn is not None and not self._conn.closed:
             return  # the failure was an old connection's; another one is already serving
