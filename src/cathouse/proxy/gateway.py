@@ -16,21 +16,16 @@ health (503). Every answer, allowed or refused, leaves exactly one audit record.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
-import os
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cathouse.platform.outbox import record_event
 from cathouse.platform.problems import log_unexpected
@@ -40,74 +35,32 @@ from cathouse.proxy import metrics
 from cathouse.proxy.audit import AuditRecord, AuditWriter, audit_path
 from cathouse.proxy.breaker import CircuitBreakers
 from cathouse.proxy.context import Contexts, InstallationContext
-from cathouse.proxy.ratelimit import Decision, RateLimiter
+from cathouse.proxy.messages import (
+    NOT_RETURNED,
+    PREFIX,
+    Call,
+    Refused,
+    TooLarge,
+    bearer,
+    escapes,
+    forwarded_headers,
+    limit_headers,
+    problem,
+    request_body,
+    request_id,
+    retry_after,
+    with_param,
+)
+from cathouse.proxy.ratelimit import RateLimiter
 from cathouse.proxy.ssrf import Blocked, Guard
 from cathouse.proxy.upstream import Response, Target, UpstreamError, UpstreamPool
 
-PREFIX = "/api/v1/proxy/"
 API_KEY_PREFIX = "chk_"
 CREDENTIALS_REJECTED = "proxy.credentials_rejected"
 CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"
 # Methods that can be sent again after a failure without doing twice what the caller asked.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
-# A request body up to this size is read before forwarding, so an idempotent call can be retried.
-BUFFERED_BODY = 64 * 1024
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Never forwarded to the cat: the caller's own credentials and what the proxy sets itself.
-NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"cookie", b"content-length", b"x-request-id", b"expect"}
-# Never returned to the caller: the cat's cookies would be set on the platform's domain.
-NOT_RETURNED = HOP_BY_HOP | {b"set-cookie", b"set-cookie2"}
-_REQUEST_ID_OK = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
-
-
-class Refused(Exception):
-    """A call the proxy answers itself; carries the problem and the audit decision."""
-
-    def __init__(self, status: int, decision: str, detail: str, headers: dict[str, str] | None = None, **extra: Any):
-        super().__init__(detail)
-        self.status = status
-        self.decision = decision
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra
-
-
-class TooLarge(Exception):
-    pass
-
-
-@dataclass(slots=True)
-class Call:
-    """What one request learned on its way, for its answer, its audit record and its metrics."""
-
-    request_id: str
-    method: str
-    path: str
-    query: str
-    started: float
-    user_id: uuid.UUID | None = None
-    api_key_id: uuid.UUID | None = None
-    context: InstallationContext | None = None
-    decision: str = "allowed"
-    status: int = 500
-    upstream_status: int | None = None
-    bytes_in: int = 0
-    bytes_out: int = 0
-    limit: Decision | None = None
-    responded: bool = False
 
 
 def proxied_installation(path: str) -> uuid.UUID | None:
@@ -172,7 +125,7 @@ class Proxy:
         # The path as the caller sent it (still percent-encoded), after /api/v1/proxy/{id}.
         tail = raw_path.decode("latin-1")[len(PREFIX) + 36 :]
         call = Call(
-            request_id=_request_id(scope),
+            request_id=request_id(scope),
             method=scope["method"],
             path=tail or "/",
             query=scope.get("query_string", b"").decode("latin-1"),
@@ -182,7 +135,7 @@ class Proxy:
             await self._mediate(call, installation_id, scope, receive, send)
         except Refused as refused:
             call.decision, call.status = refused.decision, refused.status
-            await _problem(send, call, refused)
+            await problem(send, call, refused)
         except _Aborted:
             # The head went out; ending here without the last body message makes the server
             # drop the connection, so the caller cannot take a cut answer for a whole one.
@@ -194,7 +147,7 @@ class Proxy:
             call.decision, call.status = "error", 500
             if call.responded:
                 raise
-            await _problem(send, call, Refused(500, "error", "Something went wrong; quote the request id."))
+            await problem(send, call, Refused(500, "error", "Something went wrong; quote the request id."))
         finally:
             self._account(call, installation_id)
 
@@ -202,7 +155,7 @@ class Proxy:
         self, call: Call, installation_id: uuid.UUID, scope: Scope, receive: Receive, send: Send
     ) -> None:
         context = await self._authorize(call, installation_id, scope)
-        if _escapes(call.path):
+        if escapes(call.path):
             # "/users/.." would match "/users/{id}" here and reach another endpoint at the cat.
             raise Refused(400, "bad_request", "The path may not contain '.' or '..' segments.")
         route = context.routes.match(call.method, call.path)
@@ -242,12 +195,12 @@ class Proxy:
         target = Target(destination.address, destination.port, destination.scheme == "https", destination.host)
         default_port = 443 if target.tls else 80
         host = destination.host if destination.port == default_port else f"{destination.host}:{destination.port}"
-        headers = _forwarded_headers(scope, host, call.request_id, context)
+        headers = forwarded_headers(scope, host, call.request_id, context)
         query = call.query
         if context.inject_query is not None:
-            query = _with_param(query, *context.inject_query)
+            query = with_param(query, *context.inject_query)
         upstream_path = destination.base_path + call.path + (f"?{query}" if query else "")
-        body, length = await _request_body(scope, receive, call, self.settings.max_request_bytes)
+        body, length = await request_body(scope, receive, call, self.settings.max_request_bytes)
         try:
             response = await self._forward(call, context, target, upstream_path, headers, body, length)
         except ValueError:
@@ -261,7 +214,7 @@ class Proxy:
         await self._relay(call, context, response, send)
 
     async def _authorize(self, call: Call, installation_id: uuid.UUID, scope: Scope) -> InstallationContext:
-        token = _bearer(scope)
+        token = bearer(scope)
         if token is None:
             raise Refused(
                 401,
@@ -340,7 +293,7 @@ class Proxy:
             if response.status in RETRY_STATUSES:
                 self.breakers.failed(context.cat_id)
                 if attempt < attempts and loop.time() < deadline:
-                    wait = self._backoff(attempt, _retry_after(response))
+                    wait = self._backoff(attempt, retry_after(response))
                     if loop.time() + wait < deadline:
                         response.close()
                         await asyncio.sleep(wait)
@@ -364,7 +317,7 @@ class Proxy:
             self._report(context, CREDENTIALS_ACCEPTED)
         headers = [(n, v) for n, v in response.headers if n not in NOT_RETURNED]
         headers.append((b"x-request-id", call.request_id.encode()))
-        headers.extend(_limit_headers(call.limit))
+        headers.extend(limit_headers(call.limit))
         if response.status >= 500:
             call.decision = "upstream_error"
         call.responded = True
@@ -443,160 +396,3 @@ class Proxy:
 
 class _Aborted(Exception):
     """The answer was cut short after its head was sent."""
-
-
-def _escapes(path: str) -> bool:
-    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
-
-
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id" and 0 < len(value) <= 128 and all(c in _REQUEST_ID_OK for c in value):
-            return str(value.decode("ascii"))
-    return os.urandom(16).hex()  # as random as uuid4().hex, at a fifth of the cost
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
-    return None
-
-
-def _forwarded_headers(
-    scope: Scope, host: str, request_id: str, context: InstallationContext
-) -> list[tuple[bytes, bytes]]:
-    dropped = set(NOT_FORWARDED)
-    headers: list[tuple[bytes, bytes]] = []
-    for name, value in scope["headers"]:
-        if name == b"connection":
-            # Headers the caller named as hop-by-hop go no further either.
-            dropped.update(t.strip().lower().encode() for t in value.decode("latin-1").split(","))
-    for name, value in scope["headers"]:
-        if name not in dropped:
-            headers.append((name, value))
-    injected = {name for name, _ in context.inject_headers}
-    headers = [(n, v) for n, v in headers if n not in injected]
-    headers.append((b"host", host.encode("idna") if not host.isascii() else host.encode()))
-    headers.append((b"x-request-id", request_id.encode()))
-    headers.extend(context.inject_headers)
-    return headers
-
-
-def _with_param(query: str, name: str, value: str) -> str:
-    """``query`` with ``name`` set to the injected credential, replacing any the caller sent."""
-    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] != name]
-    return "&".join([*kept, f"{name}={value}"])
-
-
-async def _request_body(
-    scope: Scope, receive: Receive, call: Call, limit: int
-) -> tuple[bytes | AsyncIterator[bytes] | None, int | None]:
-    """The body to forward: held in memory when small (so it can be retried), streamed otherwise."""
-    declared: int | None = None
-    chunked = False
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                declared = int(value)
-            except ValueError:
-                raise Refused(400, "bad_request", "Content-Length is not a number.") from None
-        elif name == b"transfer-encoding":
-            chunked = True
-    if declared is not None and declared > limit:
-        raise Refused(413, "too_large", f"The request body is larger than {limit} bytes.")
-    if not chunked and not declared:
-        return None, None
-    if declared is not None and declared <= BUFFERED_BODY:
-        parts = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Refused(499, "client_closed", "The caller went away.")
-            parts.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(parts)
-        call.bytes_in = len(body)
-        return body, len(body)
-
-    first = await receive()
-
-    async def stream() -> AsyncIterator[bytes]:
-        message: Message = first
-        while True:
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            call.bytes_in += len(chunk)
-            if call.bytes_in > limit:
-                raise TooLarge()
-            if chunk:
-                yield chunk
-            if not message.get("more_body", False):
-                return
-            message = await receive()
-
-    return stream(), declared
-
-
-def _retry_after(response: Response) -> float | None:
-    for name, value in response.headers:
-        if name == b"retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
-
-
-def _limit_headers(decision: Decision | None) -> list[tuple[bytes, bytes]]:
-    if decision is None or decision.degraded:
-        return []
-    return [
-        (b"ratelimit-limit", str(decision.limit).encode()),
-        (b"ratelimit-remaining", str(decision.remaining).encode()),
-        (b"ratelimit-reset", str(max(0, math.ceil(decision.reset))).encode()),
-    ]
-
-
-async def _problem(send: Send, call: Call, refused: Refused) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": _TITLES.get(refused.status, "Error"),
-            "status": refused.status,
-            "detail": refused.detail,
-            "instance": PREFIX.rstrip("/"),
-            "request_id": call.request_id,
-            "decision": refused.decision,
-            **refused.extra,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", call.request_id.encode()),
-        *((k.lower().encode(), v.encode()) for k, v in refused.headers.items()),
-        *_limit_headers(call.limit),
-    ]
-    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    413: "Content Too Large",
-    429: "Too Many Requests",
-    499: "Client Closed Request",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    500: "Internal Server Error",
-    504: "Gateway Timeout",
-}
