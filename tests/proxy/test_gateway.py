@@ -175,6 +175,27 @@ async def test_refusals_name_what_is_missing_and_each_leaves_one_audit_record(
     assert [(r["decision"], r["status"]) for r in rows] == [(d, s) for _, s, d in cases]
 
 
+async def test_an_id_the_gateway_cannot_read_is_refused_and_the_call_is_documented(
+    api: httpx.AsyncClient, people: People, upstream: Upstream
+) -> None:
+    installation = await installed(api, people, upstream)
+    not_an_id = await api.get("/api/v1/proxy/not-an-id/balances/1", headers=people.owner.headers)
+    assert not_an_id.status_code == 422
+    assert not_an_id.headers["content-type"] == "application/problem+json"
+    assert [e["loc"] for e in not_an_id.json()["errors"]] == ["path.installation_id"]
+    # Only the canonical spelling names an installation: no second way in past the gateway.
+    compact = uuid.UUID(installation).hex
+    unhyphenated = await api.get(f"/api/v1/proxy/{compact}/balances/1", headers=people.owner.headers)
+    assert unhyphenated.status_code == 404
+    assert unhyphenated.headers["content-type"] == "application/problem+json"
+    assert upstream.seen == []
+
+    paths = (await api.get("/api/v1/openapi.json")).json()["paths"]
+    documented = paths["/api/v1/proxy/{installation_id}/{path}"]
+    assert sorted(documented) == ["delete", "get", "patch", "post", "put"]
+    assert {"401", "403", "404", "429", "502"} <= set(documented["get"]["responses"])
+
+
 async def test_a_suspended_installation_is_not_forwarded(
     api: httpx.AsyncClient, people: People, upstream: Upstream
 ) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.platform.db import session_dependency
-from cathouse.platform.errors import BadRequest, Unprocessable
+from cathouse.platform.errors import BadRequest, NotFound, Unprocessable
 from cathouse.platform.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser
 from cathouse.proxy.audit import Decision
@@ -71,3 +71,49 @@ async def audit(
     next_cursor = encode_cursor([rows[limit - 1].seq]) if len(rows) > limit else None
     items = [AuditEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return AuditPage(items=items, next_cursor=next_cursor)
+
+
+_CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The cat's answer, status, headers and body as the cat sent them.", "content": {"*/*": {}}},
+    **{
+        status: {"description": description}
+        for status, description in {
+            400: "The path or a header cannot be forwarded.",
+            401: "No valid access token or installation API key.",
+            403: "The endpoint's permission was not granted (the problem names it).",
+            404: "No such installation (or not yours), or the cat's map has no such endpoint.",
+            409: "The installation is not active.",
+            413: "The request body is larger than allowed.",
+            422: "The installation id is not a UUID.",
+            429: "A rate limit is used up (Retry-After and RateLimit-* say when).",
+            502: "The cat could not be reached, or its address is not public.",
+            503: "The cat is failing (circuit open) or rate limiting is unavailable.",
+            504: "The cat did not answer in time.",
+        }.items()
+    },
+}
+
+
+async def call_a_cat(installation_id: uuid.UUID, path: str) -> Response:
+    # Reached only by an id the gateway does not read as one (not in the canonical 36-character
+    # form); any other id is answered by the gateway before routing.
+    raise NotFound("No such installation.")
+
+
+_CALL_DESCRIPTION = (
+    "Served by the proxy's gateway ahead of the routes: authenticate with the owner's access "
+    "token or the installation's API key (`Authorization: Bearer ...`); the method and path must "
+    "be in the installed version's endpoint map and its permission granted. Every call, allowed "
+    "or refused, leaves one audit record. Refusals are problem+json with a `decision` field."
+)
+for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/{installation_id}/{path:path}",
+        call_a_cat,
+        methods=[_method],
+        operation_id=f"call_a_cat_{_method.lower()}",
+        responses=_CALL_RESPONSES,
+        summary="Call the cat behind an installation, through every check",
+        description=_CALL_DESCRIPTION,
+        response_class=Response,
+    )
