@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -16,14 +16,16 @@ from cathouse.services import create_service_app
 STORES = ["memory"] + (["redis"] if os.environ.get("CATHOUSE_REDIS_URL") else [])
 
 
-def limiter(store: str) -> RateLimiter:
-    url = os.environ["CATHOUSE_REDIS_URL"] if store == "redis" else None
-    return RateLimiter(storage_for(url), namespace=f"test-{uuid.uuid4().hex}")
+@pytest.fixture
+async def limits(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    url = os.environ["CATHOUSE_REDIS_URL"] if request.param == "redis" else None
+    limiter = RateLimiter(storage_for(url), namespace=f"test-{uuid.uuid4().hex}")
+    yield limiter
+    await limiter.close()
 
 
-@pytest.mark.parametrize("store", STORES)
-async def test_the_limit_admits_exactly_its_count_then_refuses_with_retry_after(store: str) -> None:
-    limits = limiter(store)
+@pytest.mark.parametrize("limits", STORES, indirect=True)
+async def test_the_limit_admits_exactly_its_count_then_refuses_with_retry_after(limits: RateLimiter) -> None:
     for _ in range(3):
         await limits.hit("3/minute", "client-a")
     with pytest.raises(RateLimited) as refused:
@@ -36,6 +38,7 @@ async def test_an_unreachable_store_refuses_rather_than_admits() -> None:
     limits = RateLimiter(storage_for("redis://127.0.0.1:1/0"), namespace="unreachable")
     with pytest.raises(LimiterUnavailable):
         await limits.hit("3/minute", "client-a")
+    await limits.close()
 
 
 async def test_login_is_limited_per_client_address(

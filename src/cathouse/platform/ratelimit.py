@@ -35,7 +35,8 @@ def storage_for(redis_url: str | None) -> Storage:
     if redis_url is None:
         return cast(Storage, storage_from_string("async+memory://"))
     scheme, rest = redis_url.split("://", 1)
-    return cast(Storage, storage_from_string(f"async+{scheme}://{rest}"))
+    # redis-py, the Redis client the broker adapters and the activity store use too.
+    return cast(Storage, storage_from_string(f"async+{scheme}://{rest}", implementation="redispy"))
 
 
 class RateLimiter:
@@ -53,7 +54,7 @@ class RateLimiter:
         """Close the store's connections (``limits`` offers no close of its own)."""
         bridge = getattr(self._limiter.storage, "bridge", None)
         if bridge is not None:
-            bridge.get_connection().connection_pool.disconnect()
+            await bridge.get_connection().aclose()
 
     async def hit(self, rate: str, *key: str) -> None:
         """Count one request against ``rate`` for ``key``; refuse it when over, or when the
