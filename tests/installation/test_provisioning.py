@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import itertools
 import json
 import socket
@@ -19,10 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,7 +28,7 @@ from cathouse.installation.provisioning import post
 from cathouse.platform.netguard import BlockedAddress
 from cathouse.platform.settings import Settings
 from tests.installation.conftest import FakeCat, People, install_body, publish, wait_for_status
-from tests.support import free_port, serving
+from tests.support import Certificate, free_port, self_signed, serving
 
 INSTALLATIONS = "/api/v1/installations"
 
@@ -326,9 +321,9 @@ class TLSServer:
 
 
 @pytest.fixture
-async def tls_server(certificate: tuple[bytes, ssl.SSLContext]) -> AsyncIterator[TLSServer]:
+async def tls_server(certificate: Certificate) -> AsyncIterator[TLSServer]:
     """An HTTPS server on loopback with a certificate for ``cat.test``, answering 200 to each request."""
-    _, context = certificate
+    context = certificate.server
     server = TLSServer(free_port())
     context.sni_callback = lambda sock, name, ctx: server.names.append(name)
 
@@ -349,38 +344,14 @@ async def tls_server(certificate: tuple[bytes, ssl.SSLContext]) -> AsyncIterator
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, ssl.SSLContext]:
-    """A self-signed certificate for ``cat.test`` (PEM, to trust) and a server context holding it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cat.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("cat.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory = tmp_path_factory.mktemp("tls")
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (directory / "cert.pem").write_bytes(pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    return pem, context
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 async def test_over_tls_the_certificate_is_checked_for_the_name_not_the_address(
-    tls_server: TLSServer, certificate: tuple[bytes, ssl.SSLContext]
+    tls_server: TLSServer, certificate: Certificate
 ) -> None:
-    pem, _ = certificate
+    pem = certificate.pem
     trusting = ssl.create_default_context(cadata=pem.decode())
     loopback = {"cat.test": always("127.0.0.1"), "dog.test": always("127.0.0.1")}
     with dns(loopback):
