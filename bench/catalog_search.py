@@ -273,15 +273,18 @@ def _engine(url: str, pool_size: int = 1) -> AsyncEngine:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str, *, keep: bool) -> AsyncIterator[str]:
+async def fresh_database(server_url: str, *, keep: bool, reuse: str | None = None) -> AsyncIterator[str]:
     """A new database on the server of ``server_url``, migrated to head; dropped at the end
-    unless ``keep``."""
-    name = f"cathouse_bench_{uuid.uuid4().hex[:12]}"
+    unless ``keep``. With ``reuse``, that database instead (one a ``--keep`` run left), migrated
+    to head and kept."""
+    name = reuse or f"cathouse_bench_{uuid.uuid4().hex[:12]}"
+    keep = keep or reuse is not None
     admin = _engine(server_url)
     try:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if reuse is None:
+            async with admin.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = _with_database(server_url, name)
         try:
             engine = _engine(url)
@@ -310,14 +313,19 @@ def vocabulary() -> list[str]:
     return function_words + [w for _, w in ranked]
 
 
+SEARCH_TABLES = ("catalog.cats", "catalog.search_entries")
+
+
 async def _rebuildable_indexes(conn: AsyncConnection) -> dict[str, str]:
-    """The indexes of catalog.cats that back no constraint, by name, with their definitions."""
+    """The indexes of the tables search reads that back no constraint, by name, with their
+    definitions."""
     rows = await conn.execute(
         text(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-            "WHERE i.indrelid = 'catalog.cats'::regclass "
+            "WHERE i.indrelid IN (SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) AS t) "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
-        )
+        ),
+        {"tables": list(SEARCH_TABLES)},
     )
     return {str(name): str(definition) for name, definition in rows}
 
@@ -325,7 +333,8 @@ async def _rebuildable_indexes(conn: AsyncConnection) -> dict[str, str]:
 async def seed(url: str, count: int, batch: int = 50_000) -> float:
     """Insert ``count`` cats; the seconds it took. Batches run on one connection per core, each
     with a seed of its own, so the catalog is the same on every run (ids aside). The migration's
-    secondary indexes are dropped first and built again afterwards from their own definitions:
+    secondary indexes (of ``cats`` and of ``search_entries``, which the migration's triggers fill
+    as the cats go in) are dropped first and built again afterwards from their own definitions:
     one build is much faster than a million GIN insertions, and gives the same index."""
     workers = max(1, min(os.cpu_count() or 1, 4))
     engine = _engine(url, pool_size=workers)
@@ -386,12 +395,29 @@ async def seed(url: str, count: int, batch: int = 50_000) -> float:
 
         await asyncio.gather(*(build() for _ in range(workers)))
         progress(f"built {len(indexes)} indexes")
-        async with engine.connect() as conn:
-            # What autovacuum would do soon anyway, done before the clock starts rather than
-            # during it: statistics, hint bits and the visibility map.
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text("VACUUM (ANALYZE) catalog.cats"))
+        await _vacuum(engine)
         progress("vacuumed and analyzed")
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - started
+
+
+async def _vacuum(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        # What autovacuum would do soon anyway, done before the clock starts rather than
+        # during it: statistics, hint bits and the visibility map.
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in SEARCH_TABLES:
+            if await conn.scalar(text("SELECT to_regclass(:table)"), {"table": table}):
+                await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+
+
+async def settle(url: str) -> float:
+    """For a reused database: vacuum and analyze, as after a seed; the seconds it took."""
+    started = time.perf_counter()
+    engine = _engine(url)
+    try:
+        await _vacuum(engine)
     finally:
         await engine.dispose()
     return time.perf_counter() - started
@@ -571,10 +597,12 @@ async def describe(engine: AsyncEngine) -> dict[str, str]:
                 "SELECT current_setting('server_version'), current_setting('shared_buffers'), "
                 "current_setting('work_mem'), current_setting('max_parallel_workers_per_gather'), "
                 "pg_size_pretty(pg_table_size('catalog.cats')), pg_size_pretty(pg_indexes_size('catalog.cats')), "
+                "pg_size_pretty(pg_table_size(to_regclass('catalog.search_entries'))), "
+                "pg_size_pretty(pg_indexes_size(to_regclass('catalog.search_entries'))), "
                 "(SELECT count(*) FROM catalog.cats WHERE status = 'published')"
             )
         )
-        version, buffers, work_mem, workers, table, indexes, published = rows.one()
+        version, buffers, work_mem, workers, table, indexes, entries, entry_indexes, published = rows.one()
     return {
         "version": str(version),
         "shared_buffers": str(buffers),
@@ -582,6 +610,7 @@ async def describe(engine: AsyncEngine) -> dict[str, str]:
         "parallel workers": str(workers),
         "table": str(table),
         "indexes": str(indexes),
+        "entries": f"{entries} + indexes {entry_indexes}",
         "published": f"{published:,}",
     }
 
@@ -606,9 +635,13 @@ def report(timings: list[Timing]) -> None:
 
 
 async def run(url: str, args: argparse.Namespace, server: str) -> None:
-    async with fresh_database(url, keep=args.keep) as database:
-        print(f"seeding {args.count:,} cats into {make_url(database).database} ({server})", file=sys.stderr)
-        seconds = await seed(database, args.count)
+    async with fresh_database(url, keep=args.keep, reuse=args.reuse) as database:
+        if args.reuse:
+            print(f"reusing {args.reuse} ({server}), migrated to head", file=sys.stderr)
+            seconds = await settle(database)
+        else:
+            print(f"seeding {args.count:,} cats into {make_url(database).database} ({server})", file=sys.stderr)
+            seconds = await seed(database, args.count)
         engine = _engine(database)
         try:
             facts = await describe(engine)
@@ -622,11 +655,13 @@ async def run(url: str, args: argparse.Namespace, server: str) -> None:
         finally:
             await engine.dispose()
 
-    print(f"cats: {args.count:,} ({facts['published']} published), seeded in {seconds:.0f} s")
+    seeded = f"reused {args.reuse}" if args.reuse else f"seeded in {seconds:.0f} s"
+    print(f"cats: {args.count:,} ({facts['published']} published), {seeded}")
     print(
         f"{os.cpu_count()} cores; PostgreSQL {facts['version']} ({server}): shared_buffers {facts['shared_buffers']}, "
         f"work_mem {facts['work_mem']}, {facts['parallel workers']} parallel workers per query; "
-        f"catalog.cats {facts['table']} + indexes {facts['indexes']}; load average {load_before:.2f} before, "
+        f"catalog.cats {facts['table']} + indexes {facts['indexes']}, catalog.search_entries "
+        f"{facts['entries']}; load average {load_before:.2f} before, "
         f"{load_after:.2f} after"
     )
     print(
@@ -657,12 +692,20 @@ def main() -> None:
     parser.add_argument("--min-repeat", type=int, default=20, help="timed calls per case, at least")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per case, beyond --min-repeat")
     parser.add_argument("--keep", action="store_true", help="keep the database (and an embedded server's data)")
+    parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="measure a database a --keep run left on CATHOUSE_DATABASE_URL's server (migrated to head, not "
+        "seeded again; --count must be the count it was seeded with)",
+    )
     args = parser.parse_args()
     if args.count < (DEEP_PAGES + 1) * 20 * 10:
         parser.error(f"--count must be at least {(DEEP_PAGES + 1) * 200:,}: the deep pages need that many cats")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     configured = os.environ.get("CATHOUSE_DATABASE_URL")
+    if args.reuse and not configured:
+        parser.error("--reuse needs CATHOUSE_DATABASE_URL: an embedded server's data is not kept between runs")
     if configured:
         server = make_url(configured).render_as_string(hide_password=True)
         asyncio.run(run(configured, args, server))

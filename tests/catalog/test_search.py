@@ -238,3 +238,90 @@ async def test_a_cursor_of_another_order_is_refused(api: httpx.AsyncClient) -> N
     cursor = (await api.get("/api/v1/cats", params={"sort": "name", "limit": 1})).json()["next_cursor"]
     response = await api.get("/api/v1/cats", params={"sort": "newest", "cursor": cursor})
     assert response.status_code == 400
+
+
+async def browse_facets(api: httpx.AsyncClient, **params: Any) -> dict[str, dict[str, int]]:
+    page = (await api.get("/api/v1/cats", params=params)).json()
+    return {facet: {f["value"]: f["count"] for f in page["facets"][facet]} for facet in ("category", "tag")}
+
+
+async def test_search_and_browse_facets_follow_every_change_to_a_cat(
+    api: httpx.AsyncClient, people: People, committed: AsyncEngine
+) -> None:
+    await published(api, people, slug="ledger-one", name="Ledger One", category="points", tags=["points", "ledger"])
+    other = await published(api, people, slug="forge-two", name="Forge Two", category="badges", tags=["badges"])
+    await draft(api, people.developer, slug="draft-three", category="points", tags=["points"])
+    assert await browse_facets(api) == {
+        "category": {"points": 1, "badges": 1},
+        "tag": {"points": 1, "ledger": 1, "badges": 1},
+    }
+    assert await browse_facets(api, category="points") == {
+        "category": {"points": 1},
+        "tag": {"points": 1, "ledger": 1},
+    }
+
+    edited = await api.patch(
+        "/api/v1/cats/ledger-one",
+        json={"name": "Trophy Shelf", "category": "badges", "tags": ["badges", "trophies"]},
+        headers=people.developer.headers,
+    )
+    assert edited.status_code == 200, edited.text
+    assert await slugs(api, q="trophy") == ["ledger-one"]
+    assert await slugs(api, q="ledger one") == []
+    assert await slugs(api, category="badges", sort="name") == ["forge-two", "ledger-one"]
+    assert await browse_facets(api) == {"category": {"badges": 2}, "tag": {"badges": 2, "trophies": 1}}
+    assert await browse_facets(api, category="points") == {"category": {}, "tag": {}}
+
+    # What the install counter and reviews write: the order and the rating filter follow at once.
+    async with committed.begin() as conn:
+        await conn.execute(text("UPDATE catalog.cats SET install_count = 7 WHERE slug = 'forge-two'"))
+        await conn.execute(
+            text("UPDATE catalog.cats SET rating_count = 1, rating_sum = 5, rating_5 = 1 WHERE slug = 'ledger-one'")
+        )
+    assert await slugs(api, sort="popular") == ["forge-two", "ledger-one"]
+    assert await slugs(api, min_rating=4) == ["ledger-one"]
+    assert await slugs(api, sort="rating") == ["ledger-one", "forge-two"]
+
+    hidden = await api.post(
+        f"/api/v1/cats/{other['slug']}/suspend", json={"reason": "Under investigation"}, headers=people.admin.headers
+    )
+    assert hidden.status_code == 200, hidden.text
+    assert await slugs(api, q="forge") == []
+    assert await browse_facets(api) == {"category": {"badges": 1}, "tag": {"badges": 1, "trophies": 1}}
+    back = await api.post(f"/api/v1/cats/{other['slug']}/reinstate", headers=people.admin.headers)
+    assert back.status_code == 200, back.text
+    assert await slugs(api, q="forge") == ["forge-two"]
+    assert await browse_facets(api) == {"category": {"badges": 2}, "tag": {"badges": 2, "trophies": 1}}
+
+    # A filter other than the category counts the matches themselves: the same figures.
+    counted = await browse_facets(api, publisher=people.developer.id)
+    assert counted == await browse_facets(api)
+
+
+@pytest.mark.parametrize("sort", ["relevance", "popular", "rating", "newest", "name"])
+async def test_every_order_pages_through_every_match_once_despite_ties(
+    api: httpx.AsyncClient, people: People, committed: AsyncEngine, sort: str
+) -> None:
+    # Seven cats with equal installs, ratings and names, and one that does not match.
+    for n in range(7):
+        await published(api, people, slug=f"twin-{n}", name="Twin Streaks", tags=["streaks"], category="streaks")
+    await published(api, people, slug="odd-one", name="Odd One", category="streaks")
+    async with committed.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE catalog.cats SET install_count = 3, rating_count = 1, rating_sum = 4, rating_4 = 1 "
+                "WHERE slug LIKE 'twin-%'"
+            )
+        )
+    everything = await slugs(api, q="streaks", sort=sort, limit=100)
+    assert sorted(everything) == [f"twin-{n}" for n in range(7)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"q": "streaks", "sort": sort, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await api.get("/api/v1/cats", params=params)).json()
+        seen += [c["slug"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everything

@@ -192,3 +192,37 @@ class SearchWord(Base):
 
     word: Mapped[str] = mapped_column(Text, primary_key=True)
     stem: Mapped[str | None] = mapped_column(Text, index=True)
+
+
+class SearchEntry(Base):
+    """What search filters, sorts, ranks and counts by, for each published cat: a narrow copy
+    of ``cats`` kept by triggers in the same transaction (migration ``catalog_0005``). Never
+    written by the application."""
+
+    __tablename__ = "search_entries"
+
+    cat_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("catalog.cats.id", ondelete="CASCADE"), primary_key=True
+    )
+    search_vector: Mapped[Any] = mapped_column(TSVECTOR)
+    category: Mapped[str] = mapped_column(String(32))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    publisher_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    install_count: Mapped[int] = mapped_column(Integer)
+    rating_average: Mapped[float] = mapped_column(Float)
+    rating_count: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # lower(name), compared byte by byte: the name order.
+    name_key: Mapped[str] = mapped_column(Text(collation="C"))
+
+
+class SearchFacetCount(Base):
+    """Published cats per category (``tag`` '') and per category and tag, kept by a trigger on
+    ``search_entries``: the facets of browsing without words, without counting."""
+
+    __tablename__ = "search_facet_counts"
+
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)

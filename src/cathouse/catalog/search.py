@@ -1,5 +1,10 @@
 """Browse and search published cats: full-text with typo tolerance, filters, keyset pages, facets.
 
+Everything here reads ``search_entries``: a narrow copy of the published cats (their vector,
+filter and sort columns, no descriptions), kept by triggers in the transaction that changes a
+cat. A common word matches a fifth of the catalog; its matches sit on about 60% as many pages
+there as in ``cats``, and only the page's cats are read from ``cats``.
+
 Matching: a cat matches when the query's words match its full-text vector (stemmed English
 over name, tags, summary and description, on a GIN index). Typos are forgiven before that:
 a query word the catalog never uses is replaced by itself or its nearest words in the
@@ -11,8 +16,10 @@ a common word would read tens of thousands of rows per search. Sort by popular, 
 rating or name to page through every match. Every other order is a keyset over an index: a
 deep page costs what the first one does.
 
-Facets count every match, once per ``FACET_TTL`` seconds for the same filters (a
-``FacetCache`` per process): counting a common word's matches reads each of them.
+Facets: browsing without words, filtered by category at most, reads counts kept by a trigger
+(``search_facet_counts``), exact at once. Any other first page counts every match, once per
+``FACET_TTL`` seconds for the same filters (a ``FacetCache`` per process): counting a common
+word's matches reads each of them.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from sqlalchemy import ColumnElement, Float, and_, bindparam, cast, func, litera
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import CompoundSelect, Subquery
 from sqlalchemy.types import Text
 
-from cathouse.catalog.models import Cat
+from cathouse.catalog.models import Cat, SearchEntry, SearchFacetCount
 from cathouse.platform.errors import BadRequest
 from cathouse.platform.pagination import decode_cursor, encode_cursor
 
@@ -46,13 +54,17 @@ POOL = 500
 FACET_TAGS = 20
 FACET_TTL = 30.0
 _WORD = re.compile(r"[^\W_]+")
-# The query's words, each with whether the catalog uses it, and the nearest words it does use.
+# The query's words, each with whether the catalog uses it (as written, or in another form of
+# the same stem: two index probes), and the nearest words it does use. It also asks for plans
+# made with the query's own values for the rest of the transaction: after a few runs of a
+# prepared statement PostgreSQL may reuse a generic plan, which cannot know that a word matches
+# a fifth of the catalog, and reads every match (76 ms instead of 9 ms at 100,000 cats).
 _CORRECTIONS = text(
     """
     SELECT q.word,
-           EXISTS (
-               SELECT FROM catalog.search_words AS s
-               WHERE s.word = q.word OR s.stem = (ts_lexize('english_stem', q.word))[1]
+           EXISTS (SELECT FROM catalog.search_words AS s WHERE s.word = q.word)
+           OR EXISTS (
+               SELECT FROM catalog.search_words AS s WHERE s.stem = (ts_lexize('english_stem', q.word))[1]
            ) AS known,
            ARRAY(
                SELECT n.word FROM (
@@ -60,9 +72,10 @@ _CORRECTIONS = text(
                    ORDER BY s.word <-> q.word LIMIT :alternatives
                ) AS n WHERE n.distance <= 1 - CAST(:similarity AS float8)
            ) AS near
-    FROM unnest(:words) AS q(word)
+    FROM unnest(:words) AS q(word), (SELECT set_config('plan_cache_mode', 'force_custom_plan', true)) AS custom
     """
 ).bindparams(bindparam("words", type_=ARRAY(Text)))
+Entry = SearchEntry
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,11 @@ class Query:
             return "relevance" if self.text else "popular"
         # Without words to rank by, relevance means what most people install.
         return "popular" if self.sort == "relevance" and not self.text else self.sort
+
+    @property
+    def browsing(self) -> bool:
+        """No words and no filter but a category: the facets are the kept counts."""
+        return not (self.text or self.tags or self.publisher or self.min_rating is not None or self.permissions)
 
 
 @dataclass
@@ -115,47 +133,45 @@ async def matching(session: AsyncSession, text_: str) -> ColumnElement[Any]:
 
 
 def _filters(query: Query, words: ColumnElement[Any] | None = None) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Cat.status == "published"]
+    """Conditions on ``search_entries``, which holds published cats only."""
+    conditions: list[ColumnElement[bool]] = []
     if query.category:
-        conditions.append(Cat.category == query.category)
+        conditions.append(Entry.category == query.category)
     if query.tags:
-        conditions.append(Cat.tags.contains(list(query.tags)))
+        conditions.append(Entry.tags.contains(list(query.tags)))
     if query.permissions:
-        conditions.append(Cat.permissions.contains(list(query.permissions)))
+        conditions.append(Entry.permissions.contains(list(query.permissions)))
     if query.publisher:
-        conditions.append(Cat.publisher_id == query.publisher)
+        conditions.append(Entry.publisher_id == query.publisher)
     if query.min_rating is not None:
-        conditions.append(and_(Cat.rating_count > 0, Cat.rating_average >= query.min_rating))
+        conditions.append(and_(Entry.rating_count > 0, Entry.rating_average >= query.min_rating))
     if words is not None:
-        conditions.append(Cat.search_vector.op("@@")(words))
+        conditions.append(Entry.search_vector.op("@@")(words))
     return conditions
 
 
-def _keys(query: Query, words: ColumnElement[Any] | None) -> list[SortKey]:
-    """The sort key columns, each with True when it ascends; the id breaks ties."""
-    order = query.order
-    if order == "relevance":
-        assert words is not None
-        return [(cast(func.ts_rank_cd(Cat.search_vector, words, 32), Float), False), (Cat.id, False)]
+def _keys(order: Sort) -> list[SortKey]:
+    """The sort key columns of the orders an index serves, each with True when it ascends;
+    the id breaks ties."""
     if order == "popular":
-        return [(Cat.install_count, False), (Cat.id, False)]
+        return [(Entry.install_count, False), (Entry.cat_id, False)]
     if order == "rating":
-        return [(Cat.rating_average, False), (Cat.rating_count, False), (Cat.id, False)]
+        return [(Entry.rating_average, False), (Entry.rating_count, False), (Entry.cat_id, False)]
     if order == "newest":
-        return [(Cat.published_at, False), (Cat.id, False)]
-    return [(func.lower(Cat.name).collate("C"), True), (Cat.id, True)]
+        return [(Entry.published_at, False), (Entry.cat_id, False)]
+    return [(Entry.name_key, True), (Entry.cat_id, True)]
 
 
 def _after(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
     # Every order runs one way, so the row comparison matches the index order.
     columns = tuple_(*(column for column, _ in keys))
-    bound = tuple_(*(literal(v) if not isinstance(v, uuid.UUID) else literal(v, Cat.id.type) for v in values))
+    bound = tuple_(*(literal(v) if not isinstance(v, uuid.UUID) else literal(v, Entry.cat_id.type) for v in values))
     return columns > bound if keys[0][1] else columns < bound
 
 
-def _decode(query: Query, keys: list[SortKey]) -> list[Any]:
+def _decode(query: Query, size: int) -> list[Any]:
     assert query.cursor is not None
-    values = decode_cursor(query.cursor, len(keys) + 1)
+    values = decode_cursor(query.cursor, size + 1)
     if values[0] != query.order:
         raise BadRequest("The cursor belongs to another sort order; start again without it.")
     try:
@@ -182,20 +198,42 @@ def _encode(order: Sort, row: Sequence[Any]) -> str:
     return encode_cursor([order, *(v.isoformat() if hasattr(v, "isoformat") else v for v in row)])
 
 
+def _page(
+    query: Query, words: ColumnElement[Any] | None, conditions: list[ColumnElement[bool]]
+) -> tuple[Subquery, list[bool]]:
+    """The page's sort keys (the cat's id last), from ``search_entries`` alone."""
+    if query.order == "relevance":
+        assert words is not None
+        pool = (
+            select(Entry.cat_id, Entry.search_vector)
+            .where(*conditions)
+            .order_by(Entry.install_count.desc(), Entry.cat_id.desc())
+            .limit(POOL)
+            .subquery("pool")
+        )
+        rank = cast(func.ts_rank_cd(pool.c.search_vector, words, 32), Float)
+        keys: list[SortKey] = [(rank, False), (pool.c.cat_id, False)]
+        statement = select(*(column.label(f"k{i}") for i, (column, _) in enumerate(keys)))
+    else:
+        keys = _keys(query.order)
+        statement = select(*(column.label(f"k{i}") for i, (column, _) in enumerate(keys))).where(*conditions)
+    if query.cursor:
+        statement = statement.where(_after(keys, _decode(query, len(keys))))
+    ordering = [column.asc() if ascending else column.desc() for column, ascending in keys]
+    return statement.order_by(*ordering).limit(query.limit + 1).subquery("page"), [asc for _, asc in keys]
+
+
 async def search(session: AsyncSession, query: Query, facets: FacetCache | None = None) -> Result:
     words = await matching(session, query.text) if query.text else None
-    keys = _keys(query, words)
     conditions = _filters(query, words)
-    statement = select(Cat, *(column for column, _ in keys))
-    if query.order == "relevance":
-        pool = select(Cat.id).where(*conditions).order_by(Cat.install_count.desc(), Cat.id.desc()).limit(POOL)
-        statement = statement.where(Cat.id.in_(pool.scalar_subquery()))
-    else:
-        statement = statement.where(*conditions)
-    if query.cursor:
-        statement = statement.where(_after(keys, _decode(query, keys)))
-    ordering = [column.asc() if ascending else column.desc() for column, ascending in keys]
-    rows = (await session.execute(statement.order_by(*ordering).limit(query.limit + 1))).all()
+    page, ascending = _page(query, words, conditions)
+    keys = list(page.c)
+    statement = (
+        select(Cat, *keys)
+        .join(page, Cat.id == keys[-1])
+        .order_by(*(key.asc() if up else key.desc() for key, up in zip(keys, ascending, strict=True)))
+    )
+    rows = (await session.execute(statement)).all()
     next_cursor = None
     if len(rows) > query.limit:
         rows = rows[: query.limit]
@@ -211,7 +249,8 @@ FacetCounts = dict[str, list[tuple[str, int]]]
 
 class FacetCache:
     """Facet counts by filters, kept ``ttl`` seconds: a first page of a popular query need not
-    count its matches again on every request. Bounded, least recently used first out."""
+    count its matches again on every request. Bounded, least recently used first out. Browsing
+    reads kept counts, which are cheap and exact at once: those are never cached."""
 
     def __init__(self, ttl: float = FACET_TTL, size: int = 1024) -> None:
         self.ttl = ttl
@@ -219,6 +258,8 @@ class FacetCache:
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, FacetCounts]] = OrderedDict()
 
     async def get(self, session: AsyncSession, query: Query, conditions: list[ColumnElement[bool]]) -> FacetCounts:
+        if query.browsing:
+            return await _kept_facets(session, query.category)
         key = (
             query.text,
             query.category,
@@ -243,20 +284,44 @@ class FacetCache:
 
 async def _facets(session: AsyncSession, conditions: list[ColumnElement[bool]]) -> FacetCounts:
     """Matches per category and the most used tags, in one pass over the matches."""
-    matches = select(Cat.category, Cat.tags).where(*conditions).cte("matches").prefix_with("MATERIALIZED")
+    matches = select(Entry.category, Entry.tags).where(*conditions).cte("matches").prefix_with("MATERIALIZED")
     by_category = select(literal("category").label("facet"), matches.c.category.label("value"), func.count().label("n"))
     by_category = by_category.group_by(matches.c.category)
-    tag = func.unnest(matches.c.tags).table_valued("value").render_derived(name="tag")
+    # unnest in the select list: one pass over the matches, not a function scan per match.
+    tag = select(func.unnest(matches.c.tags).label("value")).subquery("tag")
     by_tag = (
         select(literal("tag").label("facet"), tag.c.value, func.count().label("n"))
-        .select_from(matches.join(tag, literal(True)))
         .group_by(tag.c.value)
         .order_by(func.count().desc(), tag.c.value)
         .limit(FACET_TAGS)
     )
+    return await _collect(session, by_category.union_all(by_tag.subquery().select()))
+
+
+async def _kept_facets(session: AsyncSession, category: str | None) -> FacetCounts:
+    """The facets of every published cat (of ``category``), from the kept counts."""
+    counts = SearchFacetCount
+    by_category = select(literal("category").label("facet"), counts.category.label("value"), counts.n).where(
+        counts.tag == "", counts.n > 0
+    )
+    n = func.sum(counts.n) if category is None else func.max(counts.n)
+    by_tag = (
+        select(literal("tag").label("facet"), counts.tag.label("value"), n.label("n"))
+        .where(counts.tag != "")
+        .group_by(counts.tag)
+        .having(n > 0)
+        .order_by(n.desc(), counts.tag)
+        .limit(FACET_TAGS)
+    )
+    if category is not None:
+        by_category = by_category.where(counts.category == category)
+        by_tag = by_tag.where(counts.category == category)
+    return await _collect(session, by_category.union_all(by_tag.subquery().select()))
+
+
+async def _collect(session: AsyncSession, statement: CompoundSelect[*tuple[Any, ...]]) -> FacetCounts:
     counts: FacetCounts = {"category": [], "tag": []}
-    rows = await session.execute(by_category.union_all(by_tag.subquery().select()))
-    for facet, value, n in rows:
+    for facet, value, n in await session.execute(statement):
         counts[facet].append((str(value), int(n)))
     counts["category"].sort(key=lambda c: (-c[1], c[0]))
     return counts
