@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -98,6 +99,14 @@ async def test_typos_are_forgiven(api: httpx.AsyncClient, typo: str, slug: str) 
 
 
 @pytest.mark.usefixtures("catalog")
+@pytest.mark.parametrize("q", ["leaderbord", "acheivements", "achievements or missions", "badgeforge"])
+async def test_a_search_has_the_facets_of_what_it_matches(api: httpx.AsyncClient, people: People, q: str) -> None:
+    # Kept per term (one term, or a typo whose alternatives one term alone matches) or counted.
+    facets = await term_facets(api, people, q)
+    assert sum(facets["category"].values()) == len(await slugs(api, q=q))
+
+
+@pytest.mark.usefixtures("catalog")
 async def test_drafts_never_appear(api: httpx.AsyncClient, people: People) -> None:
     assert "leaderboard-draft" not in await slugs(api, q="leaderboard")
     assert "leaderboard-draft" not in await slugs(api, limit=100)
@@ -185,24 +194,36 @@ async def test_facet_counts_are_reused_for_the_same_filters_within_their_ttl(
     api: httpx.AsyncClient, people: People, committed: AsyncEngine
 ) -> None:
     cache = search.FacetCache(ttl=60)
+    # A tag filter: these facets are counted, not kept.
+    counted = search.Query(q="achievements", tags=["achievements"])
     async with sessionmaker(committed)() as session:
-        first = await search.search(session, search.Query(q="achievements"), cache)
+        first = await search.search(session, counted, cache)
         assert first.facets is not None
         assert dict(first.facets["category"]) == {"badges": 1, "quests": 1}
 
     await published(api, people, slug="trophy-case", name="Trophy Case", category="badges", tags=["achievements"])
 
     async with sessionmaker(committed)() as session:
-        again = await search.search(session, search.Query(q="achievements"), cache)
+        again = await search.search(session, counted, cache)
         # The new cat is listed at once; its count joins the facets when they expire.
         assert "trophy-case" in {c.slug for c in again.cats}
         assert again.facets == first.facets
-        other = await search.search(session, search.Query(q="achievements", category="badges"), cache)
+        other = await search.search(session, dataclasses.replace(counted, category="badges"), cache)
         assert other.facets is not None
         assert dict(other.facets["category"]) == {"badges": 2}
-        fresh = await search.search(session, search.Query(q="achievements"), search.FacetCache(ttl=0))
+        fresh = await search.search(session, counted, search.FacetCache(ttl=0))
         assert fresh.facets is not None
         assert dict(fresh.facets["category"]) == {"badges": 2, "quests": 1}
+        # One word and no filter but a category: kept counts, exact at once, never cached.
+        kept = await search.search(session, search.Query(q="achievements"), cache)
+        assert kept.facets == fresh.facets
+
+
+async def test_every_search_statement_is_planned_with_its_own_values(committed: AsyncEngine) -> None:
+    for query in (search.Query(), search.Query(category="badges", tags=["slack"]), search.Query(q="ab")):
+        async with sessionmaker(committed)() as session:
+            await search.search(session, query)
+            assert await session.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
 
 
 @pytest.mark.usefixtures("catalog")
@@ -245,6 +266,14 @@ async def browse_facets(api: httpx.AsyncClient, **params: Any) -> dict[str, dict
     return {facet: {f["value"]: f["count"] for f in page["facets"][facet]} for facet in ("category", "tag")}
 
 
+async def term_facets(api: httpx.AsyncClient, people: People, q: str, **params: Any) -> dict[str, dict[str, int]]:
+    """The facets of a search for ``q``, kept; asserted equal to the same matches counted (a
+    publisher filter counts them)."""
+    kept = await browse_facets(api, q=q, **params)
+    assert kept == await browse_facets(api, q=q, publisher=people.developer.id, **params)
+    return kept
+
+
 async def test_search_and_browse_facets_follow_every_change_to_a_cat(
     api: httpx.AsyncClient, people: People, committed: AsyncEngine
 ) -> None:
@@ -259,6 +288,9 @@ async def test_search_and_browse_facets_follow_every_change_to_a_cat(
         "category": {"points": 1},
         "tag": {"points": 1, "ledger": 1},
     }
+    # Both descriptions have "ledger"; one name has "forge".
+    assert await term_facets(api, people, "ledger") == await browse_facets(api)
+    assert await term_facets(api, people, "forge") == {"category": {"badges": 1}, "tag": {"badges": 1}}
 
     edited = await api.patch(
         "/api/v1/cats/ledger-one",
@@ -271,6 +303,11 @@ async def test_search_and_browse_facets_follow_every_change_to_a_cat(
     assert await slugs(api, category="badges", sort="name") == ["forge-two", "ledger-one"]
     assert await browse_facets(api) == {"category": {"badges": 2}, "tag": {"badges": 2, "trophies": 1}}
     assert await browse_facets(api, category="points") == {"category": {}, "tag": {}}
+    assert await term_facets(api, people, "ledger", category="points") == {"category": {}, "tag": {}}
+    trophy = {"category": {"badges": 1}, "tag": {"badges": 1, "trophies": 1}}
+    assert await term_facets(api, people, "trophies") == trophy
+    assert await term_facets(api, people, "trophy", category="badges") == trophy
+    assert await term_facets(api, people, "trophy", category="points") == {"category": {}, "tag": {}}
 
     # What the install counter and reviews write: the order and the rating filter follow at once.
     async with committed.begin() as conn:
@@ -281,16 +318,19 @@ async def test_search_and_browse_facets_follow_every_change_to_a_cat(
     assert await slugs(api, sort="popular") == ["forge-two", "ledger-one"]
     assert await slugs(api, min_rating=4) == ["ledger-one"]
     assert await slugs(api, sort="rating") == ["ledger-one", "forge-two"]
+    assert await term_facets(api, people, "trophy") == trophy
 
     hidden = await api.post(
         f"/api/v1/cats/{other['slug']}/suspend", json={"reason": "Under investigation"}, headers=people.admin.headers
     )
     assert hidden.status_code == 200, hidden.text
     assert await slugs(api, q="forge") == []
+    assert await term_facets(api, people, "forge") == {"category": {}, "tag": {}}
     assert await browse_facets(api) == {"category": {"badges": 1}, "tag": {"badges": 1, "trophies": 1}}
     back = await api.post(f"/api/v1/cats/{other['slug']}/reinstate", headers=people.admin.headers)
     assert back.status_code == 200, back.text
     assert await slugs(api, q="forge") == ["forge-two"]
+    assert await term_facets(api, people, "forge") == {"category": {"badges": 1}, "tag": {"badges": 1}}
     assert await browse_facets(api) == {"category": {"badges": 2}, "tag": {"badges": 2, "trophies": 1}}
 
     # A filter other than the category counts the matches themselves: the same figures.

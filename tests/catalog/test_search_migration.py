@@ -1,4 +1,5 @@
-"""catalog_0005: the cats a catalog already has are searchable, with their facets, after the upgrade."""
+"""catalog_0005 and catalog_0006: the cats a catalog already has are searchable, with their
+facets, after the upgrade."""
 
 from __future__ import annotations
 
@@ -76,6 +77,8 @@ async def test_the_upgrade_makes_every_published_cat_searchable(scratch: AsyncEn
             "category": [("badges", 1), ("points", 1)],
             "tag": [("badges", 1), ("ledger", 1), ("points", 1)],
         }
+        # One word: the kept counts per term, which the upgrade counted.
+        assert found.facets == browsing.facets
     # And the triggers keep what the upgrade copied.
     async with scratch.begin() as conn:
         await conn.execute(text("UPDATE catalog.cats SET status = 'delisted' WHERE slug = 'medals'"))
@@ -85,3 +88,8 @@ async def test_the_upgrade_makes_every_published_cat_searchable(scratch: AsyncEn
             "category": [("points", 1)],
             "tag": [("ledger", 1), ("points", 1)],
         }
+        assert (await search.search(session, search.Query(q="points"))).facets == {
+            "category": [("points", 1)],
+            "tag": [("ledger", 1), ("points", 1)],
+        }
+        assert (await search.search(session, search.Query(q="gold"))).facets == {"category": [], "tag": []}

@@ -226,3 +226,16 @@ class SearchFacetCount(Base):
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
     tag: Mapped[str] = mapped_column(String(32), primary_key=True)
     n: Mapped[int] = mapped_column(Integer)
+
+
+class SearchTermFacet(Base):
+    """Entries per lexeme of their vectors, per category (``tag`` '') and per category and tag,
+    kept by a trigger on ``search_entries`` (migration ``catalog_0006``): the facets of a search
+    for one term, without counting its matches."""
+
+    __tablename__ = "search_term_facets"
+
+    lexeme: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)

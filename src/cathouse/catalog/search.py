@@ -17,9 +17,15 @@ rating or name to page through every match. Every other order is a keyset over a
 deep page costs what the first one does.
 
 Facets: browsing without words, filtered by category at most, reads counts kept by a trigger
-(``search_facet_counts``), exact at once. Any other first page counts every match, once per
-``FACET_TTL`` seconds for the same filters (a ``FacetCache`` per process): counting a common
-word's matches reads each of them.
+(``search_facet_counts``), exact at once; so does a search for one term (one lexeme, as most
+searches are), filtered by category at most (``search_term_facets``). Any other first page
+counts every match, once per ``FACET_TTL`` seconds for the same filters (a ``FacetCache`` per
+process): counting a common word's matches reads each of them.
+
+Plans: every statement of a search is planned with its own values (``plan_cache_mode`` for the
+transaction). After a few runs of a prepared statement PostgreSQL may reuse a generic plan,
+which cannot know that a word matches a fifth of the catalog or that a tag is rare, and reads
+every match (76 ms instead of 9 ms at 100,000 cats).
 """
 
 from __future__ import annotations
@@ -28,19 +34,33 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, and_, bindparam, cast, func, literal, select, text, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql import CompoundSelect, Subquery
+from sqlalchemy.sql import Subquery
+from sqlalchemy.sql.selectable import CTE
 from sqlalchemy.types import Text
 
-from cathouse.catalog.models import Cat, SearchEntry, SearchFacetCount
+from cathouse.catalog.models import Cat, SearchEntry, SearchFacetCount, SearchTermFacet
 from cathouse.platform.errors import BadRequest
 from cathouse.platform.pagination import decode_cursor, encode_cursor
 
@@ -54,13 +74,16 @@ POOL = 500
 FACET_TAGS = 20
 FACET_TTL = 30.0
 _WORD = re.compile(r"[^\W_]+")
+# A tsquery's text form when it is a plain lexeme, or alternatives of plain lexemes (none with
+# a quote or a space, so that dropping the " | " between them leaves each whole).
+_ALTERNATIVES = r"^'[^' ]+'( \| '[^' ]+')*$"
+# Plans made with each statement's own values, for the rest of the transaction.
+_CUSTOM_PLANS = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
 # The query's words, each with whether the catalog uses it (as written, or in another form of
-# the same stem: two index probes), and the nearest words it does use. It also asks for plans
-# made with the query's own values for the rest of the transaction: after a few runs of a
-# prepared statement PostgreSQL may reuse a generic plan, which cannot know that a word matches
-# a fifth of the catalog, and reads every match (76 ms instead of 9 ms at 100,000 cats).
+# the same stem: two index probes), and the nearest words it does use. Being a search's first
+# statement, it also asks for custom plans (in the same round trip).
 _CORRECTIONS = text(
-    """
+    f"""
     SELECT q.word,
            EXISTS (SELECT FROM catalog.search_words AS s WHERE s.word = q.word)
            OR EXISTS (
@@ -72,7 +95,7 @@ _CORRECTIONS = text(
                    ORDER BY s.word <-> q.word LIMIT :alternatives
                ) AS n WHERE n.distance <= 1 - CAST(:similarity AS float8)
            ) AS near
-    FROM unnest(:words) AS q(word), (SELECT set_config('plan_cache_mode', 'force_custom_plan', true)) AS custom
+    FROM unnest(:words) AS q(word), ({_CUSTOM_PLANS}) AS custom
     """
 ).bindparams(bindparam("words", type_=ARRAY(Text)))
 Entry = SearchEntry
@@ -103,9 +126,13 @@ class Query:
         return "popular" if self.sort == "relevance" and not self.text else self.sort
 
     @property
+    def filtered_by_category_at_most(self) -> bool:
+        return not (self.tags or self.publisher or self.min_rating is not None or self.permissions)
+
+    @property
     def browsing(self) -> bool:
         """No words and no filter but a category: the facets are the kept counts."""
-        return not (self.text or self.tags or self.publisher or self.min_rating is not None or self.permissions)
+        return not self.text and self.filtered_by_category_at_most
 
 
 @dataclass
@@ -115,9 +142,14 @@ class Result:
     facets: dict[str, list[tuple[str, int]]] | None = field(default=None)
 
 
+def _words(text_: str) -> list[str]:
+    """The words of ``text_`` that typos are looked for in."""
+    return list(dict.fromkeys(w for w in _WORD.findall(text_) if 3 <= len(w) <= 40))
+
+
 async def matching(session: AsyncSession, text_: str) -> ColumnElement[Any]:
     """The tsquery for ``text_``, its misspelt words replaced by what the catalog has."""
-    words = list(dict.fromkeys(w for w in _WORD.findall(text_) if 3 <= len(w) <= 40))
+    words = _words(text_)
     replaced: dict[str, list[str]] = {}
     if words:
         rows = await session.execute(
@@ -224,6 +256,9 @@ def _page(
 
 
 async def search(session: AsyncSession, query: Query, facets: FacetCache | None = None) -> Result:
+    if not (query.text and _words(query.text)):
+        # Otherwise the corrections query, the first statement, asks for custom plans.
+        await session.execute(text(_CUSTOM_PLANS))
     words = await matching(session, query.text) if query.text else None
     conditions = _filters(query, words)
     page, ascending = _page(query, words, conditions)
@@ -240,7 +275,7 @@ async def search(session: AsyncSession, query: Query, facets: FacetCache | None 
         next_cursor = _encode(query.order, [str(v) if isinstance(v, uuid.UUID) else v for v in rows[-1][1:]])
     counts = None
     if not query.cursor:
-        counts = await (facets or FacetCache(ttl=0)).get(session, query, conditions)
+        counts = await (facets or FacetCache(ttl=0)).get(session, query, conditions, words)
     return Result(cats=[row[0] for row in rows], next_cursor=next_cursor, facets=counts)
 
 
@@ -250,16 +285,27 @@ FacetCounts = dict[str, list[tuple[str, int]]]
 class FacetCache:
     """Facet counts by filters, kept ``ttl`` seconds: a first page of a popular query need not
     count its matches again on every request. Bounded, least recently used first out. Browsing
-    reads kept counts, which are cheap and exact at once: those are never cached."""
+    and a search for one term read kept counts, which are cheap and exact at once: those are
+    never cached."""
 
     def __init__(self, ttl: float = FACET_TTL, size: int = 1024) -> None:
         self.ttl = ttl
         self.size = size
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, FacetCounts]] = OrderedDict()
 
-    async def get(self, session: AsyncSession, query: Query, conditions: list[ColumnElement[bool]]) -> FacetCounts:
+    async def get(
+        self,
+        session: AsyncSession,
+        query: Query,
+        conditions: list[ColumnElement[bool]],
+        words: ColumnElement[Any] | None = None,
+    ) -> FacetCounts:
         if query.browsing:
             return await _kept_facets(session, query.category)
+        if words is not None and query.filtered_by_category_at_most:
+            kept = await _term_facets(session, words, query.category)
+            if kept is not None:
+                return kept
         key = (
             query.text,
             query.category,
@@ -295,19 +341,45 @@ async def _facets(session: AsyncSession, conditions: list[ColumnElement[bool]]) 
         .order_by(func.count().desc(), tag.c.value)
         .limit(FACET_TAGS)
     )
-    return await _collect(session, by_category.union_all(by_tag.subquery().select()))
+    return _collect(await session.execute(by_category.union_all(by_tag.subquery().select())))
 
 
-async def _kept_facets(session: AsyncSession, category: str | None) -> FacetCounts:
-    """The facets of every published cat (of ``category``), from the kept counts."""
-    counts = SearchFacetCount
+def _term(words: ColumnElement[Any]) -> CTE:
+    """One row: the lexeme whose matches are exactly those of ``words``, else NULL. That is when
+    ``words`` is one plain lexeme, or alternatives (a corrected typo) of which one at most is in
+    any cat's vector; the others match nothing. The tsquery's text form, its ``|`` dropped, reads
+    as a tsvector of its lexemes: both quote and escape them the same way."""
+    query = cast(words, Text)
+    alternatives = (
+        select(
+            func.unnest(
+                func.tsvector_to_array(cast(func.replace(query, " | ", " "), TSVECTOR), type_=ARRAY(Text))
+            ).label("lexeme")
+        )
+        .where(query.regexp_match(_ALTERNATIVES))
+        .subquery("alternatives")
+    )
+    kept = SearchTermFacet
+    used = select(kept.lexeme).where(kept.lexeme == alternatives.c.lexeme, kept.tag == "", kept.n > 0).exists()
+    lexeme = case(
+        (
+            and_(func.count() > 0, func.count().filter(used) <= 1),
+            func.coalesce(func.max(alternatives.c.lexeme).filter(used), func.max(alternatives.c.lexeme)),
+        )
+    )
+    return select(lexeme.label("lexeme")).select_from(alternatives).cte("term")
+
+
+def _kept(counts: type[SearchFacetCount] | type[SearchTermFacet], category: str | None, *scope: Any) -> list[Any]:
+    """What the kept ``counts`` say of the published cats (of ``category``), within ``scope``:
+    each category's, and the most used tags."""
     by_category = select(literal("category").label("facet"), counts.category.label("value"), counts.n).where(
-        counts.tag == "", counts.n > 0
+        *scope, counts.tag == "", counts.n > 0
     )
     n = func.sum(counts.n) if category is None else func.max(counts.n)
     by_tag = (
         select(literal("tag").label("facet"), counts.tag.label("value"), n.label("n"))
-        .where(counts.tag != "")
+        .where(*scope, counts.tag != "")
         .group_by(counts.tag)
         .having(n > 0)
         .order_by(n.desc(), counts.tag)
@@ -316,12 +388,27 @@ async def _kept_facets(session: AsyncSession, category: str | None) -> FacetCoun
     if category is not None:
         by_category = by_category.where(counts.category == category)
         by_tag = by_tag.where(counts.category == category)
-    return await _collect(session, by_category.union_all(by_tag.subquery().select()))
+    return [by_category, by_tag.subquery().select()]
 
 
-async def _collect(session: AsyncSession, statement: CompoundSelect[*tuple[Any, ...]]) -> FacetCounts:
+async def _kept_facets(session: AsyncSession, category: str | None) -> FacetCounts:
+    """The facets of every published cat (of ``category``), from the kept counts."""
+    return _collect(await session.execute(union_all(*_kept(SearchFacetCount, category))))
+
+
+async def _term_facets(session: AsyncSession, words: ColumnElement[Any], category: str | None) -> FacetCounts | None:
+    """The facets of the published cats (of ``category``) that ``words`` matches, from the kept
+    counts per term, in one round trip; None when no one lexeme matches what ``words`` does."""
+    term = _term(words)
+    kept = _kept(SearchTermFacet, category, SearchTermFacet.lexeme == select(term.c.lexeme).scalar_subquery())
+    other = select(literal("other"), literal(""), literal(0)).select_from(term).where(term.c.lexeme.is_(None))
+    rows = list(await session.execute(union_all(*kept, other)))
+    return None if any(facet == "other" for facet, _, _ in rows) else _collect(rows)
+
+
+def _collect(rows: Iterable[Sequence[Any]]) -> FacetCounts:
     counts: FacetCounts = {"category": [], "tag": []}
-    for facet, value, n in await session.execute(statement):
+    for facet, value, n in rows:
         counts[facet].append((str(value), int(n)))
     counts["category"].sort(key=lambda c: (-c[1], c[0]))
     return counts
