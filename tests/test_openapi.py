@@ -39,6 +39,8 @@ async def split_platform(
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
     # Let the fuzzer reach the code behind the per-address limits, not just the 429.
     extra |= {"CATHOUSE_AUTH__LOGIN_RATE": "100000/minute", "CATHOUSE_AUTH__REGISTER_RATE": "100000/minute"}
+    # The live stream ends by itself after this long, so each fuzzed call of it returns.
+    extra |= {"CATHOUSE_ACTIVITY__STREAM_MAX_AGE": "0.2"}
     log = tmp / "split.log"
     proc = start_cathouse(["up", "--split"], cathouse_env(tmp / "data", extra, database_url=database_url), log)
     try:

@@ -107,8 +107,18 @@ async def cat_statistics(
     return await cat_stats(session, cat, await model.cat_counters(cat.id), settings.activity.proxy_days)
 
 
-# Not in the OpenAPI document: a response that never ends cannot be described (or fuzzed) there.
-@router.get("/stream", include_in_schema=False)
+@router.get(
+    "/stream",
+    summary="New entries you may see, live, as Server-Sent Events",
+    response_class=EventStreamResponse,
+    responses={
+        200: {
+            "description": "`id:` the entry's id, `data:` the entry as in the feeds (one JSON line); "
+            "a comment line as a heartbeat. Ends after a while: reconnect with Last-Event-ID.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def stream(
     request: Request,
     user: CurrentUser,
