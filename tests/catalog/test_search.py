@@ -246,6 +246,9 @@ async def test_a_listing_shows_what_a_storefront_needs(api: httpx.AsyncClient, p
         {"sort": "random"},
         {"tag": "Not A Tag"},
         {"q": "x" * 201},
+        {"q": "points\x00"},
+        {"category": "points\x00\n"},
+        {"category": "Not A Category"},
     ],
 )
 async def test_bad_queries_are_refused(api: httpx.AsyncClient, params: dict[str, Any]) -> None:

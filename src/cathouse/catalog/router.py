@@ -6,11 +6,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import AfterValidator
 
 from cathouse.catalog import search
 from cathouse.catalog.dependencies import Cats, FacetCacheDep, Session, Views
 from cathouse.catalog.repository import CategoryRepository, CatRepository
 from cathouse.catalog.schemas import (
+    SLUG_PATTERN,
     CatDetail,
     CategoryOut,
     CatIn,
@@ -26,6 +28,7 @@ from cathouse.catalog.schemas import (
 )
 from cathouse.catalog.views import version_out
 from cathouse.platform.pagination import MAX_LIMIT, Page
+from cathouse.platform.schemas import no_control_characters
 from cathouse.platform.security import DeveloperUser, OptionalUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["cats"])
@@ -39,8 +42,14 @@ async def browse(
     session: Session,
     views: Views,
     facet_cache: FacetCacheDep,
-    q: Annotated[str | None, Query(max_length=200, description="Words to look for; typos are forgiven.")] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Words to look for; typos are forgiven."),
+        AfterValidator(no_control_characters),
+    ] = None,
+    category: Annotated[
+        str | None, Query(max_length=32, pattern=SLUG_PATTERN, description="A slug from `/cats/categories`.")
+    ] = None,
     tag: Annotated[list[Tag], Query(max_length=10, description="Cats with every one of these tags.")] = [],  # noqa: B006
     publisher: uuid.UUID | None = None,
     min_rating: Annotated[float | None, Query(ge=1, le=5)] = None,
