@@ -2,10 +2,11 @@
 
 They run wherever the relay runs (beside the services in ``cathouse up``, in ``cathouse
 relay`` when split), so what they do survives a restart. Without a broker the relay calls
-the handlers itself and the outbox is their queue. With ``CATHOUSE_BROKER_URL`` the relay
-publishes to the broker and each worker's handlers form a consumer group there, named after
-the worker: every process running the workers is a member, the group's work is shared among
-them, and each group gets every event.
+the handlers itself and the outbox is their queue (``cathouse.platform.outbox.fanout``). With
+``CATHOUSE_BROKER_URL`` the relay publishes to the broker and each worker's handlers form a
+consumer group there, named after the worker: every process running the workers is a member,
+the group's work is shared among them, and each group gets every event. Either way one group's
+failing handler holds back no other group.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 
 from cathouse.platform.broker import broker_from_settings
+from cathouse.platform.outbox.fanout import Fanout, Group
 from cathouse.platform.outbox.relay import Handler, InProcessPublisher, Publisher, Relay
 from cathouse.platform.settings import Settings
 
@@ -32,6 +34,9 @@ class Worker:
     # (``cathouse.catalog.worker`` → ``catalog``). Keep it stable: the broker remembers how far
     # a group has read by this name, and a new name starts from the oldest event kept.
     name: str | None = None
+    # Without a broker, how many aggregates' events the handlers may take at once (each
+    # aggregate's still one at a time, in order). On a broker the partitions decide.
+    concurrency: int = 1
 
 
 WorkerFactory = Callable[[Settings], AbstractAsyncContextManager[Worker]]
@@ -65,8 +70,7 @@ async def running(settings: Settings, factories: Sequence[WorkerFactory]) -> Asy
     worker's loops."""
     broker = broker_from_settings(settings)
     async with AsyncExitStack() as stack:
-        in_process = InProcessPublisher()
-        groups: dict[str, InProcessPublisher] = {}
+        groups: dict[str, Worker] = {}
         loops: list[Callable[[], Awaitable[None]]] = []
         for factory in factories:
             worker = await stack.enter_async_context(factory(settings))
@@ -76,15 +80,16 @@ async def running(settings: Settings, factories: Sequence[WorkerFactory]) -> Asy
                 while name in groups:
                     suffix += 1
                     name = f"{base}-{suffix}"
-                groups[name] = InProcessPublisher(worker.handlers)
-            for event_type, handlers in worker.handlers.items():
-                for handler in handlers:
-                    in_process.register(event_type, handler)
+                groups[name] = worker
             loops.extend(worker.loops)
-        publisher: Publisher = in_process
+        # Each group goes at its own pace: one group's failing handler holds back no other.
+        publisher: Publisher = Fanout(
+            {name: Group(w.handlers, w.concurrency) for name, w in groups.items()},
+            max_backoff=settings.events.max_backoff,
+        )
         if broker is not None:
-            for name, dispatch in groups.items():
-                broker.subscribe(name, dispatch.publish)
+            for name, worker in groups.items():
+                broker.subscribe(name, InProcessPublisher(worker.handlers).publish)
             await broker.start()
             # Stopped before the workers close: a handler still running may need their resources.
             stack.push_async_callback(broker.stop)

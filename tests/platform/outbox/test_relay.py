@@ -229,7 +229,8 @@ async def test_an_unavailable_publisher_pauses_the_relay_and_keeps_every_event_p
                 )
             ).one()
         assert row.pending == 6
-        assert row.attempts == tries, "each failed publish is counted on its event"
+        # The relay keeps trying while the row is read: between the tries before and after.
+        assert tries <= row.attempts <= away.tries, "each failed publish is counted on its event"
         assert row.delayed == 0, "the events are not pushed into a backoff: they go as soon as it is back"
         assert "broker down" in row.error
         assert relay.unavailable_for > 0

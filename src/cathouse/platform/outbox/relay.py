@@ -7,11 +7,13 @@ Delivery is at least once: a relay that dies after publishing but before its com
 again, so consumers dedupe by event id.
 
 The relay sleeps until PostgreSQL tells it an event committed: an AFTER INSERT trigger on the
-outbox NOTIFYs ``cathouse_outbox`` and the relay LISTENs on a connection of its own (reconnected
-when it drops), so events leave within milliseconds while the poll is only a safety net. When
-the publisher's destination (a broker) is away it raises :class:`PublisherUnavailable`: the relay
-stops the batch, leaves the events pending and pauses, so an outage neither spins nor floods the
-log, and the outbox drains once the broker is back.
+outbox NOTIFYs ``cathouse_outbox`` and the relay LISTENs (``cathouse.platform.listen``), so
+events leave within milliseconds while the poll is only a safety net. When the publisher's
+destination (a broker) is away it raises :class:`PublisherUnavailable`: the relay stops the
+batch, leaves the events pending and pauses, so an outage neither spins nor floods the log, and
+the outbox drains once the broker is back. Without a broker the publisher is a
+:class:`~cathouse.platform.outbox.fanout.Fanout`, which parks what one consumer group fails for
+that group alone.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-import asyncpg
 from loguru import logger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cathouse.platform.db import create_engine
+from cathouse.platform.listen import Listener
 from cathouse.platform.metrics import OUTBOX_FAILURES, OUTBOX_PUBLISHED
 from cathouse.platform.settings import Settings
 
@@ -57,13 +59,21 @@ class Publisher(Protocol):
     async def publish(self, event: Event) -> None: ...
 
 
+@runtime_checkable
+class GroupPublisher(Publisher, Protocol):
+    """A publisher that hands events to consumer groups itself (:class:`~.fanout.Fanout`): it parks
+    what a group fails in the relay's transaction, and retries it when the relay asks."""
+
+    async def deliver(self, conn: AsyncConnection, events: Sequence[Event]) -> None: ...
+
+    async def retry(self, engine: AsyncEngine, limit: int) -> int: ...
+
+
 class PublisherUnavailable(Exception):
     """The publisher's destination is away (not this event's fault): pause the relay, keep the events."""
 
 
 NOTIFY_CHANNEL = "cathouse_outbox"
-# How often the listening connection is checked: a half-open TCP connection raises no error.
-LISTEN_CHECK_INTERVAL = 15.0
 
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -154,8 +164,9 @@ class Relay:
         self.listen = listen
         self._owns_engine = owns_engine
         self._wake = asyncio.Event()
+        self._listener = Listener(engine.url, NOTIFY_CHANNEL, self.wake, application_name="cathouse-relay-listen")
         # Set while the LISTEN connection is up (tests wait for it).
-        self.listening = asyncio.Event()
+        self.listening = self._listener.listening
         # Consecutive batches stopped by PublisherUnavailable, and since when.
         self._unavailable = 0
         self._unavailable_since = 0.0
@@ -208,42 +219,59 @@ class Relay:
             events = await self._claim(conn)
             if not events:
                 return 0
-            published: list[str] = []
-            blocked: set[tuple[str, str]] = set()
-            for event in events:
-                key = (event.aggregate_type, event.aggregate_id)
-                if key in blocked:
-                    continue  # an earlier event of this aggregate failed: keep the order
-                try:
-                    await self.publisher.publish(event)
-                except PublisherUnavailable as exc:
-                    # Not this event's fault: no backoff of its own, and the rest of the batch
-                    # stays pending untouched; ``run`` pauses the whole relay instead.
-                    self._publisher_away(exc)
-                    OUTBOX_FAILURES.labels(event.event_type).inc()
-                    await conn.execute(_MARK_UNSENT, {"id": event.id, "error": f"{type(exc).__name__}: {exc}"})
-                    break
-                except Exception as exc:  # a handler's failure must not stop the relay
-                    blocked.add(key)
-                    delay = min(self.max_backoff, 0.5 * 2 ** min(event.attempts, 16))
-                    logger.opt(exception=exc).warning(
-                        "outbox event failed; will retry",
-                        event_id=event.id,
-                        event_type=event.event_type,
-                        retry_in=delay,
-                    )
-                    OUTBOX_FAILURES.labels(event.event_type).inc()
-                    await conn.execute(
-                        _MARK_FAILED,
-                        {"id": event.id, "error": f"{type(exc).__name__}: {exc}", "delay": delay},
-                    )
-                    continue
-                self._publisher_back()
-                published.append(event.id)
-                OUTBOX_PUBLISHED.labels(event.event_type).inc()
+            if isinstance(self.publisher, GroupPublisher):
+                await self.publisher.deliver(conn, events)
+                published = [e.id for e in events]
+                for event in events:
+                    OUTBOX_PUBLISHED.labels(event.event_type).inc()
+            else:
+                published = await self._publish(conn, events)
             if published:
                 await conn.execute(_MARK_PUBLISHED, {"ids": published})
             return len(published)
+
+    async def retry_once(self) -> int:
+        """Retry what consumer groups failed (in process only). Returns how many went through."""
+        if not isinstance(self.publisher, GroupPublisher):
+            return 0
+        return await self.publisher.retry(self.engine, self.batch_size)
+
+    async def _publish(self, conn: AsyncConnection, events: list[Event]) -> list[str]:
+        """Publish one at a time (to a broker, say), keeping each aggregate's order; record failures."""
+        published: list[str] = []
+        blocked: set[tuple[str, str]] = set()
+        for event in events:
+            key = (event.aggregate_type, event.aggregate_id)
+            if key in blocked:
+                continue  # an earlier event of this aggregate failed: keep the order
+            try:
+                await self.publisher.publish(event)
+            except PublisherUnavailable as exc:
+                # Not this event's fault: no backoff of its own, and the rest of the batch
+                # stays pending untouched; ``run`` pauses the whole relay instead.
+                self._publisher_away(exc)
+                OUTBOX_FAILURES.labels(event.event_type).inc()
+                await conn.execute(_MARK_UNSENT, {"id": event.id, "error": f"{type(exc).__name__}: {exc}"})
+                break
+            except Exception as exc:  # a handler's failure must not stop the relay
+                blocked.add(key)
+                delay = min(self.max_backoff, 0.5 * 2 ** min(event.attempts, 16))
+                logger.opt(exception=exc).warning(
+                    "outbox event failed; will retry",
+                    event_id=event.id,
+                    event_type=event.event_type,
+                    retry_in=delay,
+                )
+                OUTBOX_FAILURES.labels(event.event_type).inc()
+                await conn.execute(
+                    _MARK_FAILED,
+                    {"id": event.id, "error": f"{type(exc).__name__}: {exc}", "delay": delay},
+                )
+                continue
+            self._publisher_back()
+            published.append(event.id)
+            OUTBOX_PUBLISHED.labels(event.event_type).inc()
+        return published
 
     def _publisher_away(self, exc: Exception) -> None:
         # One warning per outage; the rest at debug, so a long outage does not flood the log.
@@ -270,6 +298,7 @@ class Relay:
             self._wake.clear()
             try:
                 done = await self.run_once()
+                done += await self.retry_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be away; try again after a pause
@@ -284,51 +313,11 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
-    def _on_notify(self, *_: object) -> None:
-        self.wake()
-
-    async def _listen(self) -> None:
-        """LISTEN for committed events on a connection of its own, reconnecting when it drops."""
-        url = self.engine.url
-        query = dict(url.query)
-        ssl = query.pop("ssl", None)
-        dsn = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-        failures = 0
-        while True:
-            lost = asyncio.Event()
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(
-                    dsn, ssl=ssl, timeout=10, server_settings={"application_name": "cathouse-relay-listen"}
-                )
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                self.listening.set()
-                failures = 0
-                self.wake()  # whatever committed while nobody listened
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), LISTEN_CHECK_INTERVAL)
-                    if not lost.is_set():
-                        await conn.execute("SELECT 1", timeout=5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                level = "WARNING" if failures == 0 else "DEBUG"
-                logger.opt(exception=exc).log(level, "outbox listener lost its connection; polling until it is back")
-            finally:
-                self.listening.clear()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-            failures += 1
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
-
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Relay]:
         tasks = [asyncio.create_task(self.run(), name="outbox-relay")]
         if self.listen:
-            tasks.append(asyncio.create_task(self._listen(), name="outbox-listener"))
+            tasks.append(asyncio.create_task(self._listener.run(), name="outbox-listener"))
         try:
             yield self
         finally:
