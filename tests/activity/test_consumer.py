@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
+from typing import cast
 
 import pytest
 from prometheus_client import REGISTRY
@@ -13,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.activity import catalogue as c
 from cathouse.activity.consumer import Consumer, LagProbe
-from cathouse.activity.readmodel import Feed, ReadModel
+from cathouse.activity.readmodel import Feed, Outcome, ReadModel
 from cathouse.activity.stores import open_read_model
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox.relay import Event
 from tests.activity.conftest import Platform, event
 from tests.activity.test_stream import new_version
 from tests.installation.conftest import People, publish
@@ -143,3 +146,56 @@ async def test_a_consumer_held_back_falls_behind_then_catches_up(live: Platform,
     assert sample("cathouse_activity_lag_events") == 0
     entries = await live.model.page(Feed.public(), before=None, limit=10)
     assert [e.data.get("version") for e in entries] == ["1.1.0"]
+
+
+class Poisoned:
+    """The store, failing every apply that includes one event (as a write it breaks would)."""
+
+    def __init__(self, model: ReadModel, poison: str) -> None:
+        self.model = model
+        self.poison = poison
+        self.batches: list[int] = []
+
+    async def apply(self, events: Sequence[Event], *, rebuild: bool = False) -> list[Outcome]:
+        self.batches.append(len(events))
+        if any(e.id == self.poison for e in events):
+            raise ConnectionResetError("the store refused the poisoned event")
+        return await self.model.apply(events, rebuild=rebuild)
+
+
+def registered() -> Event:
+    return event(c.USER_REGISTERED, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
+
+
+async def test_events_in_flight_together_are_applied_together_each_once(store: ReadModel) -> None:
+    counting = Poisoned(store, poison="")
+    consumer = Consumer(cast(ReadModel, counting))
+    first, second, third = registered(), registered(), registered()
+    duplicates = sample("cathouse_activity_events_skipped_total", reason="duplicate")
+
+    # One call per aggregate at a time, as the relay and the brokers make them; one comes twice.
+    await asyncio.gather(*(consumer.on_event(e) for e in (first, second, first, third)))
+
+    assert counting.batches == [4]
+    assert (await store.platform_counters())["users_registered"] == 3
+    assert sample("cathouse_activity_events_skipped_total", reason="duplicate") == duplicates + 1
+    assert len(await store.page(Feed.everything(), before=None, limit=10)) == 3
+
+
+async def test_a_poisoned_event_in_a_batch_fails_alone_and_the_others_are_applied(store: ReadModel) -> None:
+    good = [registered() for _ in range(4)]
+    bad = registered()
+    consumer = Consumer(cast(ReadModel, Poisoned(store, poison=bad.id)))
+
+    results = await asyncio.gather(*(consumer.on_event(e) for e in [*good[:2], bad, *good[2:]]), return_exceptions=True)
+
+    assert [type(r).__name__ for r in results] == [
+        "NoneType",
+        "NoneType",
+        "ConnectionResetError",
+        "NoneType",
+        "NoneType",
+    ]
+    assert (await store.platform_counters())["users_registered"] == 4
+    entries = await store.page(Feed.everything(), before=None, limit=10)
+    assert {e.event_id for e in entries} == {e.id for e in good}

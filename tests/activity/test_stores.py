@@ -231,3 +231,15 @@ async def test_redis_keeps_the_newest_1000_global_and_100_per_user() -> None:
     finally:
         await model.close()
         await drop_keys(prefix)
+
+
+async def test_an_event_twice_in_one_batch_is_applied_once_and_in_order(store: ReadModel) -> None:
+    installation = uuid.uuid4()
+    created, active = installed(installation), moved(installation, "pending", "active")
+
+    outcomes = await store.apply([published(), created, active, created, active])
+
+    assert [o.status for o in outcomes] == ["applied", "applied", "applied", "duplicate", "duplicate"]
+    assert (await store.cat_counters(CAT))["installs_active"] == 1
+    mine = await everything(store, Feed.user(OWNER))
+    assert [e.event_id for e in mine] == [active.id, created.id], "newest first, one entry each"

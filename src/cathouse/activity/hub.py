@@ -1,7 +1,7 @@
 """The hub: tells every live stream of this process about new entries, with one read per wake-up.
 
 Whoever applies events (the consumer, in this process or another) ends its transaction with
-``NOTIFY activity_entries``; the hub LISTENs on a connection of its own, opened when the first
+``NOTIFY activity_entries``; the hub LISTENs (``cathouse.platform.listen``) from when the first
 stream connects, and reads what is new once for all streams, names included. It also looks
 every ``poll_interval`` seconds, so a notification lost with a dropped connection only delays.
 Each stream gets the entries its caller may see; a stream too slow to keep up is closed, and its
@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
-import asyncpg
 from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,11 +20,11 @@ from cathouse.activity.metrics import STREAMS
 from cathouse.activity.readmodel import Entry, Feed, ReadModel
 from cathouse.activity.stores.postgres import NOTIFY_CHANNEL
 from cathouse.activity.views import Names, Viewer, names
+from cathouse.platform.listen import Listener
 
 BATCH = 500
 # Batches a stream may have waiting before it counts as too slow.
 QUEUE_SIZE = 64
-_LISTEN_CHECK = 15.0
 
 
 class Subscription:
@@ -64,8 +62,9 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._last = 0
         self.closed = False
+        self._listener = Listener(engine.url, NOTIFY_CHANNEL, self.wake, application_name="cathouse-activity-listen")
         # Set while the LISTEN connection is up (tests wait for it).
-        self.listening = asyncio.Event()
+        self.listening = self._listener.listening
 
     async def subscribe(self, viewer: Viewer) -> Subscription:
         """Register a stream. Entries above the store's newest id at the first subscription reach
@@ -99,7 +98,7 @@ class Hub:
             self._task = None
 
     async def _run(self) -> None:
-        listener = asyncio.create_task(self._listen(), name="activity-hub-listener")
+        listener = asyncio.create_task(self._listener.run(), name="activity-hub-listener")
         try:
             while True:
                 self._wake.clear()  # before reading: a NOTIFY during the read is not lost
@@ -129,42 +128,3 @@ class Hub:
                     subscription.offer(entries, found)
             if len(entries) < BATCH:
                 return
-
-    def _notified(self, *_: Any) -> None:
-        self._wake.set()
-
-    async def _listen(self) -> None:
-        url = self.engine.url
-        query = dict(url.query)
-        ssl = query.pop("ssl", None)
-        dsn = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
-        failures = 0
-        while True:
-            lost = asyncio.Event()
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(
-                    dsn, ssl=ssl, timeout=10, server_settings={"application_name": "cathouse-activity-listen"}
-                )
-                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                self.listening.set()
-                failures = 0
-                self._wake.set()  # whatever committed while nobody listened
-                while not lost.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), _LISTEN_CHECK)
-                    if not lost.is_set():
-                        await conn.execute("SELECT 1", timeout=5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if failures == 0:
-                    logger.warning("activity listener lost its connection; polling", error=type(exc).__name__)
-            finally:
-                self.listening.clear()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-            failures += 1
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cathouse.activity.consumer import Consumer, LagProbe
+from cathouse.activity.consumer import BATCH_SIZE, Consumer, LagProbe
 from cathouse.activity.stores import open_read_model
 from cathouse.platform.db import create_engine
 from cathouse.platform.settings import Settings
@@ -19,7 +19,11 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
     try:
         consumer = Consumer(model)
         probe = LagProbe(engine, settings.activity.lag_interval)
-        yield Worker(handlers={"*": [consumer.on_event]}, loops=[probe.run])
+        try:
+            # Many aggregates at once: the consumer applies the events in flight in one transaction.
+            yield Worker(handlers={"*": [consumer.on_event]}, loops=[probe.run], concurrency=BATCH_SIZE)
+        finally:
+            await consumer.close()
     finally:
         await model.close()
         await engine.dispose()

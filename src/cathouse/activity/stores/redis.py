@@ -6,8 +6,10 @@ Statistics and the projection's state are hashes. Applying an event is one Lua s
 the event's marker with NX (already there: the event was applied, nothing happens), numbers the
 entry with INCR and writes every effect, all atomically, so a redelivery changes nothing and a
 crash leaves the event either wholly applied or not at all. The projection reads the state it
-needs just before the script; one aggregate's events arrive one at a time and in order, so that
-state cannot change in between (a redelivery racing its original is stopped by the marker).
+needs before the scripts (``redis_state``); one aggregate's events arrive in order and are applied
+by one consumer at a time, so that state cannot change in between (a redelivery racing its
+original is stopped by the marker). A batch is three round trips: the markers, the state, and
+every event's script in one pipeline.
 """
 
 from __future__ import annotations
@@ -26,16 +28,14 @@ from cathouse.activity.projection import Malformed, project, skip_reason
 from cathouse.activity.readmodel import (
     CAT_COUNTERS,
     PLATFORM_COUNTERS,
-    CatState,
     Effects,
     Entry,
     Feed,
-    InstallationState,
     NewEntry,
     Outcome,
     Rebuilding,
-    ReviewState,
 )
+from cathouse.activity.stores.redis_state import BatchState
 from cathouse.platform.outbox.relay import Event
 
 # KEYS: marker, entry counter, rebuild flag, then the keys the operations name by index.
@@ -113,44 +113,6 @@ def _load(member: str) -> Entry:
     )
 
 
-def _opt(value: str | None) -> uuid.UUID | None:
-    return uuid.UUID(value) if value else None
-
-
-class _State:
-    def __init__(self, client: coredis.Redis[str], prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-
-    async def cat(self, cat_id: uuid.UUID) -> CatState | None:
-        found = await self.client.hgetall(f"{self.prefix}state:cat:{cat_id}")
-        return CatState(cat_id, _opt(found.get("publisher_id")), found["status"]) if found else None
-
-    async def installation(self, installation_id: uuid.UUID) -> InstallationState | None:
-        found = await self.client.hgetall(f"{self.prefix}state:installation:{installation_id}")
-        if not found:
-            return None
-        return InstallationState(
-            installation_id,
-            uuid.UUID(found["cat_id"]),
-            uuid.UUID(found["user_id"]),
-            found["status"],
-            found["activated"] == "1",
-        )
-
-    async def review(self, review_id: uuid.UUID) -> ReviewState | None:
-        found = await self.client.hgetall(f"{self.prefix}state:review:{review_id}")
-        if not found:
-            return None
-        return ReviewState(
-            review_id,
-            uuid.UUID(found["cat_id"]),
-            uuid.UUID(found["user_id"]),
-            int(found["rating"]),
-            found["visible"] == "1",
-        )
-
-
 class _Plan:
     """The script's operations for one event, naming keys by their index in KEYS."""
 
@@ -205,7 +167,7 @@ class RedisReadModel:
         if rebuild:
             assert self._token, "start_rebuild first"
             await self.client.expire(f"{self.prefix}rebuilding", _REBUILD_FLAG_TTL)
-        outcomes = [await self._apply(event, self._token if rebuild else "") for event in events]
+        outcomes = await self._apply(events, self._token if rebuild else "")
         newest = max((o.entry.id for o in outcomes if o.entry is not None), default=0)
         if newest and self.announce is not None:
             try:
@@ -214,29 +176,58 @@ class RedisReadModel:
                 logger.warning("could not announce new activity entries", error=f"{type(exc).__name__}: {exc}")
         return outcomes
 
-    async def _apply(self, event: Event, token: str) -> Outcome:
-        reason = skip_reason(event)
-        if reason is not None:
-            return Outcome(event, "skipped", reason=reason)
-        marker = f"{self.prefix}applied:{event.id}"
-        if await self.client.exists([marker]):  # a shortcut only: the script decides
-            return Outcome(event, "duplicate")
-        try:
-            effects = await project(event, _State(self.client, self.prefix))
-        except Malformed as exc:
-            logger.warning("activity event malformed; skipped", error=str(exc))
-            return Outcome(event, "skipped", reason="malformed")
-        plan = self._plan(effects, [marker, f"{self.prefix}seq", f"{self.prefix}rebuilding"])
-        body = _dump(effects.entry) if effects.entry is not None else ""
-        result = int(
-            await self._script(keys=plan.keys, args=[self.dedupe_ttl, token, json.dumps(plan.ops), body])  # type: ignore[arg-type]
-        )
-        if result == -2:
-            raise Rebuilding("the activity read model is being rebuilt")
-        if result == 0:
-            return Outcome(event, "duplicate")
-        entry = _load(f"{result}:{body}") if result > 0 else None
-        return Outcome(event, "applied", entry)
+    async def _apply(self, events: Sequence[Event], token: str) -> list[Outcome]:
+        """The batch in three round trips: which ids are new, the state they need, their scripts."""
+        outcomes: dict[int, Outcome] = {}
+        candidates: dict[str, int] = {}  # event id: its first place in the batch
+        for i, event in enumerate(events):
+            reason = skip_reason(event)
+            if reason is not None:
+                outcomes[i] = Outcome(event, "skipped", reason=reason)
+            elif event.id in candidates:
+                outcomes[i] = Outcome(event, "duplicate")
+            else:
+                candidates[event.id] = i
+        fresh = await self._fresh(events, candidates)
+        for i in set(candidates.values()) - set(fresh):
+            outcomes[i] = Outcome(events[i], "duplicate")
+        state = BatchState(self.client, self.prefix)
+        await state.load([events[i] for i in fresh])
+        pipe = await self.client.pipeline(transaction=False)
+        bodies: list[tuple[int, str]] = []
+        for i in fresh:
+            try:
+                effects = await project(events[i], state)
+            except Malformed as exc:
+                logger.warning("activity event malformed; skipped", error=str(exc))
+                outcomes[i] = Outcome(events[i], "skipped", reason="malformed")
+                continue
+            state.remember(effects)
+            marker = f"{self.prefix}applied:{events[i].id}"
+            plan = self._plan(effects, [marker, f"{self.prefix}seq", f"{self.prefix}rebuilding"])
+            body = _dump(effects.entry) if effects.entry is not None else ""
+            args = [self.dedupe_ttl, token, json.dumps(plan.ops), body]
+            self._script(keys=plan.keys, args=args, client=pipe)  # type: ignore[arg-type]
+            bodies.append((i, body))
+        results = await pipe.execute() if bodies else ()
+        for (i, body), result in zip(bodies, map(int, results), strict=True):
+            if result == -2:
+                raise Rebuilding("the activity read model is being rebuilt")
+            if result == 0:
+                outcomes[i] = Outcome(events[i], "duplicate")
+            else:
+                outcomes[i] = Outcome(events[i], "applied", _load(f"{result}:{body}") if result > 0 else None)
+        return [outcomes[i] for i in range(len(events))]
+
+    async def _fresh(self, events: Sequence[Event], candidates: dict[str, int]) -> list[int]:
+        """The places of the events not applied yet; a shortcut only: each script decides."""
+        if not candidates:
+            return []
+        pipe = await self.client.pipeline(transaction=False)
+        for event_id in candidates:
+            pipe.exists([f"{self.prefix}applied:{event_id}"])
+        found = await pipe.execute()
+        return [i for i, seen in zip(candidates.values(), found, strict=True) if not seen]
 
     def _plan(self, effects: Effects, fixed: list[str]) -> _Plan:
         plan = _Plan(fixed)
