@@ -456,6 +456,17 @@ async def wait_applied(model: ReadModel, count: int, relays: Relays, within: flo
     return time.monotonic() - start
 
 
+async def wait_relayed(engine: AsyncEngine, relays: Relays, within: float = 30.0) -> None:
+    """Until the outbox has nothing left to relay. An event is applied before the relay marks it
+    published, so the read model can be complete a moment before the outbox says so."""
+    start = time.monotonic()
+    while (left := await pending(engine)) > 0:
+        relays.check()
+        if time.monotonic() - start > within:
+            raise AssertionError(f"{left} events still unrelayed after {within:.0f}s:\n{relays.tail()}")
+        await asyncio.sleep(0.05)
+
+
 def patience(market: Marketplace) -> float:
     """How long a history may take to reach the read model: a minute, and 20 events a second."""
     return 60 + len(market.events) / 20
@@ -547,6 +558,7 @@ async def test_relays_and_consumers_killed_at_random_lose_nothing_and_apply_noth
             # Steadily, so the processes die while there is work whatever the machine's speed.
             await Writer(clean, rng).write(market.events, rate=scale.kill_rate)
             await wait_applied(model, len(market.events), relays, within=patience(market))
+            await wait_relayed(clean, relays)
             elapsed = time.monotonic() - start
         finally:
             chaos.cancel()
@@ -574,6 +586,7 @@ async def test_two_relays_and_two_consumers_at_once_keep_the_read_model_exact_an
             start = time.monotonic()
             await Writer(clean, rng).write(market.events)
             await wait_applied(model, len(market.events), relays, within=patience(market))
+            await wait_relayed(clean, relays)
             elapsed = time.monotonic() - start
         finally:
             relays.stop()
@@ -630,6 +643,7 @@ async def test_a_broker_outage_queues_events_in_the_outbox_and_they_drain_into_t
             with server(argv, port):
                 back = time.monotonic()
                 drain = await wait_applied(model, len(market.events), relays, within=120)
+                await wait_relayed(clean, relays)
                 assert await pending(clean) == 0
         away = back - down
     finally:
