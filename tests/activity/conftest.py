@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import coredis
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,13 +44,13 @@ def redis_prefix(label: str) -> str:
 
 async def drop_keys(prefix: str) -> None:
     assert REDIS_URL is not None
-    client: coredis.Redis[str] = coredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
-        keys: list[str | bytes] = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+        keys: list[str] = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
-            await client.unlink(keys)
+            await client.unlink(*keys)
     finally:
-        client.connection_pool.disconnect()
+        await client.aclose()
 
 
 @dataclass

@@ -8,8 +8,9 @@ entry with INCR and writes every effect, all atomically, so a redelivery changes
 crash leaves the event either wholly applied or not at all. The projection reads the state it
 needs before the scripts (``redis_state``); one aggregate's events arrive in order and are applied
 by one consumer at a time, so that state cannot change in between (a redelivery racing its
-original is stopped by the marker). A batch is three round trips: the markers, the state, and
-every event's script in one pipeline.
+original is stopped by the marker). A batch is four round trips: the markers, the state, a
+check that the script is loaded (redis-py's registered script loads it if not), and every
+event's script in one pipeline.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import coredis
-from coredis.tokens import PureToken
+import redis.asyncio as aioredis
 from loguru import logger
 
 from cathouse.activity.projection import Malformed, project, skip_reason
@@ -132,7 +132,7 @@ class _Plan:
 class RedisReadModel:
     def __init__(
         self,
-        client: coredis.Redis[str],
+        client: aioredis.Redis,
         *,
         prefix: str,
         global_cap: int = 1000,
@@ -153,7 +153,7 @@ class RedisReadModel:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisReadModel:
-        client: coredis.Redis[str] = coredis.Redis.from_url(url, decode_responses=True)
+        client = aioredis.Redis.from_url(url, decode_responses=True)
         return cls(client, **options)
 
     def feed_key(self, feed: Feed) -> str:
@@ -177,7 +177,8 @@ class RedisReadModel:
         return outcomes
 
     async def _apply(self, events: Sequence[Event], token: str) -> list[Outcome]:
-        """The batch in three round trips: which ids are new, the state they need, their scripts."""
+        """The batch in four round trips: which ids are new, the state they need, whether the
+        script is loaded, their scripts."""
         outcomes: dict[int, Outcome] = {}
         candidates: dict[str, int] = {}  # event id: its first place in the batch
         for i, event in enumerate(events):
@@ -193,7 +194,7 @@ class RedisReadModel:
             outcomes[i] = Outcome(events[i], "duplicate")
         state = BatchState(self.client, self.prefix)
         await state.load([events[i] for i in fresh])
-        pipe = await self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         bodies: list[tuple[int, str]] = []
         for i in fresh:
             try:
@@ -206,8 +207,9 @@ class RedisReadModel:
             marker = f"{self.prefix}applied:{events[i].id}"
             plan = self._plan(effects, [marker, f"{self.prefix}seq", f"{self.prefix}rebuilding"])
             body = _dump(effects.entry) if effects.entry is not None else ""
-            args = [self.dedupe_ttl, token, json.dumps(plan.ops), body]
-            self._script(keys=plan.keys, args=args, client=pipe)  # type: ignore[arg-type]
+            args: list[str | int] = [self.dedupe_ttl, token, json.dumps(plan.ops), body]
+            # Queued, not run: the pipeline loads the script first should the server lack it.
+            await self._script(keys=plan.keys, args=args, client=pipe)
             bodies.append((i, body))
         results = await pipe.execute() if bodies else ()
         for (i, body), result in zip(bodies, map(int, results), strict=True):
@@ -223,9 +225,9 @@ class RedisReadModel:
         """The places of the events not applied yet; a shortcut only: each script decides."""
         if not candidates:
             return []
-        pipe = await self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         for event_id in candidates:
-            pipe.exists([f"{self.prefix}applied:{event_id}"])
+            pipe.exists(f"{self.prefix}applied:{event_id}")
         found = await pipe.execute()
         return [i for i, seen in zip(candidates.values(), found, strict=True) if not seen]
 
@@ -266,7 +268,7 @@ class RedisReadModel:
     async def page(self, feed: Feed, *, before: int | None, limit: int) -> list[Entry]:
         top = f"({before}" if before is not None else "+inf"
         members = await self.client.zrange(
-            self.feed_key(feed), top, "-inf", sortby=PureToken.BYSCORE, rev=True, offset=0, count=limit
+            self.feed_key(feed), top, "-inf", byscore=True, desc=True, offset=0, num=limit
         )
         return [_load(str(m)) for m in members]
 
@@ -274,7 +276,7 @@ class RedisReadModel:
         found: dict[int, Entry] = {}
         for feed in feeds:
             members = await self.client.zrange(
-                self.feed_key(feed), f"({after}", "+inf", sortby=PureToken.BYSCORE, offset=0, count=limit
+                self.feed_key(feed), f"({after}", "+inf", byscore=True, offset=0, num=limit
             )
             for member in members:
                 entry = _load(str(member))
@@ -297,31 +299,31 @@ class RedisReadModel:
     async def start_rebuild(self) -> None:
         token = uuid.uuid4().hex
         flag = f"{self.prefix}rebuilding"
-        if not await self.client.set(flag, token, condition=PureToken.NX, ex=_REBUILD_FLAG_TTL):
+        if not await self.client.set(flag, token, nx=True, ex=_REBUILD_FLAG_TTL):
             raise Rebuilding("another rebuild of the activity read model is running")
         self._token = token
         # Every key but the entry counter (ids keep growing) and the flag itself.
         keep = {f"{self.prefix}seq", flag}
-        batch: list[str | bytes] = []
+        batch: list[str] = []
         async for key in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}*", count=1000):
             if key not in keep:
                 batch.append(key)
             if len(batch) >= 500:
-                await self.client.unlink(batch)
+                await self.client.unlink(*batch)
                 batch = []
         if batch:
-            await self.client.unlink(batch)
+            await self.client.unlink(*batch)
 
     async def finish_rebuild(self) -> None:
         if self._token:
             flag = f"{self.prefix}rebuilding"
             if await self.client.get(flag) == self._token:
-                await self.client.delete([flag])
+                await self.client.delete(flag)
             self._token = ""
 
     async def close(self) -> None:
         await self.finish_rebuild()
-        self.client.connection_pool.disconnect()
+        await self.client.aclose()
 
 
 def _glob_escape(text: str) -> str:

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import coredis
+import redis.asyncio as aioredis
 
 from cathouse.activity.readmodel import CatState, Effects, InstallationState, ReviewState
 from cathouse.platform.outbox.relay import Event
@@ -64,7 +64,7 @@ _KINDS: dict[str, Any] = {"cat": _cat, "installation": _installation, "review": 
 
 
 class BatchState:
-    def __init__(self, client: coredis.Redis[str], prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self.known: dict[tuple[str, uuid.UUID], Any] = {}
@@ -74,7 +74,7 @@ class BatchState:
         wanted = [(kind, i) for kind in _KINDS for i in _ids(events, f"{kind}_id") if (kind, i) not in self.known]
         if not wanted:
             return
-        pipe = await self.client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         for kind, i in wanted:
             pipe.hgetall(f"{self.prefix}state:{kind}:{i}")
         for (kind, i), found in zip(wanted, await pipe.execute(), strict=True):
