@@ -27,7 +27,7 @@ the writer's rate, the pipeline cannot keep up at that rate and its lag only gro
 Everything shares this machine's cores (the writer and the hub here, the relay process, the
 broker, PostgreSQL); the load average is printed.
 
-The references: the issue's target (p99 under 250 ms) and what users wait today ("2-3 seconds");
+The references: the target (p99 under 250 ms) and what users wait today ("2-3 seconds");
 and, measured in this run for each store, the work no pipeline can skip: one event applied by a
 consumer in this process straight to the store (no relay, no broker, no notification), one at a
 time. The lag's p50 over that apply's p50 is what the pipeline adds, as a multiple.

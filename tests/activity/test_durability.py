@@ -14,7 +14,7 @@ Duplicate deliveries absorbed are counted from the consumer's debug line
 count survives a SIGKILL where the process's metric would not.
 
 Sizes: every ``make test`` runs shorter versions (``SUITE``, about a minute); ``pytest -m e2e``
-runs the issue's (``FULL``: 10,000 events for the kill test, a 60 s broker outage, every broker),
+runs the full scale (``FULL``: 10,000 events for the kill test, a 60 s broker outage, every broker),
 and so does CATHOUSE_TEST_FULL_DURABILITY=1. The kill test checks the Redis read model too when
 CATHOUSE_REDIS_URL is set.
 """
@@ -84,7 +84,7 @@ SUITE = Scale(
     outage_brokers=("nats",),
     side_by_side_brokers=("redis",),
 )
-# The issue's figures, asked for: minutes.
+# The full scale: minutes.
 FULL = Scale(
     kill_events=10_000,
     kill_rate=100,
@@ -183,7 +183,7 @@ class Marketplace:
     users: int = 0
 
     def __post_init__(self) -> None:
-        # About 200 aggregates however long the history (300 for the issue's 10,000 events).
+        # About 200 aggregates however long the history (300 for the full scale's 10,000 events).
         limits = {"cats": 30, "installs": max(150, self.total // 50), "users": min(50, self.total // 50)}
         while len(self.events) < self.total:
             moves = [
