@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.listen import Listener
@@ -49,3 +49,13 @@ async def test_a_listener_is_told_of_each_notification_and_of_every_reconnection
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_the_listener_goes_where_the_url_says_even_through_a_socket_directory() -> None:
+    # The embedded server's URL names a socket directory in its query; the engine's own options
+    # (and the ssl setting, passed apart) are not libpq's and stay out of the DSN.
+    url = make_url("postgresql+asyncpg://app:pw@/cathouse?host=/run/pg&ssl=require&prepared_statement_cache_size=0")
+    listener = Listener(url, CHANNEL, lambda: None, application_name="cathouse-test-listen")
+    dsn = make_url(listener._dsn)
+    assert (dsn.drivername, dsn.database, dict(dsn.query)) == ("postgresql", "cathouse", {"host": "/run/pg"})
+    assert listener._ssl == "require"

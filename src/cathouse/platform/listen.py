@@ -35,7 +35,10 @@ class Listener:
     ) -> None:
         query = dict(url.query)
         self._ssl = query.pop("ssl", None)
-        self._dsn = url.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+        # host (a socket directory, as the embedded server's URL has it) and port say where the
+        # server is: without them asyncpg would go to localhost:5432, another server or none.
+        where = {key: value for key, value in query.items() if key in ("host", "port")}
+        self._dsn = url.set(drivername="postgresql", query=where).render_as_string(hide_password=False)
         self.channel = channel
         self.on_notify = on_notify
         self.application_name = application_name
