@@ -227,3 +227,24 @@ def _forget_this_runs_redis_keys() -> Iterator[None]:
             client.delete(*keys[start : start + 500])
     finally:
         client.close()
+
+
+@pytest.fixture
+async def scratch(server_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An empty database of its own, for a test that moves schemas down and up."""
+    name = f"cathouse_migrate_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=server_url)
+    async with admin.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = create_engine(
+        settings, application_name="cathouse-tests", pool_size=1, url=_with_database(server_url, name)
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await admin.dispose()

@@ -3,17 +3,12 @@ facets, after the upgrade."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog import search
 from cathouse.platform import migrations
-from cathouse.platform.db import create_engine, sessionmaker
-from cathouse.platform.settings import Settings
+from cathouse.platform.db import sessionmaker
 from cathouse.services import COMPONENTS
 
 INSERT = text(
@@ -21,26 +16,6 @@ INSERT = text(
     "published_at) VALUES (gen_random_uuid(), :slug, :name, 'A summary.', :description, :category, :tags, :status, "
     ":installs, CASE WHEN :published THEN now() END)"
 )
-
-
-@pytest.fixture
-async def scratch(server_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
-    """A database of its own, since this test moves the catalog's schema down and up."""
-    name = f"cathouse_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=server_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def test_the_upgrade_makes_every_published_cat_searchable(scratch: AsyncEngine) -> None:

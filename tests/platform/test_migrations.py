@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import AsyncIterator
 
-import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform import migrations
-from cathouse.platform.db import create_engine
-from cathouse.platform.settings import Settings
 from cathouse.services import COMPONENTS
 
 ALL = list(COMPONENTS.values())
-
-
-@pytest.fixture
-async def scratch(server_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
-    name = f"cathouse_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=server_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def schemas(engine: AsyncEngine) -> set[str]:

@@ -14,12 +14,20 @@ reviews of those). Moderation reasons and installation details are for those use
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
 from cathouse.activity import catalogue as c
-from cathouse.activity.readmodel import CatState, Effects, InstallationState, NewEntry, ReviewState, State
+from cathouse.activity.readmodel import (
+    CatState,
+    Effects,
+    InstallationState,
+    NewEntry,
+    Outcome,
+    ReviewState,
+    State,
+)
 from cathouse.platform.outbox.relay import Event
 
 ACTIVE = "active"
@@ -37,6 +45,33 @@ def skip_reason(event: Event) -> str | None:
     if event.schema_version != spec.schema_version:
         return "unknown_version"
     return None
+
+
+def triage(events: Sequence[Event]) -> tuple[dict[int, Outcome], dict[str, int]]:
+    """A batch sorted before any store is asked: the outcomes known already (not for this
+    consumer, or an id repeated within the batch), and each other event id with its place."""
+    outcomes: dict[int, Outcome] = {}
+    candidates: dict[str, int] = {}  # event id: its first place in the batch
+    for i, event in enumerate(events):
+        reason = skip_reason(event)
+        if reason is not None:
+            outcomes[i] = Outcome(event, "skipped", reason=reason)
+        elif event.id in candidates:
+            outcomes[i] = Outcome(event, "duplicate")
+        else:
+            candidates[event.id] = i
+    return outcomes, candidates
+
+
+def payload_ids(events: Iterable[Event], key: str) -> set[uuid.UUID]:
+    """The UUIDs the events' payloads name under ``key``, for reading their state in one query."""
+    found = set()
+    for event in events:
+        try:
+            found.add(uuid.UUID(str(event.payload[key])))
+        except (KeyError, TypeError, ValueError):
+            continue  # the projection reports what is missing
+    return found
 
 
 async def project(event: Event, state: State) -> Effects:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from cathouse.activity.models import (
     PlatformStat,
     ReviewRecord,
 )
-from cathouse.activity.projection import Malformed, project, skip_reason
+from cathouse.activity.projection import Malformed, payload_ids, project, triage
 from cathouse.activity.readmodel import (
     CAT_COUNTERS,
     CatState,
@@ -53,16 +53,6 @@ CAT_STATS = cast(Table, CatStats.__table__)
 PLATFORM = cast(Table, PlatformStat.__table__)
 
 
-def _ids(events: Iterable[Event], key: str) -> set[uuid.UUID]:
-    found = set()
-    for event in events:
-        try:
-            found.add(uuid.UUID(str(event.payload[key])))
-        except (KeyError, TypeError, ValueError):
-            continue  # the projection reports what is missing
-    return found
-
-
 class BatchState:
     """The projection's memory for one batch: the stored state, then what the batch changed."""
 
@@ -74,11 +64,15 @@ class BatchState:
 
     async def load(self, events: Sequence[Event]) -> None:
         """Read the state every event of the batch may ask for, three queries in all."""
-        await self._load(CATS, "cat_id", _ids(events, "cat_id"), self.cats, CatState)
+        await self._load(CATS, "cat_id", payload_ids(events, "cat_id"), self.cats, CatState)
         await self._load(
-            INSTALLATIONS, "installation_id", _ids(events, "installation_id"), self.installations, InstallationState
+            INSTALLATIONS,
+            "installation_id",
+            payload_ids(events, "installation_id"),
+            self.installations,
+            InstallationState,
         )
-        await self._load(REVIEWS, "review_id", _ids(events, "review_id"), self.reviews, ReviewState)
+        await self._load(REVIEWS, "review_id", payload_ids(events, "review_id"), self.reviews, ReviewState)
 
     async def _load(self, table: Table, key: str, ids: set[uuid.UUID], into: dict[Any, Any], kind: Any) -> None:
         ids -= into.keys()
@@ -102,14 +96,24 @@ class BatchState:
         return self.reviews[review_id]
 
     def remember(self, effects: Effects) -> None:
-        if effects.cat is not None:
-            self.cats[effects.cat.cat_id] = effects.cat
-        if effects.installation is not None:
-            self.installations[effects.installation.installation_id] = effects.installation
-        if effects.review is not None:
-            self.reviews[effects.review.review_id] = effects.review
-        if effects.review_removed is not None:
-            self.reviews[effects.review_removed] = None
+        _keep(self.cats, self.installations, self.reviews, effects)
+
+
+def _keep(
+    cats: dict[uuid.UUID, Any],
+    installations: dict[uuid.UUID, Any],
+    reviews: dict[uuid.UUID, Any],
+    effects: Effects,
+) -> None:
+    """The state an event leaves, by aggregate id (a removed review as None)."""
+    if effects.cat is not None:
+        cats[effects.cat.cat_id] = effects.cat
+    if effects.installation is not None:
+        installations[effects.installation.installation_id] = effects.installation
+    if effects.review is not None:
+        reviews[effects.review.review_id] = effects.review
+    if effects.review_removed is not None:
+        reviews[effects.review_removed] = None
 
 
 class Writes:
@@ -126,14 +130,7 @@ class Writes:
     def add(self, effects: Effects) -> None:
         if effects.entry is not None:
             self.entries.append(effects.entry)
-        if effects.cat is not None:
-            self.cats[effects.cat.cat_id] = effects.cat
-        if effects.installation is not None:
-            self.installations[effects.installation.installation_id] = effects.installation
-        if effects.review is not None:
-            self.reviews[effects.review.review_id] = effects.review
-        if effects.review_removed is not None:
-            self.reviews[effects.review_removed] = None
+        _keep(self.cats, self.installations, self.reviews, effects)
         if effects.cat_id is not None and effects.cat_counters:
             self.cat_counters[effects.cat_id].update(effects.cat_counters)
         self.platform_counters.update(effects.platform_counters)
@@ -229,16 +226,7 @@ async def _mark(conn: AsyncConnection, events: Sequence[Event]) -> set[str]:
 
 async def apply_batch(conn: AsyncConnection, events: Sequence[Event], entry_lock: int) -> list[Outcome]:
     """Apply ``events`` in order, each at most once, in ``conn``'s transaction."""
-    outcomes: dict[int, Outcome] = {}
-    candidates: dict[str, int] = {}  # event id: its first place in the batch
-    for i, event in enumerate(events):
-        reason = skip_reason(event)
-        if reason is not None:
-            outcomes[i] = Outcome(event, "skipped", reason=reason)
-        elif event.id in candidates:
-            outcomes[i] = Outcome(event, "duplicate")
-        else:
-            candidates[event.id] = i
+    outcomes, candidates = triage(events)
     fresh = await _mark(conn, [events[i] for i in candidates.values()])
     state, writes = BatchState(conn), Writes()
     await state.load([e for e in events if e.id in fresh])

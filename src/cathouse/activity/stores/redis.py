@@ -24,7 +24,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from loguru import logger
 
-from cathouse.activity.projection import Malformed, project, skip_reason
+from cathouse.activity.projection import Malformed, project, triage
 from cathouse.activity.readmodel import (
     CAT_COUNTERS,
     PLATFORM_COUNTERS,
@@ -179,16 +179,7 @@ class RedisReadModel:
     async def _apply(self, events: Sequence[Event], token: str) -> list[Outcome]:
         """The batch in four round trips: which ids are new, the state they need, whether the
         script is loaded, their scripts."""
-        outcomes: dict[int, Outcome] = {}
-        candidates: dict[str, int] = {}  # event id: its first place in the batch
-        for i, event in enumerate(events):
-            reason = skip_reason(event)
-            if reason is not None:
-                outcomes[i] = Outcome(event, "skipped", reason=reason)
-            elif event.id in candidates:
-                outcomes[i] = Outcome(event, "duplicate")
-            else:
-                candidates[event.id] = i
+        outcomes, candidates = triage(events)
         fresh = await self._fresh(events, candidates)
         for i in set(candidates.values()) - set(fresh):
             outcomes[i] = Outcome(events[i], "duplicate")

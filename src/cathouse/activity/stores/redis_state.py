@@ -9,27 +9,18 @@ its original), the state it would have left is there anyway: the other delivery 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from cathouse.activity.projection import payload_ids
 from cathouse.activity.readmodel import CatState, Effects, InstallationState, ReviewState
 from cathouse.platform.outbox.relay import Event
 
 
 def _opt(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
-
-
-def _ids(events: Iterable[Event], key: str) -> set[uuid.UUID]:
-    found = set()
-    for event in events:
-        try:
-            found.add(uuid.UUID(str(event.payload[key])))
-        except (KeyError, TypeError, ValueError):
-            continue  # the projection reports what is missing
-    return found
 
 
 def _cat(cat_id: uuid.UUID, found: dict[str, str]) -> CatState | None:
@@ -71,7 +62,9 @@ class BatchState:
 
     async def load(self, events: Sequence[Event]) -> None:
         """Read, in one pipeline, the state every event of the batch may ask for."""
-        wanted = [(kind, i) for kind in _KINDS for i in _ids(events, f"{kind}_id") if (kind, i) not in self.known]
+        wanted = [
+            (kind, i) for kind in _KINDS for i in payload_ids(events, f"{kind}_id") if (kind, i) not in self.known
+        ]
         if not wanted:
             return
         pipe = self.client.pipeline(transaction=False)
