@@ -39,6 +39,7 @@ from cathouse.proxy.audit import (
     redact_query,
     verify,
 )
+from cathouse.proxy.audit import chain as chain_module
 from cathouse.proxy.audit import writer as audit_writer
 from cathouse.proxy.models import AuditLog
 from cathouse.proxy.router import router as audit_router
@@ -91,6 +92,21 @@ async def test_a_full_batch_is_written_at_once_and_the_rest_at_the_interval(audi
         await asyncio.sleep(0.2)
         assert await count(audit_db) == 10, "a part batch waits for the interval"
         await wait_for_rows(audit_db, 13, within=3.0)
+    finally:
+        assert await writer.stop() == 0
+
+
+async def test_a_busy_writer_writes_whole_batches_and_leaves_the_rest_for_the_interval(audit_db: AsyncEngine) -> None:
+    writer = AuditWriter(audit_db, batch_size=10, flush_interval=1.0)
+    await writer.start()
+    try:
+        for _ in range(25):
+            writer.record(audit_record())
+        await wait_for_rows(audit_db, 20, within=0.5)
+        await asyncio.sleep(0.2)
+        assert await count(audit_db) == 20, "the last five wait for the interval, not a transaction of their own"
+        await wait_for_rows(audit_db, 25, within=3.0)
+        assert (await verify(audit_db)).ok
     finally:
         assert await writer.stop() == 0
 
@@ -274,6 +290,63 @@ def test_the_hashed_form_is_exactly_the_sorted_json_of_the_record(
         **dict(zip(audit.UUID_FIELDS, ids, strict=True)),
     }
     assert audit.canonical(row) == _reference_canonical(row)
+
+
+odd_text = st.text(max_size=40) | st.sampled_from(
+    ["a\tb", "a\\b", "line\nbreak", "\r", "nul\x00", "é", "\ud800", '"q"']
+)
+
+
+@settings_(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(timezones=st.timezones() | st.just(UTC)),
+    texts=st.tuples(odd_text, odd_text, odd_text, odd_text),
+    latency=st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=1e9) | st.integers(0, 10**6),
+    numbers=st.tuples(*(st.integers(min_value=-(2**31), max_value=2**31 - 1) for _ in range(3))),
+    upstream=st.none() | st.integers(min_value=100, max_value=599),
+    ids=st.tuples(*(maybe_uuid for _ in range(5))),
+    seq=st.integers(min_value=1, max_value=2**62),
+    prev=st.binary(min_size=32, max_size=32),
+)
+def test_the_writers_fast_form_hashes_what_verify_recomputes(
+    at: datetime,
+    texts: tuple[str, str, str, str],
+    latency: float,
+    numbers: tuple[int, int, int],
+    upstream: int | None,
+    ids: tuple[uuid.UUID | None, ...],
+    seq: int,
+    prev: bytes,
+) -> None:
+    """The writer formats a record once for both its hash and its COPY row; the hash must be the
+    one :func:`audit.link_hash` gives for the row as stored, whatever the record holds."""
+    request_id, method, path, decision = texts
+    status, bytes_in, bytes_out = numbers
+    rec = AuditRecord(
+        at=at,
+        request_id=request_id,
+        method=method,
+        path=path,
+        decision=decision,
+        status=status,
+        upstream_status=upstream,
+        latency_ms=latency,
+        bytes_in=bytes_in,
+        bytes_out=bytes_out,
+        **dict(zip(audit.UUID_FIELDS, ids, strict=True)),
+    )
+    _, digest = chain_module._link(chain_module._prepare(rec), seq, prev)
+    assert digest == audit.link_hash(prev, {**chain_module._row(rec), "seq": seq})
+
+
+async def test_text_that_copy_must_escape_is_stored_and_verifies(audit_db: AsyncEngine) -> None:
+    odd = ["tab\there", "back\\slash", "new\nline", "cr\rhere", "nul\x00", "é ü", '"quoted"', "\\N", "\\."]
+    records = [audit_record(request_id=value, path="/x/" + value, method="GET") for value in odd]
+    await write(audit_db, records)
+    rows = await stored(audit_db)
+    assert [r["request_id"] for r in rows] == [v.replace("\x00", "\ufffd") for v in odd]
+    assert [r["path"] for r in rows] == ["/x/" + v.replace("\x00", "\ufffd") for v in odd]
+    assert (await verify(audit_db)).ok
 
 
 async def test_an_edited_record_is_reported(chain: AsyncEngine) -> None:

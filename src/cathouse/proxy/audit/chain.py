@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import uuid
+from binascii import hexlify
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any, cast
@@ -141,35 +142,199 @@ async def lock_head(session: AsyncSession) -> Row[int, bytes, int, bytes]:
 async def append(session: AsyncSession, records: Sequence[AuditRecord]) -> int:
     """Chain ``records`` after the head, in the caller's transaction (which holds the head's lock
     until it ends). Returns how many were stored; a malformed record is dropped and logged."""
-    rows = []
+    prepared = []
     for rec in records:
         try:
-            rows.append(_row(rec))
-        except (TypeError, ValueError, AttributeError) as exc:
+            prepared.append(_prepare(rec))
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             AUDIT_LOST.labels("malformed").inc()
             logger.error("audit record malformed; dropped", request_id=getattr(rec, "request_id", None), error=str(exc))
-    if not rows:
+    if not prepared:
         return 0
     seq, prev, _, _ = await lock_head(session)
-    for row in rows:
+    lines = []
+    for record in prepared:
         seq += 1
-        row["seq"] = seq
-        row["prev_hash"] = prev
-        prev = row["hash"] = link_hash(prev, row)
-    await _copy(session, rows)
+        line, prev = _link(record, seq, prev)
+        lines.append(line)
+    await _copy(session, b"".join(lines))
     await session.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_seq=seq, last_hash=prev))
-    return len(rows)
+    return len(prepared)
 
 
-_COLUMNS = tuple(column.name for column in LOG.columns)
+# What _prepare makes of a record: its canonical form up to ``"seq":`` and after the number, and
+# its row in COPY's text format after the seq and the two hashes.
+_Prepared = tuple[bytes, bytes, bytes]
+_HEAD = (
+    '{"api_key_id":%s,"at":"%s","bytes_in":%d,"bytes_out":%d,"cat_id":%s,"decision":%s,'
+    '"installation_id":%s,"latency_ms":"%.3f","method":%s,"owner_id":%s,"path":%s,"request_id":%s,"seq":'
+)
+_TAIL = ',"status":%d,"upstream_status":%s,"user_id":%s}'
+_STORED = "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%.3f\t%d\t%d\n"
+_COPY_COLUMNS = (
+    "seq",
+    "prev_hash",
+    "hash",
+    "at",
+    "request_id",
+    "user_id",
+    "owner_id",
+    "installation_id",
+    "cat_id",
+    "api_key_id",
+    "method",
+    "path",
+    "decision",
+    "status",
+    "upstream_status",
+    "latency_ms",
+    "bytes_in",
+    "bytes_out",
+)
+_INT32 = 2**31
+_INT64 = 2**63
+_NULL_UUID = ("null", "\\N")
+# A call's ids repeat (the same installation, cat, owner and key, call after call): their two
+# spellings are kept rather than formatted afresh for every record.
+_UUID_FORMS: dict[int, tuple[str, str]] = {}
+_UUID_FORMS_MAX = 4096
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_sha256 = hashlib.sha256
 
 
-async def _copy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store ``rows`` with COPY on the session's own connection (so in its transaction): an
-    INSERT of many rows spends more CPU building its parameters than the proxy spends on a call."""
+def _plain(value: object, limit: int) -> bool:
+    """Whether ``value`` is stored and hashed as it is: short printable ASCII with no backslash,
+    which COPY's text format and the canonical JSON both take unescaped."""
+    return type(value) is str and len(value) <= limit and value.isascii() and value.isprintable() and "\\" not in value
+
+
+def _uuid_forms(value: object) -> tuple[str, str]:
+    """An id's canonical spelling (quoted JSON) and its spelling in COPY's text format."""
+    if value is None:
+        return _NULL_UUID
+    key = value.int if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).int
+    forms = _UUID_FORMS.get(key)
+    if forms is None:
+        text = str(uuid.UUID(int=key))
+        if len(_UUID_FORMS) >= _UUID_FORMS_MAX:
+            _UUID_FORMS.clear()
+        forms = _UUID_FORMS[key] = (f'"{text}"', text)
+    return forms
+
+
+def _prepare(rec: AuditRecord) -> _Prepared:
+    """Everything of a record's canonical form and stored row but its place in the chain.
+
+    A record as the gateway makes it is taken as it is; any other goes through :func:`_row`
+    first, which normalises what it can and raises on what it cannot. Either way the bytes hashed
+    are :func:`canonical` of the row as PostgreSQL gives it back (the tests check both).
+    """
+    at, request_id, method, path, decision = rec.at, rec.request_id, rec.method, rec.path, rec.decision
+    status, upstream, latency, bytes_in, bytes_out = (
+        rec.status,
+        rec.upstream_status,
+        rec.latency_ms,
+        rec.bytes_in,
+        rec.bytes_out,
+    )
+    if (
+        at.tzinfo is UTC
+        and _plain(request_id, 128)
+        and _plain(method, 16)
+        and _plain(path, MAX_PATH)
+        and _plain(decision, 32)
+        and type(status) is int
+        and -_INT32 <= status < _INT32
+        and (upstream is None or (type(upstream) is int and -_INT32 <= upstream < _INT32))
+        and type(latency) is float
+        and latency - latency == 0.0  # finite
+        and type(bytes_in) is int
+        and -_INT64 <= bytes_in < _INT64
+        and type(bytes_out) is int
+        and -_INT64 <= bytes_out < _INT64
+    ):
+        # COPY's text format takes these as they are.
+        texts = (request_id, method, path, decision)
+    else:
+        row = _row(rec)
+        at, request_id, method, path, decision = (
+            row["at"],
+            row["request_id"],
+            row["method"],
+            row["path"],
+            row["decision"],
+        )
+        status, upstream, latency, bytes_in, bytes_out = (
+            row["status"],
+            row["upstream_status"],
+            row["latency_ms"],
+            row["bytes_in"],
+            row["bytes_out"],
+        )
+        texts = (_copy_text(request_id), _copy_text(method), _copy_text(path), _copy_text(decision))
+    user, owner, installation, cat, key = (
+        _uuid_forms(rec.user_id),
+        _uuid_forms(rec.owner_id),
+        _uuid_forms(rec.installation_id),
+        _uuid_forms(rec.cat_id),
+        _uuid_forms(rec.api_key_id),
+    )
+    moment = at.isoformat(timespec="microseconds")
+    head = _HEAD % (
+        key[0],
+        moment,
+        bytes_in,
+        bytes_out,
+        cat[0],
+        _json_string(decision),
+        installation[0],
+        latency,
+        _json_string(method),
+        owner[0],
+        _json_string(path),
+        _json_string(request_id),
+    )
+    upstream_json = "null" if upstream is None else str(upstream)
+    tail = _TAIL % (status, upstream_json, user[0])
+    stored = _STORED % (
+        moment,
+        texts[0],
+        user[1],
+        owner[1],
+        installation[1],
+        cat[1],
+        key[1],
+        texts[1],
+        texts[2],
+        texts[3],
+        status,
+        "\\N" if upstream is None else upstream_json,
+        latency,
+        bytes_in,
+        bytes_out,
+    )
+    return head.encode(), tail.encode(), stored.encode()
+
+
+def _link(prepared: _Prepared, seq: int, prev: bytes) -> tuple[bytes, bytes]:
+    """A prepared record's row in COPY's text format at ``seq`` after ``prev``, and its hash."""
+    head, tail, stored = prepared
+    digest = _sha256(HASH_DOMAIN + prev + b"%s%d%s" % (head, seq, tail)).digest()
+    return b"%d\t\\\\x%s\t\\\\x%s\t%s" % (seq, hexlify(prev), hexlify(digest), stored), digest
+
+
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
+async def _copy(session: AsyncSession, data: bytes) -> None:
+    """Store rows given in COPY's text format on the session's own connection (so in its
+    transaction). The rows are formatted with the canonical forms, from the same pieces: an
+    INSERT, or COPY's binary format, spends more CPU per record than the proxy spends on a call."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
-    await driver.copy_records_to_table(
-        LOG.name, schema_name=LOG.schema, columns=_COLUMNS, records=[tuple(row[c] for c in _COLUMNS) for row in rows]
+    # bytes would be taken for a file name: a memoryview is read as the data itself.
+    await driver.copy_to_table(
+        LOG.name, schema_name=LOG.schema, columns=_COPY_COLUMNS, source=memoryview(data), format="text"
     )

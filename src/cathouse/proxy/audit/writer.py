@@ -27,7 +27,9 @@ class AuditWriter:
     """Writes audit records off the hot path, in batches, and drains them when stopped.
 
     ``record()`` only appends to a queue. A task writes the queue every ``flush_interval``
-    seconds, or as soon as ``batch_size`` records wait; a batch that fails (the database is down)
+    seconds, and whole batches as soon as ``batch_size`` records wait (each batch is a
+    transaction, whose fixed cost a busy proxy pays once per batch, not once per handful of
+    records); a batch that fails (the database is down)
     stays queued and is retried with backoff. ``stop()`` writes everything still queued.
     """
 
@@ -86,8 +88,11 @@ class AuditWriter:
 
     async def flush(self) -> None:
         """Write everything queued now; raises (records kept) if the database refuses."""
+        await self._write(whole_batches_only=False)
+
+    async def _write(self, *, whole_batches_only: bool) -> None:
         async with self._lock:
-            while self._pending:
+            while self._pending and (len(self._pending) >= self._batch_size or not whole_batches_only):
                 batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_size))]
                 try:
                     async with self._sessions() as session, session.begin():
@@ -130,12 +135,21 @@ class AuditWriter:
     async def _run(self) -> None:
         failures = 0
         while not (self._stopping and not self._pending):
-            if not self._stopping and not failures and len(self._pending) < self._batch_size:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            # Woken by a full batch, only whole batches go: what arrived while one was written
+            # waits for the next (or the interval) rather than costing a transaction of its own.
+            whole_batches_only = False
+            if not self._stopping and not failures:
+                if len(self._pending) < self._batch_size:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+                        whole_batches_only = not self._stopping
+                    except TimeoutError:
+                        pass
+                else:
+                    whole_batches_only = True
             try:
-                await self.flush()
+                await self._write(whole_batches_only=whole_batches_only)
                 failures = 0
             except Exception as exc:
                 failures += 1
