@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.app import create_app
@@ -258,6 +259,43 @@ async def test_a_failing_cat_is_retried_then_its_circuit_opens(
     assert len(upstream.seen) == 3, "an open circuit sends nothing to the cat"
     # A call that is not idempotent is sent once.
     upstream.status = 200
+
+
+def proxy_samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name.startswith("cathouse_proxy_request") or family.name.startswith("cathouse_proxy_upstream")
+        for sample in family.samples
+    }
+
+
+async def test_metrics_count_calls_by_cat_and_decision_with_latency_and_upstream_errors(
+    api: httpx.AsyncClient, people: People, upstream: Upstream
+) -> None:
+    installation = await installed(api, people, upstream)
+    cat = (await api.get(f"/api/v1/installations/{installation}", headers=people.owner.headers)).json()["cat"]["slug"]
+    before = proxy_samples((await api.get("/metrics")).text)
+    base = f"/api/v1/proxy/{installation}"
+    for _ in range(3):
+        assert (await api.get(f"{base}/balances/1", headers=people.owner.headers)).status_code == 200
+    assert (await api.get(f"{base}/export", headers=people.owner.headers)).status_code == 403
+    upstream.status = 500
+    assert (await api.post(f"{base}/awards", json={}, headers=people.owner.headers)).status_code == 500
+    after = proxy_samples((await api.get("/metrics")).text)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("cathouse_proxy_requests_total", cat=cat, decision="allowed") == 3
+    assert grew("cathouse_proxy_requests_total", cat=cat, decision="no_permission") == 1
+    assert grew("cathouse_proxy_requests_total", cat=cat, decision="upstream_error") == 1
+    assert grew("cathouse_proxy_upstream_errors_total", cat=cat) == 1
+    assert grew("cathouse_proxy_request_duration_seconds_count", cat=cat) == 5
+    assert grew("cathouse_proxy_request_duration_seconds_bucket", cat=cat, le="+Inf") == 5
+    assert grew("cathouse_proxy_request_duration_seconds_bucket", cat=cat, le="30.0") == 5
+    assert 0 < grew("cathouse_proxy_request_duration_seconds_sum", cat=cat) < 5
 
 
 async def test_bodies_stream_back_and_a_large_one_is_counted(
