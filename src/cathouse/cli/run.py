@@ -46,6 +46,7 @@ def _serve(app: FastAPI, host: str, port: int, settings: Settings) -> None:
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=False,
+        server_header=False,  # what runs the platform is nobody's business
     )
 
 

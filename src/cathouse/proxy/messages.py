@@ -40,8 +40,9 @@ HOP_BY_HOP = frozenset(
 )
 # Never forwarded to the cat: the caller's own credentials and what the proxy sets itself.
 NOT_FORWARDED = HOP_BY_HOP | {b"host", b"authorization", b"cookie", b"content-length", b"x-request-id", b"expect"}
-# Never returned to the caller: the cat's cookies would be set on the platform's domain.
-NOT_RETURNED = HOP_BY_HOP | {b"set-cookie", b"set-cookie2"}
+# Never returned to the caller: the cat's cookies would be set on the platform's domain; the
+# platform's server sends its own Date, and names no server (as nginx drops a proxied Date and Server).
+NOT_RETURNED = HOP_BY_HOP | {b"set-cookie", b"set-cookie2", b"date", b"server"}
 REQUEST_ID_OK = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 
 
@@ -83,6 +84,8 @@ class Call:
 
 
 def escapes(path: str) -> bool:
+    if "." not in path and "%" not in path:
+        return False  # the usual path, decided without splitting it (%2e is a dot too)
     return any(unquote(segment) in (".", "..") for segment in path.split("/"))
 
 
