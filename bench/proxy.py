@@ -45,6 +45,11 @@ the end. Everything started is stopped on exit, Ctrl-C and SIGTERM included.
 
 (``make bench`` runs it too, with the rate limits in memory unless CATHOUSE_REDIS_URL is set.)
 
+``--workers N`` (N > 1) adds a phase through a second proxy service of N worker processes
+(``cathouse serve proxy --workers N``, beside the platform, on the same database and Redis),
+with API keys: what spreading the proxy over cores gives on this machine. nginx keeps its one
+worker, so that phase is not the like-for-like comparison; the one-process phases are.
+
 ``--py-spy FILE`` samples the platform process with py-spy (raw format) during the measured
 API-key phase; that phase's figures are then disturbed by the sampling.
 """
@@ -286,6 +291,18 @@ def platform_env(database_url: str | None, redis_url: str | None) -> dict[str, s
     if redis_url:
         env["CATHOUSE_REDIS_URL"] = redis_url
     return env
+
+
+def start_workers(
+    data_dir: Path, port: int, workers: int, extra_env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """``cathouse serve proxy --workers N`` on the platform's database (the embedded one is
+    joined through its data dir) and Redis."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
+    env.update({"CATHOUSE_DATA_DIR": str(data_dir), **extra_env})
+    command = [sys.executable, "-m", "cathouse", "serve", "proxy", "--port", str(port), "--workers", str(workers)]
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=out)
 
 
 def create_admin(data_dir: Path, extra_env: dict[str, str]) -> None:
@@ -574,12 +591,14 @@ class Parts:
     cathouse: Callable[[], list[psutil.Process]]
     postgres: Callable[[], list[psutil.Process]]
     redis: Callable[[], list[psutil.Process]]
+    workers: Callable[[], list[psutil.Process]] | None = None  # cathouse serve proxy --workers N
 
     def read(self) -> dict[str, float]:
         groups = {
             "upstream": self.upstream(),
             "nginx proxy": self.nginx_proxy() if self.nginx_proxy else [],
             "cathouse": self.cathouse(),
+            "cathouse workers": self.workers() if self.workers else [],
             "postgres": self.postgres(),
             "redis": self.redis(),
         }
@@ -724,7 +743,18 @@ def prepare(
         token = login(http)
         keyed = [install(http, token, upstream_url, with_key=True) for _ in range(count)]
         owned = [install(http, token, upstream_url, with_key=False) for _ in range(count)]
+        spread = [install(http, token, upstream_url, with_key=True) for _ in range(count if args.workers > 1 else 0)]
         token = login(http)  # a fresh one: 15 minutes ahead of it
+
+    workers_port: int | None = None
+    workers: Callable[[], list[psutil.Process]] | None = None
+    if args.workers > 1:
+        workers_port = free_port()
+        workers_proc = start_workers(data_dir, workers_port, args.workers, extra, tmp / "workers.log")
+        stack.callback(stop, workers_proc)
+        print(f"starting cathouse serve proxy --workers {args.workers} on {workers_port} …", file=sys.stderr)
+        wait_healthy(f"http://{HOST}:{workers_port}/api/v1/health", workers_proc)
+        workers = tree(workers_proc.pid)
 
     def postgres() -> list[psutil.Process]:
         if database_url:  # a shared server: only the backends serving this run's database
@@ -739,6 +769,7 @@ def prepare(
         cathouse=lambda: [psutil.Process(platform_pid)],
         postgres=postgres,
         redis=lambda: named("redis-server") if redis_url else [],
+        workers=workers,
     )
     setup = Setup(
         upstream_port, upstream_name, nginx_port, platform, platform_port, data_dir, parts, database, redis_url
@@ -767,6 +798,16 @@ def prepare(
             "cathouse",
         )
     )
+    if workers_port is not None:
+        targets.append(
+            Target(
+                "cathouse-workers",
+                f"Cat House, key, {args.workers} procs",
+                workers_port,
+                [(proxied.format(i), {"Authorization": f"Bearer {k}"}) for i, k in spread],
+                "cathouse workers",
+            )
+        )
 
     return setup, targets, load
 
@@ -861,7 +902,16 @@ def report(outcome: Run, args: argparse.Namespace, load_avg: tuple[float, float]
         print("warning: other work kept the machine busy before the phases; figures are disturbed, ratios less so")
     print()
     print(f"CPU busy during each phase, in cores (of {cores}); 'unaccounted' is no party's (other processes, kernel):")
-    names = ["load generator", "upstream", "nginx proxy", "cathouse", "redis", "postgres", "kernel interrupts"]
+    names = [
+        "load generator",
+        "upstream",
+        "nginx proxy",
+        "cathouse",
+        "cathouse workers",
+        "redis",
+        "postgres",
+        "kernel interrupts",
+    ]
     for r in results:
         seconds = r.load.seconds
         shown = ", ".join(f"{n} {r.cpu.get(n, 0.0) / seconds:.2f}" for n in names if r.cpu.get(n, 0.0) >= 0.005)
@@ -893,10 +943,13 @@ def report(outcome: Run, args: argparse.Namespace, load_avg: tuple[float, float]
     print()
     by = {r.target.name: r for r in results}
     direct, nginx = by["direct"], by.get("nginx")
-    for name, label in (("cathouse-key", "API key"), ("cathouse-token", "access token")):
+    phases = [("cathouse-key", "API key"), ("cathouse-token", "access token")]
+    if "cathouse-workers" in by:
+        phases.append(("cathouse-workers", f"API key, {args.workers} worker processes"))
+    for name, label in phases:
         ours = by[name]
         added = ours.load.p50_ms - direct.load.p50_ms
-        cpu = ours.us_per_request("cathouse")
+        cpu = ours.us_per_request(ours.target.proxy or "cathouse")
         if nginx is None:
             print(
                 f"Cat House ({label}): {ours.load.rate:,.0f} requests/s; p50 added over direct: {added:.2f} ms; "
@@ -919,6 +972,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--no-nginx", action="store_true", help="act as if nginx were not installed")
     parser.add_argument("--no-wrk", action="store_true", help="act as if wrk were not installed")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also measure a proxy service of this many worker processes"
+    )
     parser.add_argument("--py-spy", metavar="FILE", help="sample the platform with py-spy during the API-key phase")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,9 +1,10 @@
-"""The proxy through real processes: the platform, a second proxy process, Redis between them,
-and a real HTTP server standing in for the cat.
+"""The proxy through real processes: the platform, a second proxy service run as two worker
+processes (``cathouse serve proxy --workers 2``), Redis between them, and a real HTTP server
+standing in for the cat.
 
 A user installs a cat, makes an API key, and their application calls the cat through both
-proxies. The cat sees the injected credential and never the caller's key; the rate plan of
-100 calls a minute holds across the two processes exactly.
+ports. The cat sees the injected credential and never the caller's key; the rate plan of
+100 calls a minute holds across the three processes exactly.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
+import psutil
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,9 +32,16 @@ pytestmark = pytest.mark.e2e
 REDIS_URL = os.environ.get("CATHOUSE_REDIS_URL")
 
 
+class Proxies(NamedTuple):
+    platform: str  # cathouse up: every service and the relay
+    proxy: str  # cathouse serve proxy --workers 2
+    proxy_pid: int
+
+
 @pytest.fixture(scope="module")
-def proxies(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """``cathouse up`` (every service and the relay) and a second ``cathouse serve proxy``, sharing Redis."""
+def proxies(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxies]:
+    """``cathouse up`` (every service and the relay) and a second proxy service of two worker
+    processes, all sharing Redis."""
     if REDIS_URL is None:
         pytest.skip("needs CATHOUSE_REDIS_URL: two proxy processes share their counters there")
     data_dir = tmp_path_factory.mktemp("e2e")
@@ -56,17 +66,17 @@ def proxies(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     procs: list[subprocess.Popen[bytes]] = [up]
     try:
         wait_healthy(f"http://127.0.0.1:{platform_port}/api/v1/health", up, logs[0])
-        second = start_cathouse(["serve", "proxy", "--port", str(proxy_port)], env, logs[1])
+        second = start_cathouse(["serve", "proxy", "--port", str(proxy_port), "--workers", "2"], env, logs[1])
         procs.append(second)
         wait_healthy(f"http://127.0.0.1:{proxy_port}/api/v1/health", second, logs[1])
-        yield f"http://127.0.0.1:{platform_port}", f"http://127.0.0.1:{proxy_port}"
+        yield Proxies(f"http://127.0.0.1:{platform_port}", f"http://127.0.0.1:{proxy_port}", second.pid)
     finally:
         for proc in procs:
             terminate_and_wait(proc)
 
 
 @pytest.fixture(scope="module")
-async def platform(proxies: tuple[str, str], engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+async def platform(proxies: Proxies, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     try:
         async with httpx.AsyncClient(base_url=proxies[0], timeout=30) as client:
             yield client
@@ -76,7 +86,7 @@ async def platform(proxies: tuple[str, str], engine: AsyncEngine) -> AsyncIterat
 
 async def test_two_proxy_processes_inject_the_credential_and_share_the_rate_plan(
     platform: httpx.AsyncClient,
-    proxies: tuple[str, str],
+    proxies: Proxies,
     people: People,
     upstream: Upstream,
     engine: AsyncEngine,
@@ -93,7 +103,7 @@ async def test_two_proxy_processes_inject_the_credential_and_share_the_rate_plan
     async with httpx.AsyncClient(timeout=30) as client:
 
         async def call(i: int) -> httpx.Response:
-            base = proxies[i % 2]
+            base = (proxies.platform, proxies.proxy)[i % 2]
             return await client.get(f"{base}/api/v1/proxy/{installation}/balances/{i}", headers=headers)
 
         # 150 calls, spread over both processes, a few at a time.
@@ -106,6 +116,16 @@ async def test_two_proxy_processes_inject_the_credential_and_share_the_rate_plan
     assert len(responses[0].headers.get_list("date")) == 1
     assert "server" not in responses[0].headers
 
+    # The second port is served by two processes, each with the listening socket.
+    listening = [
+        child
+        for child in psutil.Process(proxies.proxy_pid).children()
+        if any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == int(proxies.proxy.rsplit(":", 1)[1])
+            for c in child.net_connections(kind="tcp")
+        )
+    ]
+    assert len(listening) == 2, [child.cmdline() for child in psutil.Process(proxies.proxy_pid).children()]
     assert statuses.count(200) == 100
     assert statuses.count(429) == 50
     assert len(upstream.seen) == 100

@@ -33,7 +33,11 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _serve(app: FastAPI, host: str, port: int, settings: Settings) -> None:
+# The service a worker process serves, for the factory it calls (``cathouse serve --workers``).
+WORKER_SERVICE_ENV = "CATHOUSE_WORKER_SERVICE"
+
+
+def _serve(app: FastAPI | str, host: str, port: int, settings: Settings, workers: int = 1) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action that would kill us before the embedded database is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -47,7 +51,17 @@ def _serve(app: FastAPI, host: str, port: int, settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         server_header=False,  # what runs the platform is nobody's business
+        workers=workers if workers > 1 else None,
+        factory=isinstance(app, str),
     )
+
+
+def worker_app() -> FastAPI:
+    """What each worker process of ``cathouse serve --workers`` serves: the service its parent
+    named, over the database its parent found (both handed down in the environment)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_service_app(os.environ[WORKER_SERVICE_ENV], settings)
 
 
 def _banner(rows: list[tuple[str, str]], docs: list[str]) -> None:
@@ -89,6 +103,12 @@ def serve(
     service: str = typer.Argument(help=f"One of: {', '.join(SERVICES)}."),
     host: str | None = typer.Option(None, help="Interface to listen on (default: CATHOUSE_HOST)."),
     port: int | None = typer.Option(None, help="Port (default: the service's own, e.g. 8005 for auth)."),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        envvar="CATHOUSE_WORKERS",
+        help="Processes sharing the port, one event loop each: a service's requests spread over cores.",
+    ),
 ) -> None:
     """Run one service (as a container does). It does not migrate: run `cathouse migrate` first."""
     if service not in SERVICES:
@@ -96,7 +116,16 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     with database_settings(settings) as live:
-        _serve(create_service_app(service, live), host or live.host, port or live.service(service).port, live)
+        bind_host, bind_port = host or live.host, port or live.service(service).port
+        if workers == 1:
+            _serve(create_service_app(service, live), bind_host, bind_port, live)
+            return
+        # Each worker builds its own app from the environment: the database found here (the
+        # embedded one is joined, not started again) and the service to serve.
+        assert live.database_url is not None
+        os.environ["CATHOUSE_DATABASE_URL"] = live.database_url.get_secret_value()
+        os.environ[WORKER_SERVICE_ENV] = service
+        _serve(f"{__name__}:worker_app", bind_host, bind_port, live, workers=workers)
 
 
 def relay() -> None:
