@@ -350,6 +350,25 @@ async def test_a_server_that_never_answers_times_out() -> None:
     assert 0.15 < elapsed < 1.5
 
 
+async def test_each_call_on_a_kept_connection_gets_its_whole_read_timeout() -> None:
+    """The connection's one timer, set for the first call, goes off during the second: the
+    second call still waits its own read_timeout, and then times out."""
+    loop = asyncio.get_running_loop()
+    quick = UpstreamPool(connect_timeout=1.0, read_timeout=0.4, max_idle_per_target=1)
+    async with raw_server(answering(OK)) as server:  # answers the first request only
+        first = await quick.request(server.target, "GET", "/", HOST)
+        assert await first.read() == b"ok"
+        await asyncio.sleep(0.25)
+        started = loop.time()
+        with pytest.raises(UpstreamError) as caught:
+            await quick.request(server.target, "GET", "/", HOST)
+        elapsed = loop.time() - started
+    await quick.close()
+    assert server.connections == 1, "the second call went on the kept connection"
+    assert caught.value.kind == "timeout"
+    assert 0.35 < elapsed < 1.5, elapsed
+
+
 async def test_the_deadline_caps_a_trickling_body(pool: UpstreamPool) -> None:
     async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")

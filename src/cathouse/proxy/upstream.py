@@ -133,8 +133,8 @@ class _Connection(asyncio.Protocol):
     __slots__ = (
         "active", "body_sent", "buffered", "chunked", "chunks", "closed", "deadline", "declared", "done",
         "error", "got_bytes", "head_only", "headers", "headers_done", "interim", "keep_alive", "limit",
-        "loop", "lost", "parser", "pool", "reading_paused", "received", "status", "target", "transport",
-        "waiter", "write_paused",
+        "loop", "lost", "parser", "pool", "reading_paused", "received", "status", "target", "timer",
+        "transport", "wait_until", "waiter", "write_paused",
     )  # fmt: skip
 
     def __init__(self, pool: UpstreamPool, target: Target, loop: asyncio.AbstractEventLoop) -> None:
@@ -144,6 +144,8 @@ class _Connection(asyncio.Protocol):
         self.parser = HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[None] | None = None
+        self.wait_until: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.lost: asyncio.Future[None] | None = None
         self.error: UpstreamError | None = None
         self.closed = self.reading_paused = self.write_paused = False
@@ -224,18 +226,38 @@ class _Connection(asyncio.Protocol):
             await self.wait()
 
     async def wait(self) -> None:
-        """Until the next event on this connection, for at most read_timeout (and the deadline)."""
+        """Until the next event on this connection, for at most read_timeout (and the deadline).
+
+        The connection keeps one timer rather than setting and cancelling one per wait: it is
+        moved only to come sooner, and when it goes off early for the wait now running it is
+        set again for that wait's own time. A busy connection's timer goes off about once per
+        read_timeout, whatever the number of calls."""
         loop = self.loop
         waiter = self.waiter = loop.create_future()
         when = loop.time() + self.pool._read_timeout
         if self.deadline is not None and self.deadline < when:
             when = self.deadline
-        timer = loop.call_at(when, self._timed_out)
+        self.wait_until = when
+        timer = self.timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self.timer = loop.call_at(when, self._check_wait)
         try:
             await waiter
         finally:
-            timer.cancel()
             self.waiter = None
+            self.wait_until = None
+
+    def _check_wait(self) -> None:
+        self.timer = None
+        until = self.wait_until
+        if until is None or self.waiter is None:
+            return  # nothing waits now: the next wait sets the timer again
+        if self.loop.time() >= until:
+            self._timed_out()
+        else:
+            self.timer = self.loop.call_at(until, self._check_wait)
 
     async def next_chunk(self) -> bytes | None:
         """The next piece of the body, or None at its end."""
@@ -291,6 +313,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool._conns.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.active and not self.done and self.error is None:
             if exc is None and self.headers_done and self.declared is None and not self.chunked:
                 self.done = True  # a body delimited by the close has ended
