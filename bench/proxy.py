@@ -50,6 +50,10 @@ the end. Everything started is stopped on exit, Ctrl-C and SIGTERM included.
 with API keys: what spreading the proxy over cores gives on this machine. nginx keeps its one
 worker, so that phase is not the like-for-like comparison; the one-process phases are.
 
+``--bare`` adds a phase through a bare proxy: the platform's own HTTP server setup (uvicorn
+with its protocol) and its upstream client, forwarding each call with the credential added and
+no check at all: what serving and forwarding alone cost here, the floor under Cat House's phases.
+
 ``--py-spy FILE`` samples the platform process with py-spy (raw format) during the measured
 API-key phase; that phase's figures are then disturbed by the sampling.
 """
@@ -250,6 +254,41 @@ def serve_upstream(port: int) -> None:
     import uvicorn
 
     uvicorn.run(upstream_app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+def serve_bare(port: int, upstream_port: int) -> None:
+    """The floor: Cat House's server (uvicorn with its protocol) and upstream client, forwarding
+    every call to the upstream with the credential added, and nothing else."""
+    import uvicorn
+
+    from cathouse.platform.corked import CorkedHttpToolsProtocol
+    from cathouse.proxy.upstream import Target as Upstream
+    from cathouse.proxy.upstream import UpstreamPool
+
+    upstream = Upstream(HOST, upstream_port, False, HOST)
+    headers = [(b"host", f"{HOST}:{upstream_port}".encode()), (b"x-api-key", SECRET.encode())]
+    pools: list[UpstreamPool] = []
+
+    async def bare(scope: dict[str, Any], receive: Callable[[], Any], send: Callable[[Any], Any]) -> None:
+        if scope["type"] != "http":
+            return
+        if not pools:
+            pools.append(UpstreamPool(connect_timeout=5, read_timeout=30, max_idle_per_target=64))
+        response = await pools[0].request(upstream, scope["method"], scope["path"], headers)
+        body = await response.read()
+        await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(
+        bare,
+        host=HOST,
+        port=port,
+        http=CorkedHttpToolsProtocol,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        lifespan="off",
+    )
 
 
 # --- the platform ------------------------------------------------------------------------------
@@ -592,6 +631,7 @@ class Parts:
     postgres: Callable[[], list[psutil.Process]]
     redis: Callable[[], list[psutil.Process]]
     workers: Callable[[], list[psutil.Process]] | None = None  # cathouse serve proxy --workers N
+    bare: Callable[[], list[psutil.Process]] | None = None  # --bare
 
     def read(self) -> dict[str, float]:
         groups = {
@@ -599,6 +639,7 @@ class Parts:
             "nginx proxy": self.nginx_proxy() if self.nginx_proxy else [],
             "cathouse": self.cathouse(),
             "cathouse workers": self.workers() if self.workers else [],
+            "bare proxy": self.bare() if self.bare else [],
             "postgres": self.postgres(),
             "redis": self.redis(),
         }
@@ -717,6 +758,16 @@ def prepare(
         wait_for_port(upstream_port, upstream_proc)
         upstream_name = "a raw ASGI app under uvicorn (nginx is not installed)"
     upstream_pid = upstream_proc.pid
+    bare_port: int | None = None
+    bare: Callable[[], list[psutil.Process]] | None = None
+    if args.bare:
+        bare_port = free_port()
+        command = [sys.executable, __file__, "--serve-bare", str(bare_port), str(upstream_port)]
+        with (tmp / "bare.log").open("wb") as err:
+            bare_proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+        stack.callback(stop_process, bare_proc)
+        wait_for_port(bare_port, bare_proc)
+        bare = tree(bare_proc.pid)
 
     # The platform, on a database of its own.
     data_dir = tmp / "data"
@@ -770,6 +821,7 @@ def prepare(
         postgres=postgres,
         redis=lambda: named("redis-server") if redis_url else [],
         workers=workers,
+        bare=bare,
     )
     setup = Setup(
         upstream_port, upstream_name, nginx_port, platform, platform_port, data_dir, parts, database, redis_url
@@ -779,6 +831,8 @@ def prepare(
     targets = [Target("direct", "direct", upstream_port, [(f"/v1{CALL}", key)], None)]
     if nginx_port is not None:
         targets.append(Target("nginx", "nginx reverse proxy", nginx_port, [(f"/v1{CALL}", key)], "nginx proxy"))
+    if bare_port is not None:
+        targets.append(Target("bare", "bare proxy (no checks)", bare_port, [(f"/v1{CALL}", {})], "bare proxy"))
     proxied = "/api/v1/proxy/{}" + CALL
     targets.append(
         Target(
@@ -908,6 +962,7 @@ def report(outcome: Run, args: argparse.Namespace, load_avg: tuple[float, float]
         "nginx proxy",
         "cathouse",
         "cathouse workers",
+        "bare proxy",
         "redis",
         "postgres",
         "kernel interrupts",
@@ -943,23 +998,25 @@ def report(outcome: Run, args: argparse.Namespace, load_avg: tuple[float, float]
     print()
     by = {r.target.name: r for r in results}
     direct, nginx = by["direct"], by.get("nginx")
-    phases = [("cathouse-key", "API key"), ("cathouse-token", "access token")]
+    phases = [("cathouse-key", "Cat House (API key)"), ("cathouse-token", "Cat House (access token)")]
+    if "bare" in by:
+        phases.insert(0, ("bare", "bare proxy, no checks"))
     if "cathouse-workers" in by:
-        phases.append(("cathouse-workers", f"API key, {args.workers} worker processes"))
+        phases.append(("cathouse-workers", f"Cat House (API key, {args.workers} worker processes)"))
     for name, label in phases:
         ours = by[name]
         added = ours.load.p50_ms - direct.load.p50_ms
         cpu = ours.us_per_request(ours.target.proxy or "cathouse")
         if nginx is None:
             print(
-                f"Cat House ({label}): {ours.load.rate:,.0f} requests/s; p50 added over direct: {added:.2f} ms; "
+                f"{label}: {ours.load.rate:,.0f} requests/s; p50 added over direct: {added:.2f} ms; "
                 f"{cpu:.0f} µs CPU per request (no nginx to compare with)"
             )
             continue
         nginx_added = nginx.load.p50_ms - direct.load.p50_ms
         nginx_cpu = nginx.us_per_request("nginx proxy")
         print(
-            f"Cat House ÷ nginx ({label}): {ours.load.rate / nginx.load.rate:.2f} of the throughput; "
+            f"{label} ÷ nginx: {ours.load.rate / nginx.load.rate:.2f} of the throughput; "
             f"p50 added over direct: {added:.2f} ms (nginx: {nginx_added:.2f} ms); "
             f"proxy CPU per request: {cpu:.0f} µs (nginx: {nginx_cpu:.0f} µs, {cpu / nginx_cpu:.1f}x)"
         )
@@ -976,10 +1033,15 @@ def main() -> None:
         "--workers", type=int, default=1, help="also measure a proxy service of this many worker processes"
     )
     parser.add_argument("--py-spy", metavar="FILE", help="sample the platform with py-spy during the API-key phase")
+    parser.add_argument("--bare", action="store_true", help="also measure a bare proxy: server and client, no checks")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare", type=int, nargs=2, metavar=("PORT", "UPSTREAM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
+        return
+    if args.serve_bare:
+        serve_bare(*args.serve_bare)
         return
     if args.seconds < 1:
         parser.error("--seconds must be at least 1")
