@@ -50,6 +50,13 @@ class InstallationContext:
     inject_query: tuple[str, str] | None
     # Set once this process has reported the cat's verdict on the credentials, so it reports each change once.
     reported: str | None = field(default=None)
+    # The ids as the rate limiter names its counters, spelled once rather than on every call.
+    id_text: str = field(init=False, repr=False)
+    owner_text: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.id_text = str(self.id)
+        self.owner_text = str(self.owner_id)
 
     @property
     def running(self) -> bool:

@@ -63,6 +63,10 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
+_INSTALLATION_IDS: dict[str, uuid.UUID] = {}  # the ids of recent calls, parsed once
+_INSTALLATION_IDS_MAX = 4096
+
+
 def proxied_installation(path: str) -> uuid.UUID | None:
     """The installation a proxy call is for, or None when ``path`` is not a proxy call
     (``/api/v1/proxy/audit`` and the like are the service's ordinary routes)."""
@@ -71,10 +75,17 @@ def proxied_installation(path: str) -> uuid.UUID | None:
     head = path[len(PREFIX) : len(PREFIX) + 37]
     if len(head) < 36 or (len(head) == 37 and head[36] != "/"):
         return None
-    try:
-        return uuid.UUID(head[:36])
-    except ValueError:
-        return None
+    text = head[:36]
+    found = _INSTALLATION_IDS.get(text)
+    if found is None:
+        try:
+            found = uuid.UUID(text)
+        except ValueError:
+            return None
+        if len(_INSTALLATION_IDS) >= _INSTALLATION_IDS_MAX:
+            _INSTALLATION_IDS.clear()
+        _INSTALLATION_IDS[text] = found
+    return found
 
 
 class GatewayMiddleware:
@@ -170,7 +181,7 @@ class Proxy:
             )
         user_limit = self.settings.user_rate_per_minute
         call.limit = decision = await self.limiter.hit(
-            str(context.id), context.rate_limit, str(context.owner_id), user_limit
+            context.id_text, context.rate_limit, context.owner_text, user_limit
         )
         if not decision.allowed:
             if decision.degraded:

@@ -196,9 +196,9 @@ def limit_headers(decision: Decision | None) -> list[tuple[bytes, bytes]]:
     if decision is None or decision.degraded:
         return []
     return [
-        (b"ratelimit-limit", str(decision.limit).encode()),
-        (b"ratelimit-remaining", str(decision.remaining).encode()),
-        (b"ratelimit-reset", str(max(0, math.ceil(decision.reset))).encode()),
+        (b"ratelimit-limit", b"%d" % decision.limit),
+        (b"ratelimit-remaining", b"%d" % decision.remaining),
+        (b"ratelimit-reset", b"%d" % max(0, math.ceil(decision.reset))),
     ]
 
 

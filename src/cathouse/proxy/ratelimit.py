@@ -197,6 +197,9 @@ class RedisRateLimiter:
         self._retry_interval = retry_interval
         self._prefix = prefix
         self._window_ms = b"%d" % max(1, round(window * 1000))
+        self._window_bulk = _bulk(self._window_ms)
+        # Each (installation, user) pair's two counter keys, in RESP, spelled once.
+        self._keys: dict[tuple[str, str], bytes] = {}
         self._evalsha_head = command(b"EVALSHA", _SHA, b"2", more=6)
         self._eval_head = command(b"EVAL", _SCRIPT, b"2", more=6)
         # Members must be unique across every process sharing the store.
@@ -212,18 +215,19 @@ class RedisRateLimiter:
         self._last_error = ""
 
     async def hit(self, installation_id: str, installation_limit: int, user_id: str, user_limit: int) -> Decision:
-        # The user id as a hash tag puts both keys in one Redis Cluster slot, as a script needs.
-        tag = f"{self._prefix}{{{user_id}}}"
+        keys = self._keys.get((installation_id, user_id))
+        if keys is None:
+            # The user id as a hash tag puts both keys in one Redis Cluster slot, as a script needs.
+            tag = f"{self._prefix}{{{user_id}}}"
+            keys = b"".join(_bulk(key.encode()) for key in (f"{tag}:i:{installation_id}", f"{tag}:u"))
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            self._keys[(installation_id, user_id)] = keys
         self._counter += 1
-        args = (
-            f"{tag}:i:{installation_id}".encode(),
-            f"{tag}:u".encode(),
-            b"%d" % installation_limit,
-            b"%d" % user_limit,
-            self._window_ms,
-            b"%s%x" % (self._nonce, self._counter),
+        member = b"%s%x" % (self._nonce, self._counter)
+        body = b"".join(
+            (keys, _bulk(b"%d" % installation_limit), _bulk(b"%d" % user_limit), self._window_bulk, _bulk(member))
         )
-        body = b"".join([b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in args])
         conn = self._conn
         try:
             if conn is None or conn.closed:
@@ -298,6 +302,13 @@ class RedisRateLimiter:
         logger.info("rate-limit store is back; enforcing again", decisions_without_it=self._outage_decisions)
         self._down = False
         self._unlogged = 0
+
+
+_KEYS_KEPT = 10_000
+
+
+def _bulk(arg: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(arg), arg)
 
 
 def _decision(reply: object, installation_limit: int, user_limit: int) -> Decision:
