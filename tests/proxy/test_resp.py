@@ -51,6 +51,16 @@ async def test_the_calls_of_one_turn_leave_in_one_write_and_replies_resolve_in_o
     assert calls[2].result() == [1, 2, b"abc", None]
 
 
+async def test_an_array_of_integers_split_inside_a_number_is_read_whole() -> None:
+    conn = Connection(timeout=5)
+    conn.connection_made(_Recording())  # type: ignore[arg-type]
+    call = conn.call(command(b"EVALSHA"))
+    for piece in (b"*4\r\n:1\r\n:2", b"3\r", b"\n:-4\r\n:600", b"00\r\n"):
+        assert not call.done()
+        conn.data_received(piece)
+    assert call.result() == [1, 23, -4, 60000]
+
+
 async def test_an_unreadable_reply_fails_every_call_and_drops_the_connection() -> None:
     conn = Connection(timeout=5)
     transport = _Recording()

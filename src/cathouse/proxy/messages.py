@@ -108,17 +108,14 @@ def bearer(scope: Scope) -> str | None:
 def forwarded_headers(
     scope: Scope, host: str, request_id: str, context: InstallationContext
 ) -> list[tuple[bytes, bytes]]:
-    dropped = set(NOT_FORWARDED)
-    headers: list[tuple[bytes, bytes]] = []
+    dropped = NOT_FORWARDED
     for name, value in scope["headers"]:
         if name == b"connection":
             # Headers the caller named as hop-by-hop go no further either.
-            dropped.update(t.strip().lower().encode() for t in value.decode("latin-1").split(","))
-    for name, value in scope["headers"]:
-        if name not in dropped:
-            headers.append((name, value))
-    injected = {name for name, _ in context.inject_headers}
-    headers = [(n, v) for n, v in headers if n not in injected]
+            dropped = dropped | {t.strip().lower().encode() for t in value.decode("latin-1").split(",")}
+    if context.inject_headers:
+        dropped = dropped | {name for name, _ in context.inject_headers}
+    headers = [(name, value) for name, value in scope["headers"] if name not in dropped]
     headers.append((b"host", host.encode("idna") if not host.isascii() else host.encode()))
     headers.append((b"x-request-id", request_id.encode()))
     headers.extend(context.inject_headers)

@@ -40,6 +40,13 @@ def _parse(buf: bytearray, pos: int) -> tuple[object, int]:
     if kind == 0x2A:  # *array
         items: list[object] = []
         for _ in range(int(line)):
+            if end < len(buf) and buf[end] == 0x3A:  # an integer, as the limiter's replies hold: read here
+                eol = buf.find(b"\r\n", end)
+                if eol < 0:
+                    return None, -1
+                items.append(int(buf[end + 1 : eol]))
+                end = eol + 2
+                continue
             item, end = _parse(buf, end)
             if end < 0:
                 return None, -1
