@@ -80,32 +80,27 @@ def flush_failures() -> float:
 # --- the writer --------------------------------------------------------------------------------
 
 
-async def test_a_full_batch_is_written_at_once_and_the_rest_at_the_interval(audit_db: AsyncEngine) -> None:
+@pytest.mark.parametrize(
+    ("at_once", "later", "whole"),
+    [
+        (10, 3, 10),  # a full batch goes at once; three more wait for the interval
+        (25, 0, 20),  # a busy writer writes whole batches: the last five are no transaction of their own
+    ],
+)
+async def test_whole_batches_are_written_at_once_and_the_rest_at_the_interval(
+    audit_db: AsyncEngine, at_once: int, later: int, whole: int
+) -> None:
     writer = AuditWriter(audit_db, batch_size=10, flush_interval=1.0)
     await writer.start()
     try:
-        for _ in range(10):
+        for _ in range(at_once):
             writer.record(audit_record())
-        await wait_for_rows(audit_db, 10, within=0.5)
-        for _ in range(3):
+        await wait_for_rows(audit_db, whole, within=0.5)
+        for _ in range(later):
             writer.record(audit_record())
         await asyncio.sleep(0.2)
-        assert await count(audit_db) == 10, "a part batch waits for the interval"
-        await wait_for_rows(audit_db, 13, within=3.0)
-    finally:
-        assert await writer.stop() == 0
-
-
-async def test_a_busy_writer_writes_whole_batches_and_leaves_the_rest_for_the_interval(audit_db: AsyncEngine) -> None:
-    writer = AuditWriter(audit_db, batch_size=10, flush_interval=1.0)
-    await writer.start()
-    try:
-        for _ in range(25):
-            writer.record(audit_record())
-        await wait_for_rows(audit_db, 20, within=0.5)
-        await asyncio.sleep(0.2)
-        assert await count(audit_db) == 20, "the last five wait for the interval, not a transaction of their own"
-        await wait_for_rows(audit_db, 25, within=3.0)
+        assert await count(audit_db) == whole, "a part batch waits for the interval"
+        await wait_for_rows(audit_db, at_once + later, within=3.0)
         assert (await verify(audit_db)).ok
     finally:
         assert await writer.stop() == 0
