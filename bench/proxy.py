@@ -800,6 +800,8 @@ def prepare(
     workers_port: int | None = None
     workers: Callable[[], list[psutil.Process]] | None = None
     if args.workers > 1:
+        if not redis_url:
+            raise Unexpected("--workers needs CATHOUSE_REDIS_URL: worker processes share the rate limits there")
         workers_port = free_port()
         workers_proc = start_workers(data_dir, workers_port, args.workers, extra, tmp / "workers.log")
         stack.callback(stop, workers_proc)

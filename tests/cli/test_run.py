@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -131,3 +132,20 @@ def test_ctrl_c_stops_the_one_process_platform_too(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert still_running_after(pg) == []
+
+
+@pytest.mark.parametrize("service", ["auth", "proxy"])
+def test_serve_refuses_several_workers_that_would_each_count_the_rate_limits_alone(
+    service: str, tmp_path: Path
+) -> None:
+    env = cathouse_env(tmp_path, database_url=None)  # no CATHOUSE_REDIS_URL
+    done = subprocess.run(
+        [sys.executable, "-m", "cathouse", "serve", service, "--workers", "2", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "CATHOUSE_REDIS_URL" in done.stderr

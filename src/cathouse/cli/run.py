@@ -35,6 +35,9 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 # The service a worker process serves, for the factory it calls (``cathouse serve --workers``).
 WORKER_SERVICE_ENV = "CATHOUSE_WORKER_SERVICE"
+# Services that count rate limits in memory when Redis is not configured: as several processes,
+# each would allow the whole limit.
+COUNTS_IN_REDIS = frozenset({"auth", "proxy"})
 
 
 def _serve(app: FastAPI | str, host: str, port: int, settings: Settings, workers: int = 1) -> None:
@@ -114,6 +117,12 @@ def serve(
     if service not in SERVICES:
         raise typer.BadParameter(f"no service named {service!r}; choose from {', '.join(SERVICES)}")
     settings = get_settings()
+    if workers > 1 and service in COUNTS_IN_REDIS and settings.redis_url is None:
+        raise typer.BadParameter(
+            f"{service} shares its rate limits between processes through Redis: "
+            "set CATHOUSE_REDIS_URL, or run one worker",
+            param_hint="--workers",
+        )
     configure_logging(settings.log_level, json_lines=settings.log_json)
     with database_settings(settings) as live:
         bind_host, bind_port = host or live.host, port or live.service(service).port
