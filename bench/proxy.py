@@ -54,6 +54,9 @@ worker, so that phase is not the like-for-like comparison; the one-process phase
 with its protocol) and its upstream client, forwarding each call with the credential added and
 no check at all: what serving and forwarding alone cost here, the floor under Cat House's phases.
 
+``--single`` measures each path again with one connection, one call at a time: latency with no
+queueing behind other callers, so "p50 added" is what a path adds to a lone call.
+
 ``--py-spy FILE`` samples the platform process with py-spy (raw format) during the measured
 API-key phase; that phase's figures are then disturbed by the sampling.
 """
@@ -882,6 +885,7 @@ class Run:
     setup: Setup
     generator: str
     idle: float
+    single: list[tuple[Target, Load]] = field(default_factory=list)  # --single: one connection
 
 
 def run(args: argparse.Namespace, stack: contextlib.ExitStack, tmp: Path) -> Run:
@@ -899,7 +903,16 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack, tmp: Path) -> Run
     for target in targets:
         sampled = spy if target.name == "cathouse-key" else None
         results.append(measure(target, load, setup.parts, args.seconds, py_spy=sampled))
-    return Run(results, setup, load.name, idle)
+    single = []
+    if args.single:
+        # One connection: no queueing behind other callers, so p50 is what each path adds itself.
+        one: Wrk | AsyncioLoad = Wrk(load.binary, tmp, 1, 1) if isinstance(load, Wrk) else AsyncioLoad(1)
+        print("measuring one connection at a time:", file=sys.stderr, flush=True)
+        for target in targets:
+            if target.name in ("direct", "nginx", "bare", "cathouse-key", "cathouse-token"):
+                print(f"  {target.label}: {args.seconds:g} s", file=sys.stderr, flush=True)
+                single.append((target, one.run(target, args.seconds)))
+    return Run(results, setup, load.name, idle, single)
 
 
 def _serves(proc: psutil.Process, database: str) -> bool:
@@ -997,6 +1010,16 @@ def report(outcome: Run, args: argparse.Namespace, load_avg: tuple[float, float]
                 f"warning: {r.target.label}: {r.load.non_2xx} non-2xx answers and {r.load.socket_errors} socket "
                 "errors: not a valid measurement"
             )
+    if outcome.single:
+        print()
+        print("one connection, one call at a time (no queueing):")
+        base = outcome.single[0][1].p50_ms
+        for target, measured in outcome.single:
+            extra = "" if target.name == "direct" else f"; p50 added over direct {measured.p50_ms - base:.2f} ms"
+            print(
+                f"  {target.label + ':':26} {measured.rate:>9,.0f} requests/s, p50 {measured.p50_ms:.2f} ms, "
+                f"p99 {measured.p99_ms:.2f} ms{extra}"
+            )
     print()
     by = {r.target.name: r for r in results}
     direct, nginx = by["direct"], by.get("nginx")
@@ -1035,6 +1058,9 @@ def main() -> None:
         "--workers", type=int, default=1, help="also measure a proxy service of this many worker processes"
     )
     parser.add_argument("--py-spy", metavar="FILE", help="sample the platform with py-spy during the API-key phase")
+    parser.add_argument(
+        "--single", action="store_true", help="also measure each path with one connection: the latency it adds alone"
+    )
     parser.add_argument("--bare", action="store_true", help="also measure a bare proxy: server and client, no checks")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare", type=int, nargs=2, metavar=("PORT", "UPSTREAM"), help=argparse.SUPPRESS)
