@@ -27,7 +27,7 @@ from cathouse.platform.db import async_url, create_engine
 from cathouse.platform.embedded import embedded_database
 from cathouse.platform.settings import Environment, Settings
 from cathouse.services import COMPONENTS, create_service_app
-from tests.support import RUN_MASTER_KEY
+from tests.support import RUN_MASTER_KEY, own_database
 
 
 @pytest.fixture(scope="session")
@@ -48,22 +48,11 @@ def _with_database(url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh database for this run, migrated to head by the real migrations."""
-    name = f"cathouse_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_settings(server_url), application_name="cathouse-tests", pool_size=1, url=server_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _with_database(server_url, name)
-    engine = create_engine(_settings(url), application_name="cathouse-tests", pool_size=1)
-    await migrations.upgrade(engine, list(COMPONENTS.values()))
-    await engine.dispose()
-    try:
+    async with own_database(server_url, "cathouse_test") as url:
+        engine = create_engine(_settings(url), application_name="cathouse-tests", pool_size=1)
+        await migrations.upgrade(engine, list(COMPONENTS.values()))
+        await engine.dispose()
         yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 # Per-address limits are tested on their own; elsewhere they would make tests depend on each other.
@@ -232,19 +221,9 @@ def _forget_this_runs_redis_keys() -> Iterator[None]:
 @pytest.fixture
 async def scratch(server_url: str, settings: Settings) -> AsyncIterator[AsyncEngine]:
     """An empty database of its own, for a test that moves schemas down and up."""
-    name = f"cathouse_migrate_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=server_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(
-        settings, application_name="cathouse-tests", pool_size=1, url=_with_database(server_url, name)
-    )
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with own_database(server_url, "cathouse_migrate") as url:
+        engine = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=url)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cathouse.catalog import queries as catalog
@@ -24,7 +24,7 @@ from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.settings import Settings
 from cathouse.services import COMPONENTS, create_service_app
 from tests.installation.conftest import People, publish
-from tests.support import RUN_MASTER_KEY, cathouse_env
+from tests.support import RUN_MASTER_KEY, cathouse_env, own_database
 
 ANOTHER_MASTER_KEY = "another-master-key-of-32-chars-min!!"
 
@@ -56,22 +56,13 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture(scope="module")
 async def new_database(server_url: str, make_settings: Callable[..., Settings]) -> AsyncIterator[AsyncEngine]:
     """A database of its own, migrated, whose keyring tables nobody else has touched."""
-    name = f"cathouse_keyring_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_settings(server_url), application_name="cathouse-tests", pool_size=1, url=server_url)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(make_settings(url), application_name="cathouse-tests", pool_size=5, max_overflow=5)
-    try:
-        await migrations.upgrade(engine, [COMPONENTS[c] for c in ("auth", "catalog", "installation")])
-        yield engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with own_database(server_url, "cathouse_keyring") as url:
+        engine = create_engine(make_settings(url), application_name="cathouse-tests", pool_size=5, max_overflow=5)
+        try:
+            await migrations.upgrade(engine, [COMPONENTS[c] for c in ("auth", "catalog", "installation")])
+            yield engine
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.listen import Listener
+from tests.support import terminate_connections
 
 CHANNEL = "cathouse_test_listen"
 
@@ -31,14 +32,7 @@ async def test_a_listener_is_told_of_each_notification_and_of_every_reconnection
         async with asyncio.timeout(5):
             await told.get()
 
-        async with engine.connect() as conn:
-            killed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = 'cathouse-test-listen' AND datname = current_database()"
-                )
-            )
-        assert killed == 1
+        assert await terminate_connections(engine, "cathouse-test-listen") == 1
         async with asyncio.timeout(10):
             await told.get()  # connected again: look again
         assert listener.listening.is_set()

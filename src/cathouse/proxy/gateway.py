@@ -16,6 +16,7 @@ health (503). Every answer, allowed or refused, leaves exactly one audit record.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import uuid
@@ -63,10 +64,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 
 
-_INSTALLATION_IDS: dict[str, uuid.UUID] = {}  # the ids of recent calls, parsed once
-_INSTALLATION_IDS_MAX = 4096
-
-
 def proxied_installation(path: str) -> uuid.UUID | None:
     """The installation a proxy call is for, or None when ``path`` is not a proxy call
     (``/api/v1/proxy/audit`` and the like are the service's ordinary routes)."""
@@ -75,17 +72,15 @@ def proxied_installation(path: str) -> uuid.UUID | None:
     head = path[len(PREFIX) : len(PREFIX) + 37]
     if len(head) < 36 or (len(head) == 37 and head[36] != "/"):
         return None
-    text = head[:36]
-    found = _INSTALLATION_IDS.get(text)
-    if found is None:
-        try:
-            found = uuid.UUID(text)
-        except ValueError:
-            return None
-        if len(_INSTALLATION_IDS) >= _INSTALLATION_IDS_MAX:
-            _INSTALLATION_IDS.clear()
-        _INSTALLATION_IDS[text] = found
-    return found
+    return _installation_id(head[:36])
+
+
+@functools.lru_cache(maxsize=4096)  # the same installations call again and again: parsed once
+def _installation_id(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 class GatewayMiddleware:

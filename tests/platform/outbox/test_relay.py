@@ -12,6 +12,7 @@ from cathouse.platform.context import request_id_var
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
 from cathouse.platform.outbox.relay import Event, InProcessPublisher, PublisherUnavailable, Relay
+from tests.support import terminate_connections
 
 
 class Recorder:
@@ -171,14 +172,7 @@ async def test_the_listener_reconnects_when_its_connection_is_killed(committed: 
     async with relay.running():
         async with asyncio.timeout(5):
             await relay.listening.wait()
-        async with committed.connect() as conn:
-            killed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = 'cathouse-relay-listen' AND datname = current_database()"
-                )
-            )
-        assert killed == 1
+        assert await terminate_connections(committed, "cathouse-relay-listen") == 1
         async with asyncio.timeout(5):
             while relay.listening.is_set():  # noqa: ASYNC110 - no event tells that it went down
                 await asyncio.sleep(0.01)

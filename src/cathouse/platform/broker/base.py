@@ -178,9 +178,14 @@ class Loops:
             await asyncio.wait(busy, timeout=grace)
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            # Bounded: a client library that swallows the cancellation must not hold up the stop.
+            _, stuck = await asyncio.wait(self._tasks, timeout=grace)
+            for task in stuck:
+                logger.warning("a consumer task did not stop when cancelled; left behind", task=task.get_name())
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: its failure was logged where it happened
         self._tasks.clear()
 
 

@@ -168,7 +168,8 @@ class RedisStreamsBroker(BaseBroker[_Subscription]):
         """Keep this member's heartbeat and leases, and start or stop its partitions' readers."""
         lease_ms = int(self.options.lease * 1000)
         renewed = time.monotonic()
-        while True:
+        # Also checked here: redis-py can swallow the cancellation that stopping sends mid-command.
+        while not self._loops.stopping:
             await self._connector.ready.wait()
             assert self._redis is not None
             try:

@@ -7,6 +7,7 @@ is locked by every append, which keeps the chain linear when several proxy proce
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -194,10 +195,6 @@ _COPY_COLUMNS = (
 _INT32 = 2**31
 _INT64 = 2**63
 _NULL_UUID = ("null", "\\N")
-# A call's ids repeat (the same installation, cat, owner and key, call after call): their two
-# spellings are kept rather than formatted afresh for every record.
-_UUID_FORMS: dict[int, tuple[str, str]] = {}
-_UUID_FORMS_MAX = 4096
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _sha256 = hashlib.sha256
 
@@ -212,14 +209,15 @@ def _uuid_forms(value: object) -> tuple[str, str]:
     """An id's canonical spelling (quoted JSON) and its spelling in COPY's text format."""
     if value is None:
         return _NULL_UUID
-    key = value.int if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).int
-    forms = _UUID_FORMS.get(key)
-    if forms is None:
-        text = str(uuid.UUID(int=key))
-        if len(_UUID_FORMS) >= _UUID_FORMS_MAX:
-            _UUID_FORMS.clear()
-        forms = _UUID_FORMS[key] = (f'"{text}"', text)
-    return forms
+    return _spellings(value.int if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).int)
+
+
+# A call's ids repeat (the same installation, cat, owner and key, call after call): their
+# spellings are remembered rather than formatted afresh for every record.
+@functools.lru_cache(maxsize=4096)
+def _spellings(number: int) -> tuple[str, str]:
+    text = str(uuid.UUID(int=number))
+    return f'"{text}"', text
 
 
 def _prepare(rec: AuditRecord) -> _Prepared:
