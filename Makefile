@@ -6,11 +6,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: up test lint format bench clean
 
+# uv resolves and installs about twenty times faster than pip (a fresh .venv in seconds rather
+# than minutes); it comes from PyPI like everything else. Where it cannot be installed, pip does
+# the same install, slower. Either way each package is printed as it goes in.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Cat House needs Python 3.11 or newer"'
+	@echo "==> creating $(VENV) and installing Cat House with its dependencies"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
+		$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'; \
+	else \
+		echo "==> uv is not available; installing with pip (a few minutes)"; \
+		$(BIN)/python -m pip install --progress-bar on -e '.[dev]'; \
+	fi
 	touch $(STAMP)
 
 up: $(STAMP)
