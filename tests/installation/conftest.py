@@ -50,6 +50,8 @@ class FakeCat:
 
     port: int
     status: int = 200
+    # Answers to give first, one per request, before ``status`` again.
+    answers: list[int] = field(default_factory=list)
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     @property
@@ -104,7 +106,8 @@ async def fake_cat() -> AsyncIterator[FakeCat]:
 
     async def hook(request: Request) -> Response:
         cat.received.append((dict(request.headers), await request.body()))
-        return JSONResponse({"ok": cat.status < 300}, status_code=cat.status)
+        status = cat.answers.pop(0) if cat.answers else cat.status
+        return JSONResponse({"ok": status < 300}, status_code=status)
 
     app = Starlette(routes=[Route("/hooks", hook, methods=["POST"])])
     async with serving(app, cat.port):

@@ -130,6 +130,32 @@ async def test_suspend_resume_and_uninstall_tell_the_cat(
     assert (changed["granted"], changed["revoked"]) == (["points:export"], [])
 
 
+async def test_a_webhook_being_retried_holds_back_the_next_one_of_its_installation(
+    api: httpx.AsyncClient, people: People, fake_cat: FakeCat
+) -> None:
+    slug = await publish(api, people, webhook_url=f"{fake_cat.url}/hooks")
+    created = (await api.post(INSTALLATIONS, json=install_body(slug), headers=people.owner.headers)).json()
+    base = f"{INSTALLATIONS}/{created['id']}"
+    await wait_for_status(api, people.owner, created["id"], "active")
+    fake_cat.answers = [503]  # the suspend's first attempt fails and is retried
+    await api.post(f"{base}/suspend", json={"reason": "holiday"}, headers=people.owner.headers)
+    await api.post(f"{base}/resume", headers=people.owner.headers)
+    for _ in range(200):
+        found = await deliveries(api, people, created["id"])
+        if len(found) == 3 and all(d["status"] != "pending" for d in found):
+            break
+        await asyncio.sleep(0.05)
+    sent = [(json.loads(body)["type"], headers["webhook-id"]) for headers, body in fake_cat.received]
+    assert [kind for kind, _ in sent] == [
+        "installation.provisioned",
+        "installation.suspended",
+        "installation.suspended",
+        "installation.resumed",
+    ]
+    assert sent[1][1] == sent[2][1]  # the same delivery, tried again
+    assert all(d["status"] == "succeeded" for d in found)
+
+
 async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(
     api: httpx.AsyncClient, people: People, fake_cat: FakeCat
 ) -> None:

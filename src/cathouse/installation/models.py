@@ -116,6 +116,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    # Creation order: an installation's deliveries leave one at a time, in this order.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(always=True))
     installation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("installation.installations.id", ondelete="CASCADE"), index=True
     )

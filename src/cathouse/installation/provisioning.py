@@ -24,6 +24,7 @@ from loguru import logger
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from cathouse import webhooks
 from cathouse.catalog import queries as catalog
@@ -120,11 +121,31 @@ class Provisioner:
                 await asyncio.wait_for(self._wake.wait(), self.config.webhook_poll_interval)
 
     async def send_due(self, limit: int = 10) -> int:
+        """Send what is due: at most one delivery per installation, its oldest pending one.
+
+        A cat hears about one installation in the order things happened to it: a delivery
+        waits while an earlier one of the same installation is in flight or being retried
+        (until that one succeeds or is given up), as each aggregate's events leave in order.
+        """
+        earlier = aliased(WebhookDelivery)
+        waiting_behind = (
+            select(earlier.id)
+            .where(
+                earlier.installation_id == WebhookDelivery.installation_id,
+                earlier.status == "pending",
+                earlier.seq < WebhookDelivery.seq,
+            )
+            .exists()
+        )
         async with self.sessions() as session, session.begin():
             due = (
                 await session.scalars(
                     select(WebhookDelivery)
-                    .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= datetime.now(UTC))
+                    .where(
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.next_attempt_at <= datetime.now(UTC),
+                        ~waiting_behind,
+                    )
                     .order_by(WebhookDelivery.next_attempt_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
