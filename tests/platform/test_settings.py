@@ -44,6 +44,28 @@ def test_production_accepts_a_configured_master_key() -> None:
     assert settings.master_key_value() == "k" * 43
 
 
+def test_production_refuses_a_short_metrics_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATHOUSE_METRICS__TOKEN", "letmein")
+    with pytest.raises(ValidationError, match="CATHOUSE_METRICS__TOKEN must be at least"):
+        make(env=Environment.PRODUCTION, master_key="k" * 43)
+    assert make().metrics.token is not None  # development takes any
+
+
+def test_production_turns_docs_and_public_metrics_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    production = make(env=Environment.PRODUCTION, master_key="k" * 43)
+    assert not production.docs_enabled
+    assert not production.metrics_on_public_port
+    assert make().docs_enabled
+    assert make().metrics_on_public_port
+    monkeypatch.setenv("CATHOUSE_DOCS", "true")
+    monkeypatch.setenv("CATHOUSE_METRICS__TOKEN", "t" * 32)
+    asked = make(env=Environment.PRODUCTION, master_key="k" * 43)
+    assert asked.docs_enabled
+    assert asked.metrics_on_public_port
+    monkeypatch.setenv("CATHOUSE_METRICS__PORT", "9100")
+    assert not make(env=Environment.PRODUCTION, master_key="k" * 43).metrics_on_public_port
+
+
 def test_development_generates_the_master_key_once_and_keeps_it(tmp_path: Path) -> None:
     first = make(data_dir=tmp_path).master_key_value()
     second = make(data_dir=tmp_path).master_key_value()

@@ -7,6 +7,7 @@ is a real HTTP server on a loopback port, allowed through the SSRF guard by sett
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 
@@ -147,6 +148,37 @@ async def test_an_api_key_calls_its_own_installation_and_no_other(
         ("unauthenticated", 401),
     ]
     assert rows[0]["api_key_id"] == uuid.UUID(created.json()["id"])
+
+
+async def test_each_call_leaves_one_access_log_line_with_the_proxy_route_and_nothing_it_carried(
+    api: httpx.AsyncClient, people: People, upstream: Upstream, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installation = await installed(api, people, upstream)
+    created = await api.post(
+        f"/api/v1/installations/{installation}/api-keys", json={"name": "app"}, headers=people.owner.headers
+    )
+    key = created.json()["key"]
+    capsys.readouterr()
+    base = f"/api/v1/proxy/{installation}"
+    allowed = await api.get(
+        f"{base}/balances/7?secret=hush-hush", headers={"Authorization": f"Bearer {key}", "X-Request-ID": "px-1"}
+    )
+    assert allowed.status_code == 200
+    refused = await api.get(f"{base}/balances/7?secret=hush-hush", headers={"X-Request-ID": "px-2"})
+    assert refused.status_code == 401
+    captured = capsys.readouterr().err
+
+    lines = [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "cathouse.access"]
+    assert [(a["request_id"], a["method"], a["route"], a["status"]) for a in access] == [
+        ("px-1", "GET", "/api/v1/proxy/{installation_id}/{path:path}", 200),
+        ("px-2", "GET", "/api/v1/proxy/{installation_id}/{path:path}", 401),
+    ]
+    assert access[0]["user_id"] == people.owner.id  # the key's owner
+    assert access[1]["user_id"] is None
+    assert all(a["duration_ms"] > 0 and a["service"] == "cathouse" for a in access)
+    for carried in ("hush-hush", key, SECRET, installation, "balances"):
+        assert carried not in captured
 
 
 async def test_refusals_name_what_is_missing_and_each_leaves_one_audit_record(

@@ -13,8 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cathouse
 from cathouse.platform import health, metrics, workers
+from cathouse.platform.access import access_log
 from cathouse.platform.context import service_var
 from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.docs import install_docs
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
@@ -100,6 +102,7 @@ def create_app(
             if run_relay:
                 factories = [s.worker for s in services if s.worker is not None]
                 app.state.relay = await stack.enter_async_context(workers.running(settings, factories))
+            await stack.enter_async_context(metrics.listener(settings))
             logger.info("started", services=[s.name for s in services])
             # Everything made at start (modules, engines, caches) lives as long as the process:
             # moved out of the collector's sight, a full collection under load takes
@@ -115,8 +118,8 @@ def create_app(
         title="Cat House" if len(services) != 1 else f"Cat House {services[0].title or services[0].name}",
         description=" ".join(s.description for s in services if s.description) or "Cat House",
         version=cathouse.__version__,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None,  # served by install_docs, with Swagger UI without a CDN
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -126,15 +129,21 @@ def create_app(
     app.state.sessionmakers = {}
     app.state.relay = None
     app.state.key_source = None
+    # One line per request; the proxy's gateway, in front of the middleware, writes its own.
+    app.state.access_log = access_log(settings, app_name)
 
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(RequestEnvelopeMiddleware, service=app_name)
+    # Off in production unless CATHOUSE_DOCS=true: the map of every route is nobody else's business.
+    if settings.docs_enabled:
+        install_docs(app, prefix=API_PREFIX)
+    app.add_middleware(RequestEnvelopeMiddleware, service=app_name, access_log=app.state.access_log)
     for service in services:
         for front in service.front:
             app.put_in_front(front)
     app.include_router(health.router)
-    app.include_router(metrics.router)
+    if settings.metrics_on_public_port:
+        app.include_router(metrics.public_router(settings))
     for service in services:
         for router in service.routers:
             app.include_router(router)

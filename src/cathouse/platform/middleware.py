@@ -1,4 +1,4 @@
-"""The request envelope: request id, metrics and the last-resort 500, as plain ASGI.
+"""The request envelope: request id, metrics, the access log and the last-resort 500, as plain ASGI.
 
 Plain ASGI rather than ``BaseHTTPMiddleware``: it adds no task or memory stream per request
 and lets streaming responses through untouched.
@@ -12,6 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cathouse.platform.access import AccessLog
 from cathouse.platform.context import request_id_var
 from cathouse.platform.metrics import REQUEST_LATENCY, REQUESTS
 from cathouse.platform.problems import log_unexpected, unexpected_error_response
@@ -28,9 +29,10 @@ def _incoming_request_id(scope: Scope) -> str:
 
 
 class RequestEnvelopeMiddleware:
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
+    def __init__(self, app: ASGIApp, *, service: str, access_log: AccessLog | None = None) -> None:
         self.app = app
         self.service = service
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,6 +68,12 @@ class RequestEnvelopeMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope.get("method", "")
+            elapsed = time.perf_counter() - started
             REQUESTS.labels(self.service, method, template, str(status)).inc()
-            REQUEST_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - started)
+            REQUEST_LATENCY.labels(self.service, method, template).observe(elapsed)
+            if self.access_log is not None:
+                # Set by the authentication dependency when the request carried a valid token.
+                principal = scope["state"].get("principal")
+                user_id = principal.user_id if principal is not None else None
+                self.access_log(method, template, status, elapsed, request_id, user_id)
             request_id_var.reset(token)

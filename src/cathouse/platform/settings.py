@@ -178,6 +178,20 @@ class EventSettings(BaseModel):
     consumer_lease: float = Field(default=30.0, ge=1, le=3600)
 
 
+class MetricsSettings(BaseModel):
+    """Where Prometheus reads ``/metrics``, and who may.
+
+    With ``port`` set, a listener of its own on ``host:port`` serves them (loopback by default:
+    for an agent on the same machine) and the public port does not. With ``token`` set, the
+    public port's ``/metrics`` answers only ``Authorization: Bearer <token>``. In production,
+    with neither, the public port does not serve them at all.
+    """
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    token: SecretStr | None = None
+
+
 MIN_SECRET_LENGTH = 32
 
 
@@ -211,6 +225,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "INFO"
     log_json: bool = True
+    # One JSON line per request (method, route template, status, duration, request and user id).
+    access_log: bool = True
+    # The interactive docs and the OpenAPI document; unset: on, except in production.
+    docs: bool | None = None
+    # Processes of `cathouse serve --workers` (which sets it): each takes its own metrics port.
+    workers: int = Field(default=1, ge=1, le=256)
 
     pool_pre_ping: bool = True
     pool_recycle: int = Field(default=1800, ge=-1)
@@ -224,6 +244,18 @@ class Settings(BaseSettings):
     activity: ActivitySettings = ActivitySettings()
     events: EventSettings = EventSettings()
     tokens: TokenSettings = TokenSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.docs if self.docs is not None else self.env is not Environment.PRODUCTION
+
+    @property
+    def metrics_on_public_port(self) -> bool:
+        """Whether the app's own port serves ``/metrics`` (to whom: see ``metrics.token``)."""
+        if self.metrics.port is not None:
+            return False
+        return self.metrics.token is not None or self.env is not Environment.PRODUCTION
 
     @model_validator(mode="after")
     def _no_generated_secrets_outside_development(self) -> Settings:
@@ -235,6 +267,13 @@ class Settings(BaseSettings):
                 f"CATHOUSE_MASTER_KEY must be set to a real secret of at least {MIN_SECRET_LENGTH} characters "
                 "in production: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _no_guessable_metrics_token(self) -> Settings:
+        token = self.metrics.token.get_secret_value() if self.metrics.token else None
+        if self.env is Environment.PRODUCTION and token is not None and len(token) < MIN_SECRET_LENGTH:
+            raise ValueError(f"CATHOUSE_METRICS__TOKEN must be at least {MIN_SECRET_LENGTH} characters in production")
         return self
 
     def service(self, name: str) -> ServiceSettings:

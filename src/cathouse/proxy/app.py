@@ -59,6 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             limiter=limiter,
             audit=audit,
             verifier=verifier,
+            access_log=app.state.access_log,
         )
         app.state.proxy = proxy
         stack.push_async_callback(proxy.drain)

@@ -28,6 +28,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cathouse.platform.access import AccessLog
 from cathouse.platform.outbox import record_event
 from cathouse.platform.problems import log_unexpected
 from cathouse.platform.security import InvalidToken, Principal, TokenVerifier
@@ -62,6 +63,8 @@ CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"
 # Methods that can be sent again after a failure without doing twice what the caller asked.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({502, 503, 504})
+# What the access log names a proxy call by: the route's template, as the router declares it.
+ROUTE = PREFIX + "{installation_id}/{path:path}"
 
 
 def proxied_installation(path: str) -> uuid.UUID | None:
@@ -114,6 +117,7 @@ class Proxy:
         limiter: RateLimiter,
         audit: AuditWriter,
         verifier: Callable[[], TokenVerifier],
+        access_log: AccessLog | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -123,6 +127,7 @@ class Proxy:
         self.limiter = limiter
         self.audit = audit
         self.verifier = verifier
+        self.access_log = access_log
         self.breakers = CircuitBreakers(failures=settings.breaker_failures, open_seconds=settings.breaker_open_seconds)
         self._background: set[asyncio.Task[None]] = set()
 
@@ -393,6 +398,8 @@ class Proxy:
             )
         )
         metrics.observe(context.cat_slug if context else "", call.decision, latency, call.upstream_status)
+        if self.access_log is not None:
+            self.access_log(call.method, ROUTE, call.status, latency, call.request_id, call.user_id)
 
     async def drain(self) -> None:
         """Wait for the reports still being written (graceful shutdown)."""
