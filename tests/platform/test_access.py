@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from cathouse.platform.access import AccessLog
 from cathouse.platform.settings import Settings
 from cathouse.services import create_service_app
 from tests.auth.conftest import signed_up
@@ -64,3 +65,16 @@ async def test_the_access_log_can_be_turned_off(
         capsys.readouterr()
         assert (await client.get("/api/v1/health")).status_code == 200
     assert access_lines(capsys.readouterr().err) == []
+
+
+def test_a_line_stays_one_json_document_whatever_its_strings_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    AccessLog('svc "a"')('GE"T\n', "/x/{y}\\", 418, 0.0015, 'id"\n', uuid.UUID(int=7))
+    [line] = capsys.readouterr().err.splitlines()
+    entry = json.loads(line)
+    assert (entry["service"], entry["method"], entry["route"], entry["request_id"]) == (
+        'svc "a"',
+        'GE"T\n',
+        "/x/{y}\\",
+        'id"\n',
+    )
+    assert (entry["status"], entry["duration_ms"], entry["user_id"]) == (418, 1.5, str(uuid.UUID(int=7)))

@@ -5,32 +5,34 @@ template (``/api/v1/cats/{slug}``, so no id, query string, header or body reache
 status, the duration, the request id and, when the request was authenticated, the user's id.
 
 Written directly rather than through loguru: building a loguru record costs about 30 µs, a
-third of what the proxy spends on a whole call, while this line costs about 5 µs. Its fields
-are those of every other JSON line (``platform/logging.py``), so both read as one stream.
+third of what the proxy spends on a whole call, and ``json.dumps`` of the fields 4 µs; this
+line, formatted from a template with only its strings escaped, costs about 5 µs with the write.
+Its fields are those of every other JSON line (``platform/logging.py``), so both read as one
+stream.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from datetime import UTC, datetime
+from json.encoder import encode_basestring as quote  # a JSON string, in C
 from typing import Final
 
 from cathouse.platform.settings import Settings
 
 LOGGER_NAME: Final = "cathouse.access"
-_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 class AccessLog:
     """Call it once per finished request; it writes one line."""
 
-    __slots__ = ("json_lines", "service")
+    __slots__ = ("_service", "json_lines", "service")
 
     def __init__(self, service: str, *, json_lines: bool = True) -> None:
         self.service = service
         self.json_lines = json_lines
+        self._service = quote(service)
 
     def __call__(
         self, method: str, route: str, status: int, seconds: float, request_id: str | None, user_id: object
@@ -39,20 +41,13 @@ class AccessLog:
         user = None if user_id is None else str(user_id)
         millis = round(seconds * 1000, 3)
         if self.json_lines:
-            line = _encode(
-                {
-                    "time": now.isoformat(),
-                    "level": "INFO",
-                    "service": self.service,
-                    "request_id": request_id,
-                    "logger": LOGGER_NAME,
-                    "message": "request",
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": millis,
-                    "user_id": user,
-                }
+            # The keys of every log line first (time, level, service, request_id, logger, message).
+            line = (
+                f'{{"time": "{now.isoformat()}", "level": "INFO", "service": {self._service}, '
+                f'"request_id": {"null" if request_id is None else quote(request_id)}, '
+                f'"logger": "{LOGGER_NAME}", "message": "request", "method": {quote(method)}, '
+                f'"route": {quote(route)}, "status": {int(status)}, "duration_ms": {millis!r}, '
+                f'"user_id": {"null" if user is None else quote(user)}}}'
             )
         else:
             line = (
