@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -21,10 +23,8 @@ from tests.support import (
     free_port,
     postgres_processes,
     process_tree,
-    start_cathouse,
     still_running_after,
     terminate_and_wait,
-    wait_healthy,
 )
 
 pytestmark = pytest.mark.e2e
@@ -66,10 +66,41 @@ async def token_from_auth_verifies_elsewhere(auth_port: int) -> None:
     assert principal.roles == {"user"}
 
 
+def start_up(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``cathouse up`` with its stdout (the banner) and stderr (the logs) in files of their own."""
+    stdout = log.with_suffix(".out")
+    with stdout.open("wb") as out, log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "cathouse", *args], env=env, stdout=out, stderr=err)
+    return proc, stdout
+
+
+def wait_for_banner(proc: subprocess.Popen[bytes], stdout: Path, log: Path, timeout: float = 90.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "Cat House is up" in (text := stdout.read_text()):
+            return text
+        if proc.poll() is not None:
+            raise AssertionError(f"cathouse exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.02)
+    raise AssertionError(f"no banner within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def answers_at_once(url: str) -> None:
+    """A service the banner announced answers the first request: no retry, no wait."""
+    assert httpx.get(url, timeout=5).status_code == 200, url
+
+
 def run_up(data_dir: Path, log: Path, port: int) -> subprocess.Popen[bytes]:
-    env = cathouse_env(data_dir, database_url=None)
-    proc = start_cathouse(["up", "--port", str(port)], env, log)
-    wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", proc, log)
+    env = cathouse_env(data_dir, {"CATHOUSE_LOG_LEVEL": "INFO"}, database_url=None)
+    proc, stdout = start_up(["up", "--port", str(port)], env, log)
+    banner = wait_for_banner(proc, stdout, log)
+    answers_at_once(f"http://127.0.0.1:{port}/api/v1/health")
+    assert f"http://127.0.0.1:{port}/api/v1/docs" in banner
+    # The logs went to stderr, every (whole) line of them JSON, and none to stdout.
+    written = log.read_text()
+    logs = [json.loads(line) for line in written[: written.rfind("\n") + 1].splitlines()]
+    assert "started" in [entry["message"] for entry in logs]
+    assert '"level"' not in banner
     return proc
 
 
@@ -108,10 +139,12 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
     env = cathouse_env(tmp_path / "data", extra, database_url=database_url)
     log = tmp_path / "split.log"
-    proc = start_cathouse(["up", "--split"], env, log)
+    proc, stdout = start_up(["up", "--split"], env, log)
     try:
+        banner = wait_for_banner(proc, stdout, log)
         for name, port in ports.items():
-            wait_healthy(f"http://127.0.0.1:{port}/api/v1/health", proc, log)
+            assert f"http://127.0.0.1:{port}" in banner
+            answers_at_once(f"http://127.0.0.1:{port}/api/v1/health")
             health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
             assert health["service"] == name
             ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/db").json()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -13,12 +12,12 @@ from cathouse.activity.readmodel import Rebuilding
 from cathouse.activity.rebuild import RebuildReport, rebuild
 from cathouse.activity.stores import open_read_model
 from cathouse.cli.database import database_settings, require_migrated
+from cathouse.cli.output import err, out
 from cathouse.platform.db import create_engine
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 
 app = typer.Typer(help="The activity feeds and statistics.")
-console = Console(stderr=True)
 
 
 @app.command("rebuild")
@@ -51,12 +50,12 @@ def rebuild_command(
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
-        with database_settings(settings) as live, Progress(*columns, console=console) as progress:
+        with database_settings(settings) as live, Progress(*columns, console=err) as progress:
             report = asyncio.run(go(live, progress))
     except Rebuilding as exc:
-        console.print(f"[red]Refused:[/red] {exc}")
+        err.print(f"[red]Refused:[/red] {exc}")
         raise typer.Exit(1) from None
     table = Table("events read", "applied", "entries", "skipped", "seconds", title="Activity read model rebuilt")
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "0"
     table.add_row(str(report.events), str(report.applied), str(report.entries), skipped, f"{report.seconds:.1f}")
-    console.print(table)
+    out.print(table)

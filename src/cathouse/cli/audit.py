@@ -6,17 +6,16 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cathouse.cli.database import database_settings, require_migrated
+from cathouse.cli.output import err, out
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 from cathouse.proxy.audit import ChainBroken, VerifyReport, prune_expired, verify
 
 app = typer.Typer(help="Check and prune the proxy's audit log.")
-console = Console(stderr=True)
 
 
 @app.command("verify")
@@ -44,12 +43,12 @@ def verify_chain(
     # Whole, never cut: it is the value to compare with a copy kept elsewhere.
     table.add_column("head hash (sha-256)", overflow="fold")
     table.add_row(str(report.checked), str(report.pruned_through_seq), str(report.last_seq), report.last_hash.hex())
-    console.print(table)
+    out.print(table)
     if report.problem is not None:
         problem = report.problem
-        console.print(f"[red]Tampered:[/red] seq {problem.seq} ({problem.reason}): {problem.detail}")
+        out.print(f"[red]Tampered:[/red] seq {problem.seq} ({problem.reason}): {problem.detail}")
         raise typer.Exit(1)
-    console.print(f"[green]Intact:[/green] no problem, {report.checked} records checked.")
+    out.print(f"[green]Intact:[/green] no problem, {report.checked} records checked.")
 
 
 @app.command("prune")
@@ -79,6 +78,6 @@ def prune_records(
         with database_settings(settings) as live:
             pruned = asyncio.run(go(live))
     except ChainBroken as exc:
-        console.print(f"[red]Refused:[/red] seq {exc.problem.seq} ({exc.problem.reason}): {exc.problem.detail}")
+        err.print(f"[red]Refused:[/red] seq {exc.problem.seq} ({exc.problem.reason}): {exc.problem.detail}")
         raise typer.Exit(1) from None
-    console.print(f"Pruned {pruned} audit records older than {days} days (before {cutoff:%Y-%m-%d %H:%M} UTC).")
+    out.print(f"Pruned {pruned} audit records older than {days} days (before {cutoff:%Y-%m-%d %H:%M} UTC).")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -17,12 +16,12 @@ from cathouse.catalog.assets.storage import storage_from_settings
 from cathouse.catalog.manifests import ManifestProblem, validate_directory
 from cathouse.catalog.sync import CatalogSync, SyncOutcome
 from cathouse.cli.database import database_settings, require_migrated
+from cathouse.cli.output import err, out
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 
 app = typer.Typer(help="Feed the catalog from manifest files.")
-console = Console(stderr=True)
 Directory = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="One folder per cat.")]
 STYLES = {"created": "green", "updated": "cyan", "unchanged": "dim", "failed": "red", "orphaned": "yellow"}
 
@@ -45,7 +44,7 @@ async def sync_directory(settings: Settings, directory: Path, *, show_progress: 
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
-        console=console,
+        console=err,
         disable=not show_progress,
     )
     try:
@@ -74,9 +73,9 @@ def print_report(outcomes: list[SyncOutcome]) -> None:
         problem = _describe(outcome.problems)
         style = STYLES[outcome.result]
         table.add_row(outcome.folder, outcome.slug or "", f"[{style}]{outcome.result}[/{style}]", problem)
-    console.print(table)
+    out.print(table)
     counts: Counter[str] = Counter(o.result for o in outcomes)
-    console.print(", ".join(f"{counts.get(result, 0)} {result}" for result in STYLES))
+    out.print(", ".join(f"{counts.get(result, 0)} {result}" for result in STYLES))
 
 
 def _describe(problems: list[ManifestProblem]) -> str:
@@ -109,10 +108,10 @@ def validate(directory: Directory) -> None:
     """Check every manifest and image of DIRECTORY without touching the catalog."""
     problems = validate_directory(directory)
     if not problems:
-        console.print(f"[green]Every manifest in {directory} is valid.[/green]")
+        out.print(f"[green]Every manifest in {directory} is valid.[/green]")
         return
     table = Table("file", "field", "problem", title=f"{len(problems)} problems")
     for problem in problems:
         table.add_row(problem.file, problem.loc, problem.message)
-    console.print(table)
+    out.print(table)
     raise typer.Exit(1)

@@ -9,18 +9,17 @@ from datetime import timedelta
 from typing import TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cathouse.auth.keys import rotate
 from cathouse.cli.database import database_settings, require_migrated
+from cathouse.cli.output import err, out
 from cathouse.installation.keyring import Keyring, KeyringError, RotationReport
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 
 app = typer.Typer(help="Rotate keys.")
-console = Console(stderr=True)
 T = TypeVar("T")
 
 
@@ -49,7 +48,7 @@ def rotate_signing(
 
     with database_settings(settings) as live:
         kid = asyncio.run(go(live))
-    console.print(f"New signing key {kid}; the previous one verifies for {seconds} s more.")
+    out.print(f"New signing key {kid}; the previous one verifies for {seconds} s more.")
 
 
 def _with_keyring(action: Callable[[Keyring], Awaitable[T]]) -> T:
@@ -71,7 +70,7 @@ def _with_keyring(action: Callable[[Keyring], Awaitable[T]]) -> T:
         with database_settings(settings) as live:
             return asyncio.run(go(live))
     except KeyringError as exc:
-        console.print(f"[red]Refused:[/red] {exc}")
+        err.print(f"[red]Refused:[/red] {exc}")
         raise typer.Exit(1) from None
 
 
@@ -101,14 +100,14 @@ def rotate_master(
         str(report.rewrapped),
         f"[red]{report.remaining}[/red]" if report.remaining else "[green]0[/green]",
     )
-    console.print(table)
+    out.print(table)
     if report.remaining:
-        console.print(
+        err.print(
             f"[yellow]{report.remaining} data keys are still under an older version; "
             "run `cathouse keys rotate` again.[/yellow]"
         )
         raise typer.Exit(1)
-    console.print(f"Every data key is under version {report.version}; older versions can be retired.")
+    out.print(f"Every data key is under version {report.version}; older versions can be retired.")
 
 
 @app.command("retire")
@@ -124,4 +123,4 @@ def retire(
         await keyring.retire(version)
 
     _with_keyring(action)
-    console.print(f"Master-key version {version} is retired.")
+    out.print(f"Master-key version {version} is retired.")

@@ -3,30 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
+import httpx
 import typer
 import uvicorn
 from fastapi import FastAPI
-from rich.console import Console
 from rich.table import Table
 
 from cathouse.cli.catalog import demo_directory, print_report, sync_directory
 from cathouse.cli.database import database_settings
 from cathouse.cli.migrate import apply_all
+from cathouse.cli.output import err, out
 from cathouse.platform import workers
 from cathouse.platform.corked import CorkedHttpToolsProtocol
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app
 
-console = Console(stderr=True)
 STOP_GRACE_SECONDS = 10.0
+# uvicorn's exit code for a server that could not start (its port taken, its lifespan failed).
+STARTUP_FAILURE = 3
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -40,23 +45,50 @@ WORKER_SERVICE_ENV = "CATHOUSE_WORKER_SERVICE"
 COUNTS_IN_REDIS = frozenset({"auth", "proxy"})
 
 
-def _serve(app: FastAPI | str, host: str, port: int, settings: Settings, workers: int = 1) -> None:
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling ``on_ready`` once its socket listens: not before."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            self.on_ready()
+
+
+def _serve(
+    app: FastAPI | str,
+    host: str,
+    port: int,
+    settings: Settings,
+    workers: int = 1,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action that would kill us before the embedded database is stopped.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    # log_config=None keeps uvicorn's loggers routed through ours (JSON lines).
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        http=CorkedHttpToolsProtocol,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        server_header=False,  # what runs the platform is nobody's business
-        workers=workers if workers > 1 else None,
-        factory=isinstance(app, str),
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": CorkedHttpToolsProtocol,
+        "log_config": None,  # keeps uvicorn's loggers routed through ours (JSON lines)
+        "log_level": settings.log_level.lower(),
+        # The platform writes its own access log (platform/access.py): route templates, no query strings.
+        "access_log": False,
+        "server_header": False,  # what runs the platform is nobody's business
+        "factory": isinstance(app, str),
+    }
+    if workers > 1 or on_ready is None:
+        uvicorn.run(app, workers=workers if workers > 1 else None, **options)
+        return
+    # What uvicorn.run does for one process, with a server that says when it listens.
+    server = _AnnouncingServer(uvicorn.Config(app, **options), on_ready)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stopped as asked
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def worker_app() -> FastAPI:
@@ -68,13 +100,14 @@ def worker_app() -> FastAPI:
 
 
 def _banner(rows: list[tuple[str, str]], docs: list[str]) -> None:
+    """What ``up`` is for, on stdout; printed once every listed address answers."""
     table = Table("service", "listening on", title="Cat House is up")
     for name, url in rows:
         table.add_row(name, url)
-    console.print(table)
+    out.print(table)
     for url in docs:
-        console.print(f"API docs: [link={url}]{url}[/link]")
-    console.print("Press Ctrl-C to stop.")
+        out.print(f"API docs: [link={url}]{url}[/link]")
+    out.print("Press Ctrl-C to stop.")
 
 
 def up(
@@ -98,8 +131,10 @@ def up(
         else:
             bind = port or settings.port
             base = f"http://{host}:{bind}"
-            _banner([("all services", base)], [f"{base}/api/v1/docs"])
-            _serve(create_platform_app(live), host, bind, live)
+            docs = [f"{base}/api/v1/docs"] if live.docs_enabled else []
+            _serve(
+                create_platform_app(live), host, bind, live, on_ready=lambda: _banner([("all services", base)], docs)
+            )
 
 
 def serve(
@@ -134,6 +169,7 @@ def serve(
         assert live.database_url is not None
         os.environ["CATHOUSE_DATABASE_URL"] = live.database_url.get_secret_value()
         os.environ[WORKER_SERVICE_ENV] = service
+        os.environ["CATHOUSE_WORKERS"] = str(workers)  # each worker then takes its own metrics port
         _serve(f"{__name__}:worker_app", bind_host, bind_port, live, workers=workers)
 
 
@@ -166,10 +202,8 @@ def _run_split(settings: Settings, host: str) -> None:
         children[name] = subprocess.Popen([*cli, "serve", name, "--host", host, "--port", str(port)], env=env)
     children["relay"] = subprocess.Popen([*cli, "relay"], env=env)
 
-    _banner(
-        [(name, f"http://{host}:{settings.service(name).port}") for name in SERVICES],
-        [f"http://{host}:{settings.service(name).port}/api/v1/docs" for name in SERVICES],
-    )
+    urls = {name: f"http://{host}:{settings.service(name).port}" for name in SERVICES}
+    starting = set(SERVICES)  # the banner waits until each of them answers its health check
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -181,8 +215,13 @@ def _run_split(settings: Settings, host: str) -> None:
         while not stopping:
             dead = [name for name, proc in children.items() if proc.poll() is not None]
             if dead:
-                console.print(f"[red]{', '.join(dead)} stopped unexpectedly; stopping the rest[/red]")
+                err.print(f"[red]{', '.join(dead)} stopped unexpectedly; stopping the rest[/red]")
                 break
+            if starting:
+                starting -= {name for name in starting if _answers(settings, host, name)}
+                if not starting:
+                    docs = [f"{url}/api/v1/docs" for url in urls.values()] if settings.docs_enabled else []
+                    _banner(list(urls.items()), docs)
             time.sleep(0.2)
     finally:
         _stop_children(children)
@@ -190,6 +229,18 @@ def _run_split(settings: Settings, host: str) -> None:
             signal.signal(sig, handler)
     if not stopping:
         raise typer.Exit(1)
+
+
+def _answers(settings: Settings, host: str, service: str) -> bool:
+    """Whether ``service`` answers its health check (on loopback when it listens everywhere)."""
+    address = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
+    if ":" in address and not address.startswith("["):
+        address = f"[{address}]"
+    try:
+        health = httpx.get(f"http://{address}:{settings.service(service).port}/api/v1/health", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return health.status_code == 200
 
 
 def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -7,17 +7,16 @@ import sys
 
 import typer
 from email_validator import EmailNotValidError, validate_email
-from rich.console import Console
 
 from cathouse.auth.admin import create_admin as make_admin
 from cathouse.auth.passwords import Passwords, password_problem
 from cathouse.cli.database import database_settings, require_migrated
+from cathouse.cli.output import out
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 
 app = typer.Typer(help="Manage accounts.")
-console = Console(stderr=True)
 
 
 @app.command("create-admin")
@@ -57,4 +56,4 @@ def create_admin(
 
     with database_settings(settings) as live:
         user_id, created = asyncio.run(go(live))
-    console.print(f"{'Created' if created else 'Promoted'} admin {email} ({user_id})")
+    out.print(f"{'Created' if created else 'Promoted'} admin {email} ({user_id})")
