@@ -106,7 +106,7 @@ async def test_the_rebuild_command_prints_its_progress_and_a_summary(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Activity read model rebuilt" in done.stderr
+    assert "Activity read model rebuilt" in done.stdout
     events = await outbox_size(live)
     assert f"{events}/{events}" in done.stderr  # the progress bar, finished
     assert await snapshot(live.model, people, cat_id) == built

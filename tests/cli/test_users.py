@@ -29,7 +29,7 @@ async def test_create_admin_makes_an_admin_who_can_sign_in(
     args = ["users", "create-admin", "--email", "Root@Example.com", "--password-stdin"]
     done = cathouse(args, database_url, tmp_path, stdin="a long operator passphrase\n")
     assert done.returncode == 0, done.stderr
-    assert "Created admin root@example.com" in done.stdout  # the result on stdout, for a script to read
+    assert "Created admin Root@example.com" in done.stdout  # the result on stdout, for a script to read
     assert "Created admin" not in done.stderr
     again = cathouse(args, database_url, tmp_path, stdin="a long operator passphrase\n")
     assert again.returncode == 0, again.stderr

@@ -307,7 +307,7 @@ async def test_the_cli_rotates_then_retires_the_first_version(
     after = await versions(engine)
     current = max(after)
     assert current >= 2
-    assert f"under version {current}" in rotated.stderr
+    assert f"under version {current}" in rotated.stdout
     assert await live_behind(engine, current) == 0
 
     refused = cathouse(["keys", "retire", str(current)], database_url, tmp_path)
@@ -319,7 +319,7 @@ async def test_the_cli_rotates_then_retires_the_first_version(
     previous = max(v for v, is_retired in after.items() if v < current and not is_retired)
     retired = cathouse(["keys", "retire", str(previous)], database_url, tmp_path)
     assert retired.returncode == 0, retired.stderr
-    assert f"version {previous} is retired" in retired.stderr
+    assert f"version {previous} is retired" in retired.stdout
     assert (await versions(engine))[previous] is True
 
     again = cathouse(["keys", "retire", str(previous)], database_url, tmp_path)

@@ -522,12 +522,12 @@ async def test_the_cli_verifies_then_reports_the_first_bad_record(
 ) -> None:
     intact = cathouse(["audit", "verify"], database_url, tmp_path)
     assert intact.returncode == 0, intact.stderr
-    assert "no problem, 10 records checked" in intact.stderr
+    assert "no problem, 10 records checked" in intact.stdout
 
     await sql(chain, "UPDATE proxy.audit_log SET bytes_out = 0 WHERE seq = 6")
     tampered = cathouse(["audit", "verify"], database_url, tmp_path)
     assert tampered.returncode == 1, tampered.stderr
-    assert "seq 6 (edited)" in tampered.stderr
+    assert "seq 6 (edited)" in tampered.stdout
 
 
 @pytest.mark.e2e
@@ -537,7 +537,7 @@ async def test_the_cli_prunes_past_the_retention(audit_db: AsyncEngine, database
     pruned = cathouse(["audit", "prune", "--older-than-days", "30"], database_url, tmp_path)
 
     assert pruned.returncode == 0, pruned.stderr
-    assert "Pruned 2 audit records" in pruned.stderr
+    assert "Pruned 2 audit records" in pruned.stdout
     assert (await verify(audit_db)).checked == 1
 
 
