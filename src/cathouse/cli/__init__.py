@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import cathouse
-from cathouse.cli import activity, audit, catalog, keys, migrate, run, users
+from cathouse.cli import activity, audit, catalog, db, keys, migrate, run, users
 
 app = typer.Typer(
     name="cathouse",
@@ -30,6 +30,7 @@ def root(
 
 run.register(app)
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(catalog.app, name="catalog")

@@ -35,7 +35,8 @@ def rebuild_command(
     async def go(live: Settings, progress: Progress) -> RebuildReport:
         await require_migrated(live)
         task = progress.add_task("Rebuilding", total=None)
-        engine = create_engine(live, application_name="cathouse-cli", pool_size=2)
+        # Emptying the read model is a TRUNCATE, which only the owner may do.
+        engine = create_engine(live, application_name="cathouse-cli", pool_size=2, owner=True)
         model = open_read_model(live, engine)
         try:
             return await rebuild(

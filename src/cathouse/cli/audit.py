@@ -59,6 +59,9 @@ def prune_records(
 ) -> None:
     """Delete the oldest records past the retention; the rest still verifies.
 
+    Runs as the owner (CATHOUSE_MIGRATION_DATABASE_URL): the services' role may not delete audit
+    records. Schedule it (daily, say) where the services' role is kept apart.
+
     Refused (exit code 1) when the records to delete do not fit the chain: they are evidence.
     """
     settings = get_settings()
@@ -67,7 +70,8 @@ def prune_records(
 
     async def go(live: Settings) -> int:
         await require_migrated(live)
-        engine = create_engine(live, application_name="cathouse-cli", pool_size=1)
+        # Audit records are append-only for the services' role: pruning runs as the owner.
+        engine = create_engine(live, application_name="cathouse-audit-prune", pool_size=1, owner=True)
         try:
             return await prune_expired(sessionmaker(engine), days)
         finally:

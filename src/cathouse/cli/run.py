@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cathouse.cli.catalog import demo_directory, print_report, sync_directory
 from cathouse.cli.database import database_settings
-from cathouse.cli.migrate import apply_all
+from cathouse.cli.migrate import migrate_or_exit
 from cathouse.cli.output import err, out
 from cathouse.platform import workers
 from cathouse.platform.corked import CorkedHttpToolsProtocol
@@ -122,7 +122,7 @@ def up(
     configure_logging(settings.log_level, json_lines=settings.log_json)
     host = host or settings.host
     with database_settings(settings) as live:
-        asyncio.run(apply_all(live))
+        migrate_or_exit(live)
         if demo:
             outcomes = asyncio.run(sync_directory(live, demo_directory(), show_progress=False))
             print_report(outcomes)

@@ -51,10 +51,20 @@ def create_engine(
     pool_size: int,
     max_overflow: int = 0,
     url: str | None = None,
+    owner: bool = False,
+    read_only: bool = False,
 ) -> AsyncEngine:
-    raw = url or (settings.database_url.get_secret_value() if settings.database_url else None)
+    """An engine on the services' URL, or with ``owner`` the owner's (migrations, privileged jobs).
+
+    ``read_only`` connections refuse every write (``default_transaction_read_only``).
+    """
+    configured = settings.owner_database_url() if owner else settings.database_url
+    raw = url or (configured.get_secret_value() if configured else None)
     if raw is None:
         raise RuntimeError("no database URL: set CATHOUSE_DATABASE_URL or start the embedded one")
+    server_settings = {"application_name": application_name}
+    if read_only:
+        server_settings["default_transaction_read_only"] = "on"
     return create_async_engine(
         async_url(raw),
         pool_size=pool_size,
@@ -64,7 +74,7 @@ def create_engine(
         pool_timeout=settings.pool_timeout,
         connect_args={
             "timeout": settings.db_connect_timeout,
-            "server_settings": {"application_name": application_name},
+            "server_settings": server_settings,
         },
     )
 

@@ -17,12 +17,23 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class AppendOnly:
+    """A table the services' database role may read and add rows to, but not change or empty:
+    it neither deletes nor truncates, and updates only ``updatable`` columns (a head row it moves
+    forward, say). See :mod:`cathouse.platform.roles`."""
+
+    table: str
+    updatable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Component:
     """Anything that owns a schema and migrates it: every service, and the kernel's outbox."""
 
     name: str
     metadata: MetaData
     migrations: Path
+    append_only: tuple[AppendOnly, ...] = ()
 
     @property
     def schema(self) -> str:

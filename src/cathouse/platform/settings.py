@@ -209,7 +209,11 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     data_dir: Path = Path(".cathouse")
+    # The services' role: reads and writes their data, cannot change the schema or rewrite audit.
     database_url: SecretStr | None = None
+    # The schemas' owner, for `cathouse migrate` and privileged jobs (audit pruning); unset: the
+    # same URL as the services (one role does everything, as in a single-user setup).
+    migration_database_url: SecretStr | None = None
     redis_url: SecretStr | None = None
     broker_url: SecretStr | None = None
     master_key: SecretStr | None = None
@@ -281,6 +285,10 @@ class Settings(BaseSettings):
         if not isinstance(section, ServiceSettings):
             raise KeyError(f"no service named {name!r}")
         return section
+
+    def owner_database_url(self) -> SecretStr | None:
+        """The URL migrations and privileged jobs connect with."""
+        return self.migration_database_url or self.database_url
 
     @property
     def secrets_dir(self) -> Path:

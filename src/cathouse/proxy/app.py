@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from loguru import logger
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cathouse.installation.queries import SecretReader
 from cathouse.platform.app import create_app as build_app
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.security import TokenVerifier
-from cathouse.platform.service import Service
+from cathouse.platform.service import AppendOnly, Service
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 from cathouse.proxy.audit import AuditWriter, prune_forever
@@ -71,9 +75,24 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
     engine = create_engine(settings, application_name="cathouse-proxy-worker", pool_size=1)
     try:
         sessions = sessionmaker(engine)
-        yield Worker(loops=[lambda: prune_forever(sessions, settings)])
+        yield Worker(loops=[lambda: prune_when_allowed(engine, sessions, settings)])
     finally:
         await engine.dispose()
+
+
+async def prune_when_allowed(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """Prune past the retention, when this process's role may delete audit records: one role for
+    everything. The services' own role may not; then `cathouse audit prune`, run as the owner on
+    a schedule, does it."""
+    async with engine.connect() as conn:
+        allowed = await conn.scalar(text("SELECT has_table_privilege('proxy.audit_log', 'DELETE')"))
+    if allowed:
+        await prune_forever(sessions, settings)
+        return
+    logger.info("audit records are not pruned here: this role may not delete them; schedule `cathouse audit prune`")
+    await asyncio.Event().wait()  # until the worker stops
 
 
 SERVICE = Service(
@@ -86,6 +105,9 @@ SERVICE = Service(
     lifespan=lifespan,
     worker=worker,
     front=(GatewayMiddleware,),
+    # Audit records are evidence: the services' role adds and reads them, and moves the chain's
+    # head forward, but never changes, deletes or empties them (`cathouse audit prune` does, as the owner).
+    append_only=(AppendOnly("audit_log"), AppendOnly("audit_chain", updatable=("last_seq", "last_hash"))),
 )
 
 
