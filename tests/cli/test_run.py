@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.roles import SERVICE_ROLE
 from cathouse.platform.security import JwksKeySource, TokenVerifier
 from cathouse.services import SERVICES
 from tests.conftest import asyncpg_dsn
@@ -41,6 +42,17 @@ async def leave_a_mark(data_dir: Path) -> None:
             "INSERT INTO events.outbox (id, aggregate_type, aggregate_id, event_type, schema_version, payload)"
             " VALUES (gen_random_uuid(), 'test', 'mark', 'test.marked', 1, '{}')"
         )
+    finally:
+        await conn.close()
+
+
+async def who_the_platform_connects_as(data_dir: Path) -> set[str]:
+    conn = await asyncpg.connect(asyncpg_dsn(embedded_url(data_dir)))
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name LIKE 'cathouse-%'"
+        )
+        return {r["usename"] for r in rows}
     finally:
         await conn.close()
 
@@ -121,6 +133,8 @@ def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its
         assert ready.status_code == 200
         assert set(ready.json()["databases"]) == set(SERVICES)
         assert httpx.get(f"{base}/docs").status_code == 200
+        # Migrated as the server's superuser; serving as a role that cannot change the schema.
+        assert asyncio.run(who_the_platform_connects_as(data_dir)) == {SERVICE_ROLE}
         asyncio.run(leave_a_mark(data_dir))
     finally:
         stop_and_check_nothing_is_left(proc, data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -62,3 +63,17 @@ def test_sql_mode_prints_every_component_without_a_database() -> None:
         assert f'CREATE SCHEMA IF NOT EXISTS "{schema}"' in sql
         assert f"CREATE TABLE {schema}.alembic_version" in sql
     assert "CREATE TABLE events.outbox" in sql
+
+
+async def test_only_foreign_keys_into_what_a_downgrade_drops_block_it(scratch: AsyncEngine) -> None:
+    await migrations.upgrade(scratch, ALL)
+    catalog = COMPONENTS["catalog"]
+    async with scratch.connect() as conn:
+        # One step back drops a search table nobody else references; base drops the cats.
+        assert await migrations.blocking_foreign_keys(conn, catalog, "-1") == []
+        to_first = await migrations.blocking_foreign_keys(conn, catalog, "catalog_0001")
+        assert await migrations.blocking_foreign_keys(conn, catalog, "base") == to_first
+    assert {(k.schema, k.table, k.references) for k in to_first} >= {("installation", "installations", "catalog.cats")}
+    with pytest.raises(migrations.DowngradeBlocked, match="downgrade installation first"):
+        await migrations.downgrade(scratch, catalog, "catalog_0001", ALL)
+    assert (await migrations.current(scratch, ALL))["catalog"] == migrations.head(catalog)
