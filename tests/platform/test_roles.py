@@ -7,6 +7,7 @@ share) and granted in the run's database by the same code `cathouse migrate` run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from cathouse.platform import migrations, roles
 from cathouse.platform.db import async_url, create_engine, sessionmaker
 from cathouse.platform.settings import Settings
+from cathouse.proxy.app import prune_when_allowed
 from cathouse.proxy.audit import AuditWriter, prune_expired, verify
 from cathouse.services import COMPONENTS, create_service_app
 from tests.conftest import asyncpg_dsn
@@ -282,3 +284,39 @@ async def test_migrate_grants_the_role_named_in_the_services_url(server_url: str
         finally:
             await conn.close()
     await drop_role(server_url, name)
+
+
+async def audit_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM proxy.audit_log")) or 0)
+
+
+async def test_the_proxy_worker_prunes_only_when_its_role_may(
+    service_role: ServiceRole, committed: AsyncEngine, settings: Settings
+) -> None:
+    writer = AuditWriter(committed, batch_size=10, flush_interval=60)
+    writer.record(audit_record(at=datetime.now(UTC) - timedelta(days=400)))
+    await writer.flush()
+    engine = role_engine(settings, service_role)
+    try:
+        as_role = asyncio.create_task(prune_when_allowed(engine, sessionmaker(engine), settings))
+        await asyncio.sleep(1.0)
+        assert not as_role.done(), "it waits for the worker to stop rather than fail and restart"
+        as_role.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await as_role
+    finally:
+        await engine.dispose()
+    assert await audit_rows(committed) == 1
+
+    as_owner = asyncio.create_task(prune_when_allowed(committed, sessionmaker(committed), settings))
+    try:
+        for _ in range(100):
+            if await audit_rows(committed) == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await audit_rows(committed) == 0
+    finally:
+        as_owner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await as_owner
