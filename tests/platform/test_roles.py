@@ -247,43 +247,46 @@ async def test_grant_sql_prints_what_an_owner_runs_by_hand(server_url: str, sett
     assert done.returncode == 0, done.stderr
     assert f'CREATE ROLE "{name}" LOGIN' in done.stdout
     assert f'GRANT SELECT, INSERT ON "proxy"."audit_log" TO "{name}"' in done.stdout
-    async with own_database(server_url, "cathouse_grants") as url:
-        engine = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=url)
-        await migrations.upgrade(engine, ALL)
-        await engine.dispose()
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            for _ in range(2):  # idempotent
-                await conn.execute(done.stdout)
-            assert await grants_of(conn, name) == EXPECTED
-            await conn.execute(f'DROP OWNED BY "{name}"')
-        finally:
-            await conn.close()
-    await drop_role(server_url, name)
+    try:
+        # The role's grants go with the database; then the role can go, whatever happened.
+        async with own_database(server_url, "cathouse_grants") as url:
+            engine = create_engine(settings, application_name="cathouse-tests", pool_size=1, url=url)
+            await migrations.upgrade(engine, ALL)
+            await engine.dispose()
+            conn = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                for _ in range(2):  # idempotent
+                    await conn.execute(done.stdout)
+                assert await grants_of(conn, name) == EXPECTED
+            finally:
+                await conn.close()
+    finally:
+        await drop_role(server_url, name)
 
 
 async def test_migrate_grants_the_role_named_in_the_services_url(server_url: str, tmp_path: Path) -> None:
     name, password = f"cathouse_mig_{uuid.uuid4().hex[:10]}", secrets.token_urlsafe(16)
-    async with own_database(server_url, "cathouse_grants") as url:
-        env = cathouse_env(
-            tmp_path, {"CATHOUSE_MIGRATION_DATABASE_URL": url}, database_url=role_url(url, name, password)
-        )
-        done = await asyncio.to_thread(cli, ["migrate"], env)
-        assert done.returncode == 0, done.stderr
-        assert "events" in done.stdout  # the table of what was applied
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            assert await grants_of(conn, name) == EXPECTED
-            tables = await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = ANY($1) AND tableowner = $2",
-                [c.schema for c in ALL],
-                name,
+    try:
+        async with own_database(server_url, "cathouse_grants") as url:
+            env = cathouse_env(
+                tmp_path, {"CATHOUSE_MIGRATION_DATABASE_URL": url}, database_url=role_url(url, name, password)
             )
-            assert tables == 0
-            await conn.execute(f'DROP OWNED BY "{name}"')
-        finally:
-            await conn.close()
-    await drop_role(server_url, name)
+            done = await asyncio.to_thread(cli, ["migrate"], env)
+            assert done.returncode == 0, done.stderr
+            assert "events" in done.stdout  # the table of what was applied
+            conn = await asyncpg.connect(asyncpg_dsn(url))
+            try:
+                assert await grants_of(conn, name) == EXPECTED
+                tables = await conn.fetchval(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = ANY($1) AND tableowner = $2",
+                    [c.schema for c in ALL],
+                    name,
+                )
+                assert tables == 0
+            finally:
+                await conn.close()
+    finally:
+        await drop_role(server_url, name)
 
 
 async def audit_rows(engine: AsyncEngine) -> int:
