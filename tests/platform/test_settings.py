@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cathouse.platform.settings import Environment, Settings
+from cathouse.platform.settings import Environment, Settings, connection_budget
 from cathouse.services import SERVICES
 
 
@@ -20,9 +20,18 @@ def test_each_service_has_its_own_port_and_pool() -> None:
 
 
 def test_default_pools_fit_a_ten_connection_database_when_every_service_runs_alone() -> None:
-    settings = make()
-    per_service = sum(settings.service(n).pool_size + settings.service(n).max_overflow for n in SERVICES)
-    assert per_service + settings.events.pool_size <= 10
+    # What each process holds is measured in tests/cli/test_connection_budget.py.
+    shares = connection_budget(make())
+    assert set(shares) == {*SERVICES, "relay"}
+    assert sum(shares.values()) <= 10
+    assert make().pool_size + 1 <= 6, "one process: its pool and its LISTEN connection"
+
+
+def test_a_pool_too_small_for_the_relay_and_its_workers_is_refused() -> None:
+    with pytest.raises(ValidationError, match="pool_size"):
+        make(events={"pool_size": 1})
+    with pytest.raises(ValidationError, match="pool_size"):
+        make(pool_size=1)
 
 
 def test_nested_sections_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

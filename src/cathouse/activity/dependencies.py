@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cathouse.activity.hub import Hub
 from cathouse.activity.readmodel import ReadModel
@@ -13,6 +13,16 @@ from cathouse.platform.db import session_dependency
 
 # Read-only: names of cats and people, and the proxy's call counts, through their query modules.
 Session = Annotated[AsyncSession, Depends(session_dependency("activity"), scope="function")]
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessionmakers["activity"]
+    return sessions
+
+
+# For a short read done before the read model is asked: the request's session would keep its
+# connection to the end, and the read model (on the same pool) would need a second one.
+Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 
 
 def _model(request: Request) -> ReadModel:

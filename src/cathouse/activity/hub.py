@@ -1,7 +1,8 @@
 """The hub: tells every live stream of this process about new entries, with one read per wake-up.
 
 Whoever applies events (the consumer, in this process or another) ends its transaction with
-``NOTIFY activity_entries``; the hub LISTENs (``cathouse.platform.listen``) from when the first
+``NOTIFY activity_entries``; the hub LISTENs (``cathouse.platform.listen``, on the process's one
+LISTEN connection, which the relay shares when it runs in the same process) from when the first
 stream connects, and reads what is new once for all streams, names included. It also looks
 every ``poll_interval`` seconds, so a notification lost with a dropped connection only delays.
 Each stream gets the entries its caller may see; a stream too slow to keep up is closed, and its
@@ -51,6 +52,7 @@ class Hub:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        listener: Listener | None = None,
         poll_interval: float = 2.0,
     ) -> None:
         self.model = model
@@ -62,9 +64,11 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._last = 0
         self.closed = False
-        self._listener = Listener(engine.url, NOTIFY_CHANNEL, self.wake, application_name="cathouse-activity-listen")
+        # The process's LISTEN connection (its owner runs it), or one of our own.
+        self._owns_listener = listener is None
+        self._listener = listener or Listener(engine.url, application_name="cathouse-activity-listen")
         # Set while the LISTEN connection is up (tests wait for it).
-        self.listening = self._listener.listening
+        self.listening = self._listener.listening_on(NOTIFY_CHANNEL)
 
     async def subscribe(self, viewer: Viewer) -> Subscription:
         """Register a stream. Entries above the store's newest id at the first subscription reach
@@ -98,7 +102,12 @@ class Hub:
             self._task = None
 
     async def _run(self) -> None:
-        listener = asyncio.create_task(self._listener.run(), name="activity-hub-listener")
+        # Registered with the first stream: a process nobody streams from holds no LISTEN connection.
+        if NOTIFY_CHANNEL not in self._listener.channels:
+            self._listener.listen(NOTIFY_CHANNEL, self.wake)
+        listener = (
+            asyncio.create_task(self._listener.run(), name="activity-hub-listener") if self._owns_listener else None
+        )
         try:
             while True:
                 self._wake.clear()  # before reading: a NOTIFY during the read is not lost
@@ -109,9 +118,10 @@ class Hub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
 
     async def _dispatch(self) -> None:
         while True:

@@ -6,9 +6,9 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cathouse.activity.dependencies import HubDep, Model, Session
+from cathouse.activity.dependencies import HubDep, Model, Session, Sessions
 from cathouse.activity.errors import CatNotFound
 from cathouse.activity.readmodel import Feed, ReadModel
 from cathouse.activity.schemas import ActivityPage, CatStatsOut, PlatformStatsOut
@@ -54,8 +54,15 @@ def _viewer(user: Principal | None, everyone: bool) -> Viewer:
     return Viewer(user, everyone=everyone)
 
 
-async def _visible_cat(session: AsyncSession, slug: str, user: Principal | None) -> catalog.CatInfo:
-    cat = await catalog.cat_by_slug(session, slug) if _SLUG.fullmatch(slug) else None
+async def _visible_cat(
+    sessions: async_sessionmaker[AsyncSession], slug: str, user: Principal | None
+) -> catalog.CatInfo:
+    # A session of its own, closed before the read model takes a connection of the same pool: a
+    # request holding two at once could wait for itself when the pool is small (one by default).
+    cat = None
+    if _SLUG.fullmatch(slug):
+        async with sessions() as session:
+            cat = await catalog.cat_by_slug(session, slug)
     if cat is None:
         raise CatNotFound()
     # As in the catalog: a cat not published is known only to its publisher and admins.
@@ -92,19 +99,26 @@ async def stats(model: Model) -> PlatformStatsOut:
 
 @router.get("/cats/{slug}", response_model=ActivityPage, summary="What happened to a cat, newest first")
 async def cat_feed(
-    slug: SlugPath, user: OptionalUser, model: Model, session: Session, cursor: Cursor = None, limit: Limit = 20
+    slug: SlugPath,
+    user: OptionalUser,
+    model: Model,
+    sessions: Sessions,
+    session: Session,
+    cursor: Cursor = None,
+    limit: Limit = 20,
 ) -> ActivityPage:
-    cat = await _visible_cat(session, slug, user)
+    cat = await _visible_cat(sessions, slug, user)
     return await _page(model, session, Feed.cat(cat.id), Viewer(user), cursor, limit)
 
 
 @router.get("/cats/{slug}/stats", response_model=CatStatsOut, summary="A cat's installs, ratings and calls")
 async def cat_statistics(
-    slug: SlugPath, user: OptionalUser, model: Model, session: Session, request: Request
+    slug: SlugPath, user: OptionalUser, model: Model, sessions: Sessions, session: Session, request: Request
 ) -> CatStatsOut:
-    cat = await _visible_cat(session, slug, user)
+    cat = await _visible_cat(sessions, slug, user)
     settings: Settings = request.app.state.settings
-    return await cat_stats(session, cat, await model.cat_counters(cat.id), settings.activity.proxy_days)
+    counters = await model.cat_counters(cat.id)  # before the session takes its connection
+    return await cat_stats(session, cat, counters, settings.activity.proxy_days)
 
 
 @router.get(

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cathouse.activity.consumer import BATCH_SIZE, Consumer, LagProbe
 from cathouse.activity.stores import open_read_model
-from cathouse.platform.db import create_engine
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
 
 @asynccontextmanager
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    engine = create_engine(settings, application_name="cathouse-activity-worker", pool_size=1, max_overflow=1)
+async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
     model = open_read_model(settings, engine)
     try:
         consumer = Consumer(model)
@@ -26,4 +26,3 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
             await consumer.close()
     finally:
         await model.close()
-        await engine.dispose()

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog.models import Cat, Review
 from cathouse.installation import queries as installations
-from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox.relay import Event
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
@@ -23,8 +24,7 @@ INSTALLATION_EVENTS = ("installation.created", "installation.status_changed")
 
 
 @asynccontextmanager
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    engine = create_engine(settings, application_name="cathouse-catalog-worker", pool_size=1)
+async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
     sessions = sessionmaker(engine)
 
     async def recount(event: Event) -> None:
@@ -44,7 +44,4 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
                     .values(verified=True)
                 )
 
-    try:
-        yield Worker(handlers={t: [recount] for t in INSTALLATION_EVENTS})
-    finally:
-        await engine.dispose()
+    yield Worker(handlers={t: [recount] for t in INSTALLATION_EVENTS})

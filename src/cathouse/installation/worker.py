@@ -6,30 +6,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.installation import events
 from cathouse.installation.feedback import CREDENTIALS_ACCEPTED, CREDENTIALS_REJECTED, CredentialFeedback
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.provisioning import Provisioner
-from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.db import sessionmaker
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
 
 @asynccontextmanager
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    engine = create_engine(settings, application_name="cathouse-installation-worker", pool_size=1, max_overflow=1)
+async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
     sessions = sessionmaker(engine)
     keyring = Keyring(sessions, settings.master_key_value())
-    try:
-        await keyring.load()
-        # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
-        async with httpx.AsyncClient(follow_redirects=False) as http:
-            provisioner = Provisioner(sessions, settings, keyring, http)
-            feedback = CredentialFeedback(sessions, keyring)
-            handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
-            handlers = {t: [provisioner.on_event] for t in handled}
-            handlers.update({t: [feedback.on_event] for t in (CREDENTIALS_REJECTED, CREDENTIALS_ACCEPTED)})
-            yield Worker(handlers=handlers, loops=[provisioner.run])
-    finally:
-        await engine.dispose()
+    await keyring.load()
+    # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        provisioner = Provisioner(sessions, settings, keyring, http)
+        feedback = CredentialFeedback(sessions, keyring)
+        handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
+        handlers = {t: [provisioner.on_event] for t in handled}
+        handlers.update({t: [feedback.on_event] for t in (CREDENTIALS_REJECTED, CREDENTIALS_ACCEPTED)})
+        yield Worker(handlers=handlers, loops=[provisioner.run])

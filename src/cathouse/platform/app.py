@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cathouse
@@ -17,6 +18,7 @@ from cathouse.platform.access import access_log
 from cathouse.platform.context import service_var
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.docs import install_docs
+from cathouse.platform.listen import Listener
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
@@ -40,6 +42,22 @@ def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
         leeway=settings.tokens.leeway,
         cache_size=settings.tokens.verified_cache_size,
     )
+
+
+def engine_name(services: Sequence[Service], app_name: str) -> str:
+    """The ``application_name`` of a process's connections: ``cathouse-<service>`` for one service."""
+    return f"cathouse-{services[0].name}" if len(services) == 1 else app_name
+
+
+def _process_engine(services: Sequence[Service], app_name: str, settings: Settings, *, run_relay: bool) -> AsyncEngine:
+    if len(services) == 1:
+        section = settings.service(services[0].name)
+        # The relay's transaction stays open while the workers' handlers run on the same pool.
+        pool_size = section.pool_size + (settings.events.pool_size if run_relay else 0)
+    else:
+        pool_size = settings.pool_size
+    # No overflow: a pool that may grow past its size would break the connection budget.
+    return create_engine(settings, application_name=engine_name(services, app_name), pool_size=pool_size)
 
 
 class CatHouseApp(FastAPI):
@@ -69,10 +87,15 @@ def create_app(
     settings: Settings | None = None,
     run_relay: bool = False,
 ) -> FastAPI:
-    """Build the FastAPI app serving ``services``; engines and the relay start in its lifespan.
+    """Build the FastAPI app serving ``services``; the engine and the relay start in its lifespan.
 
-    Each service keeps its own engine (and so its own pool and ``application_name``) whether it
-    runs alone or beside the others in one process.
+    A process holds one engine, whose pool every service, the relay and the workers in it share
+    (``max_overflow=0``), and at most one LISTEN connection (:class:`~cathouse.platform.listen.Listener`,
+    opened when something listens): its connections to PostgreSQL are its pool size plus one.
+    One service alone names the engine ``cathouse-<service>`` and sizes it by its section
+    (``CATHOUSE_<SERVICE>__POOL_SIZE``, plus ``CATHOUSE_EVENTS__POOL_SIZE`` when the relay runs
+    beside it); several services in one process name it after the app (``cathouse``) and size it by
+    ``CATHOUSE_POOL_SIZE``.
     """
     settings = settings or get_settings()
     app_name = name or (services[0].name if len(services) == 1 else "cathouse")
@@ -83,17 +106,14 @@ def create_app(
         configure_logging(settings.log_level, json_lines=settings.log_json)
         service_var.set(app_name)
         async with AsyncExitStack() as stack:
+            engine = _process_engine(services, app_name, settings, run_relay=run_relay)
+            stack.push_async_callback(engine.dispose)
+            listener = Listener(engine.url, application_name=f"{engine_name(services, app_name)}-listen")
+            app.state.listener = await stack.enter_async_context(listener.running())
+            sessions = sessionmaker(engine)
             for service in services:
-                section = settings.service(service.name)
-                engine = create_engine(
-                    settings,
-                    application_name=f"cathouse-{service.name}",
-                    pool_size=section.pool_size,
-                    max_overflow=section.max_overflow,
-                )
-                stack.push_async_callback(engine.dispose)
                 app.state.engines[service.name] = engine
-                app.state.sessionmakers[service.name] = sessionmaker(engine)
+                app.state.sessionmakers[service.name] = sessions
             for service in services:
                 if service.lifespan is not None:
                     await stack.enter_async_context(service.lifespan(app))
@@ -101,7 +121,9 @@ def create_app(
             app.state.verifier = _verifier(app, settings)
             if run_relay:
                 factories = [s.worker for s in services if s.worker is not None]
-                app.state.relay = await stack.enter_async_context(workers.running(settings, factories))
+                app.state.relay = await stack.enter_async_context(
+                    workers.running(settings, factories, engine=engine, listener=listener)
+                )
             await stack.enter_async_context(metrics.listener(settings))
             logger.info("started", services=[s.name for s in services])
             # Everything made at start (modules, engines, caches) lives as long as the process:
@@ -128,6 +150,7 @@ def create_app(
     app.state.engines = {}
     app.state.sessionmakers = {}
     app.state.relay = None
+    app.state.listener = None
     app.state.key_source = None
     # One line per request; the proxy's gateway, in front of the middleware, writes its own.
     app.state.access_log = access_log(settings, app_name)

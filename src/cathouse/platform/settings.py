@@ -21,17 +21,19 @@ class Environment(StrEnum):
 
 
 class ServiceSettings(BaseModel):
-    """What one service needs to run: where it listens and how many connections it may hold."""
+    """What one service needs to run: where it listens and how many connections its process's pool
+    holds when it runs alone (``cathouse serve``, ``cathouse up --split``). Pools never overflow:
+    a request that finds every connection busy waits for one (``CATHOUSE_POOL_TIMEOUT``)."""
 
     port: int = Field(ge=1, le=65535)
     pool_size: int = Field(ge=1, le=100)
-    max_overflow: int = Field(default=0, ge=0, le=100)
 
 
 class AuthSettings(ServiceSettings):
     """The auth service: token lifetimes, password hashing and login throttling."""
 
     port: int = Field(default=8005, ge=1, le=65535)
+    # Two: a login holds its connection while its password is hashed (in a thread).
     pool_size: int = Field(default=2, ge=1, le=100)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
     # argon2id at OWASP's minimum: 19 MiB, 2 iterations, 1 lane. Raising these rehashes at login.
@@ -47,7 +49,8 @@ class CatalogSettings(ServiceSettings):
     """The catalog: what it accepts from publishers and where image assets live."""
 
     port: int = Field(default=8002, ge=1, le=65535)
-    pool_size: int = Field(default=2, ge=1, le=100)
+    # Searches are one statement each and their facet counts are cached (facet_ttl).
+    pool_size: int = Field(default=1, ge=1, le=100)
     # Plain-http base and webhook URLs, for cats running on a developer's machine.
     allow_http: bool = False
     # The manifest directory `POST /api/v1/cats/sync` reads; unset, the endpoint is off.
@@ -64,7 +67,7 @@ class InstallationSettings(ServiceSettings):
     """Installations: how provisioning webhooks are delivered and retried."""
 
     port: int = Field(default=8003, ge=1, le=65535)
-    pool_size: int = Field(default=2, ge=1, le=100)
+    pool_size: int = Field(default=1, ge=1, le=100)
     webhook_timeout: float = Field(default=10.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     # Retry n waits about base * 2**n seconds (with jitter), at most max_backoff.
@@ -115,7 +118,8 @@ class ActivitySettings(ServiceSettings):
     """The activity read model: how long its Redis lists are, and how live streams behave."""
 
     port: int = Field(default=8006, ge=1, le=65535)
-    pool_size: int = Field(default=2, ge=1, le=100)
+    # Plus, while a live stream is open, the process's LISTEN connection.
+    pool_size: int = Field(default=1, ge=1, le=100)
     # With CATHOUSE_REDIS_URL set the read model lives in Redis, in lists capped at these lengths
     # (PostgreSQL keeps everything). Keys start with the prefix, so several platforms share a server.
     global_feed_cap: int = Field(default=1000, ge=10, le=1_000_000)
@@ -153,7 +157,9 @@ class TokenSettings(BaseModel):
 class EventSettings(BaseModel):
     """The outbox relay and, with ``CATHOUSE_BROKER_URL`` set, the broker's names and consumers."""
 
-    pool_size: int = Field(default=1, ge=1, le=10)
+    # The pool of the ``cathouse relay`` process, shared by the relay and every worker: at least two,
+    # as the relay's transaction stays open while the workers' handlers run.
+    pool_size: int = Field(default=2, ge=2, le=100)
     # LISTEN/NOTIFY wakes the relay when an event commits; the poll is then only a safety net.
     # Without it (``listen=false``, one connection fewer) lower the poll to about 0.2 s.
     listen: bool = True
@@ -195,8 +201,8 @@ class MetricsSettings(BaseModel):
 MIN_SECRET_LENGTH = 32
 
 
-# Pool defaults add up to 10 connections (a free-tier managed PostgreSQL) when every service
-# runs as its own process: 2 + 2 + 2 + 1 + 2 + the relay's 1.
+# The connection budget: at the defaults every process together holds at most 10 connections (a
+# free-tier managed PostgreSQL), 6 as one process; see ``connection_budget`` and deploy/README.md.
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CATHOUSE_",
@@ -236,8 +242,12 @@ class Settings(BaseSettings):
     # Processes of `cathouse serve --workers` (which sets it): each takes its own metrics port.
     workers: int = Field(default=1, ge=1, le=256)
 
+    # The one-process platform (``cathouse up``): one pool for every service, the relay and the
+    # workers (at least two: the relay's transaction stays open while the handlers run).
+    pool_size: int = Field(default=5, ge=2, le=100)
     pool_pre_ping: bool = True
     pool_recycle: int = Field(default=1800, ge=-1)
+    # How long a request waits for a connection of its process's pool before it fails.
     pool_timeout: float = Field(default=30.0, gt=0)
     db_connect_timeout: float = Field(default=5.0, gt=0)
 
@@ -299,6 +309,18 @@ class Settings(BaseSettings):
         if self.master_key is not None:
             return self.master_key.get_secret_value()
         return dev_secret(self.secrets_dir, "master.key")
+
+
+def connection_budget(settings: Settings) -> dict[str, int]:
+    """The most connections each process of the split layout (``cathouse up --split``, or every
+    service in a container of its own and ``cathouse relay``) holds at once: its pool, and its
+    LISTEN connection where something listens (the activity hub while a stream is open, the relay).
+    ``cathouse up`` alone holds ``pool_size`` + 1."""
+    sections = {name: getattr(settings, name) for name in type(settings).model_fields}
+    shares = {name: s.pool_size for name, s in sections.items() if isinstance(s, ServiceSettings)}
+    shares["activity"] += 1
+    shares["relay"] = settings.events.pool_size + int(settings.events.listen)
+    return shares
 
 
 def dev_secret(directory: Path, name: str) -> str:

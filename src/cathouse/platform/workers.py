@@ -7,6 +7,10 @@ the handlers itself and the outbox is their queue (``cathouse.platform.outbox.fa
 consumer group there, named after the worker: every process running the workers is a member,
 the group's work is shared among them, and each group gets every event. Either way one group's
 failing handler holds back no other group.
+
+The relay and every worker of a process share one engine (one pool, ``max_overflow=0``) and one
+LISTEN connection: the process's connections to PostgreSQL are its pool size plus one, whatever
+the workers do. A factory is handed that engine and builds its sessions on it.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass, field
 
 from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.broker import broker_from_settings
+from cathouse.platform.db import create_engine
+from cathouse.platform.listen import Listener
 from cathouse.platform.outbox.fanout import Fanout, Group
 from cathouse.platform.outbox.relay import Handler, InProcessPublisher, Publisher, Relay
 from cathouse.platform.settings import Settings
@@ -39,7 +46,8 @@ class Worker:
     concurrency: int = 1
 
 
-WorkerFactory = Callable[[Settings], AbstractAsyncContextManager[Worker]]
+# Called with the settings and the process's engine, which the worker must not dispose of.
+WorkerFactory = Callable[[Settings, AsyncEngine], AbstractAsyncContextManager[Worker]]
 
 
 def group_name(worker: Worker, factory: WorkerFactory) -> str:
@@ -65,15 +73,29 @@ async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 
 
 @asynccontextmanager
-async def running(settings: Settings, factories: Sequence[WorkerFactory]) -> AsyncIterator[Relay]:
+async def running(
+    settings: Settings,
+    factories: Sequence[WorkerFactory],
+    *,
+    engine: AsyncEngine | None = None,
+    listener: Listener | None = None,
+) -> AsyncIterator[Relay]:
     """The relay, feeding every worker's handlers (in process, or through the broker), and every
-    worker's loops."""
+    worker's loops, all on ``engine`` and ``listener`` (the process's), or on an engine of
+    ``events.pool_size`` connections named ``cathouse-relay`` and a LISTEN connection of their own."""
     broker = broker_from_settings(settings)
     async with AsyncExitStack() as stack:
+        if engine is None:
+            engine = create_engine(settings, application_name="cathouse-relay", pool_size=settings.events.pool_size)
+            stack.push_async_callback(engine.dispose)
+        if listener is None:
+            listener = await stack.enter_async_context(
+                Listener(engine.url, application_name="cathouse-relay-listen").running()
+            )
         groups: dict[str, Worker] = {}
         loops: list[Callable[[], Awaitable[None]]] = []
         for factory in factories:
-            worker = await stack.enter_async_context(factory(settings))
+            worker = await stack.enter_async_context(factory(settings, engine))
             if worker.handlers:
                 name = base = group_name(worker, factory)
                 suffix = 1
@@ -97,7 +119,7 @@ async def running(settings: Settings, factories: Sequence[WorkerFactory]) -> Asy
             logger.info("events go through the broker", broker=broker.kind, groups=sorted(groups))
         tasks = [asyncio.create_task(_forever(getattr(loop, "__qualname__", "loop"), loop)) for loop in loops]
         try:
-            async with Relay.from_settings(settings, publisher).running() as relay:
+            async with Relay.from_settings(settings, publisher, engine=engine, listener=listener).running() as relay:
                 yield relay
         finally:
             for task in tasks:

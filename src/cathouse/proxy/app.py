@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cathouse.installation.queries import SecretReader
 from cathouse.platform.app import create_app as build_app
-from cathouse.platform.db import create_engine, sessionmaker
+from cathouse.platform.db import sessionmaker
 from cathouse.platform.security import TokenVerifier
 from cathouse.platform.service import AppendOnly, Service
 from cathouse.platform.settings import Settings
@@ -71,13 +71,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def worker(settings: Settings) -> AsyncIterator[Worker]:
-    engine = create_engine(settings, application_name="cathouse-proxy-worker", pool_size=1)
-    try:
-        sessions = sessionmaker(engine)
-        yield Worker(loops=[lambda: prune_when_allowed(engine, sessions, settings)])
-    finally:
-        await engine.dispose()
+async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+    sessions = sessionmaker(engine)
+    yield Worker(loops=[lambda: prune_when_allowed(engine, sessions, settings)])
 
 
 async def prune_when_allowed(

@@ -23,7 +23,7 @@ from tests.platform.broker.conftest import Collector, forget, new_prefix, url_of
 
 def worker(name: str | None, handlers: dict[str, list[Handler]]) -> WorkerFactory:
     @asynccontextmanager
-    async def factory(settings: Settings) -> AsyncIterator[Worker]:
+    async def factory(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
         yield Worker(handlers=handlers, name=name)
 
     return factory

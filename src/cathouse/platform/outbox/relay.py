@@ -153,6 +153,7 @@ class Relay:
         max_backoff: float = 60.0,
         unavailable_max_backoff: float = 5.0,
         listen: bool = False,
+        listener: Listener | None = None,
         owns_engine: bool = False,
     ) -> None:
         self.engine = engine
@@ -164,16 +165,31 @@ class Relay:
         self.listen = listen
         self._owns_engine = owns_engine
         self._wake = asyncio.Event()
-        self._listener = Listener(engine.url, NOTIFY_CHANNEL, self.wake, application_name="cathouse-relay-listen")
+        # The process's LISTEN connection when it has one (shared with the activity hub), else our own.
+        self._owns_listener = listener is None
+        self._listener = listener or Listener(engine.url, application_name="cathouse-relay-listen")
         # Set while the LISTEN connection is up (tests wait for it).
-        self.listening = self._listener.listening
+        self.listening = self._listener.listening_on(NOTIFY_CHANNEL)
+        if listen:
+            self._listener.listen(NOTIFY_CHANNEL, self.wake)
         # Consecutive batches stopped by PublisherUnavailable, and since when.
         self._unavailable = 0
         self._unavailable_since = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, publisher: Publisher | None = None) -> Relay:
-        engine = create_engine(settings, application_name="cathouse-relay", pool_size=settings.events.pool_size)
+    def from_settings(
+        cls,
+        settings: Settings,
+        publisher: Publisher | None = None,
+        *,
+        engine: AsyncEngine | None = None,
+        listener: Listener | None = None,
+    ) -> Relay:
+        """A relay as settings say; on ``engine`` and ``listener`` when the process has them (the
+        relay and the workers share the process's pool and its LISTEN connection)."""
+        owns_engine = engine is None
+        if engine is None:
+            engine = create_engine(settings, application_name="cathouse-relay", pool_size=settings.events.pool_size)
         return cls(
             engine,
             publisher or InProcessPublisher(),
@@ -182,7 +198,8 @@ class Relay:
             max_backoff=settings.events.max_backoff,
             unavailable_max_backoff=settings.events.broker_max_backoff,
             listen=settings.events.listen,
-            owns_engine=True,
+            listener=listener,
+            owns_engine=owns_engine,
         )
 
     def wake(self) -> None:
@@ -316,7 +333,7 @@ class Relay:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Relay]:
         tasks = [asyncio.create_task(self.run(), name="outbox-relay")]
-        if self.listen:
+        if self.listen and self._owns_listener:
             tasks.append(asyncio.create_task(self._listener.run(), name="outbox-listener"))
         try:
             yield self
