@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.app import create_app
 from cathouse.platform.db import schema_metadata
@@ -32,6 +34,12 @@ async def create_widget(widget: WidgetIn) -> WidgetIn:
     return widget
 
 
+@router.get("/count")
+async def count(request: Request) -> int:
+    async with request.app.state.sessionmakers["catalog"]() as session:
+        return int(await session.scalar(text("SELECT 1")) or 0)
+
+
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail: password=hunter2")
@@ -51,6 +59,22 @@ OpenClient = Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
 async def client(settings: Settings, app_client: OpenClient) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(create_app([WIDGETS], settings=settings)) as client:
         yield client
+
+
+async def test_a_request_that_waits_too_long_for_a_connection_is_told_to_come_back(
+    make_settings: Callable[..., Settings], database_url: str, app_client: OpenClient
+) -> None:
+    settings = make_settings(database_url, catalog={"pool_size": 1}, pool_timeout=0.2)
+    app = create_app([WIDGETS], settings=settings)
+    async with app_client(app) as client:
+        assert (await client.get("/api/v1/widgets/count")).json() == 1
+        engine: AsyncEngine = app.state.engines["catalog"]
+        async with engine.connect():  # the pool's one connection, held
+            response = await client.get("/api/v1/widgets/count")
+        body = assert_problem(response, 503)
+        assert response.headers["retry-after"] == "1"
+        assert body["detail"] == "The service is busy; try again in a moment."
+        assert (await client.get("/api/v1/widgets/count")).json() == 1
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:

@@ -23,7 +23,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = app.state.engines["activity"]
     model = open_read_model(settings, engine)
-    hub = Hub(model, engine, app.state.sessionmakers["activity"], poll_interval=settings.activity.stream_poll_interval)
+    hub = Hub(
+        model,
+        engine,
+        app.state.sessionmakers["activity"],
+        listener=app.state.listener,  # the process's one LISTEN connection, the relay's too
+        poll_interval=settings.activity.stream_poll_interval,
+    )
     app.state.activity_model = model
     app.state.activity_hub = hub
     try:

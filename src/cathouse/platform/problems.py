@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cathouse.platform.context import request_id_var
@@ -106,6 +107,18 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     return problem_response(exc.status_code, detail, instance=request.url.path, headers=dict(exc.headers or {}) or None)
 
 
+async def _pool_exhausted(request: Request, exc: Exception) -> ProblemResponse:
+    # Every connection of the process's pool stayed busy for CATHOUSE_POOL_TIMEOUT: the process is
+    # overloaded, not broken. The pool does not overflow (the connection budget), so say "later".
+    logger.warning("no database connection free within the pool timeout", path=request.url.path)
+    return problem_response(
+        503,
+        "The service is busy; try again in a moment.",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
+
+
 def unexpected_error_response() -> ProblemResponse:
     """A 500 that tells the client only the request id to quote; the trace goes to the log."""
     return problem_response(
@@ -119,6 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CatHouseError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
 
 
 def log_unexpected(exc: BaseException) -> None:
