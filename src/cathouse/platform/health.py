@@ -59,7 +59,11 @@ async def _ping(engine: AsyncEngine, limit: float) -> None:
 async def database_health(request: Request) -> DatabaseHealth:
     engines: dict[str, AsyncEngine] = request.app.state.engines
     timeout: float = request.app.state.settings.db_connect_timeout
-    results = await asyncio.gather(*(_ping(engine, timeout) for engine in engines.values()), return_exceptions=True)
+    # Services in one process share its engine: one connection of its pool answers for them all.
+    distinct = list({id(engine): engine for engine in engines.values()}.values())
+    pinged = await asyncio.gather(*(_ping(engine, timeout) for engine in distinct), return_exceptions=True)
+    outcome = {id(engine): result for engine, result in zip(distinct, pinged, strict=True)}
+    results = [outcome[id(engine)] for engine in engines.values()]
     failures = {name: r for name, r in zip(engines, results, strict=True) if isinstance(r, BaseException)}
     if failures:
         name, error = next(iter(failures.items()))
