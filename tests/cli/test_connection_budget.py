@@ -50,7 +50,7 @@ pytestmark = pytest.mark.e2e
 
 SPLIT_BUDGET = 10
 ONE_PROCESS_BUDGET = 6
-LOAD_SECONDS = 6.0
+LOAD_SECONDS = 5.0
 # The test's own connections (the sampler, granting roles): not the platform's, not counted.
 HARNESS = "budget-harness"
 COUNTED = "SELECT application_name, count(*) FROM pg_stat_activity"
