@@ -89,7 +89,9 @@ def start_up(args: list[str], env: dict[str, str], log: Path) -> tuple[subproces
 def wait_for_banner(proc: subprocess.Popen[bytes], stdout: Path, log: Path, timeout: float = 90.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "Cat House is up" in (text := stdout.read_text()):
+        # The banner's last line: the table and the docs links above it are written by then.
+        if "Press Ctrl-C to stop." in (text := stdout.read_text()):
+            assert "Cat House is up" in text
             return text
         if proc.poll() is not None:
             raise AssertionError(f"cathouse exited with {proc.returncode}:\n{log.read_text()[-4000:]}")

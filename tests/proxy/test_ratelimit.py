@@ -156,6 +156,16 @@ SCHEDULE = [
 ROLLING_LIMIT = 5
 
 
+async def test_the_reset_never_exceeds_the_window_whatever_the_clock_reads(make_limiter: MakeLimiter) -> None:
+    # At this reading, now + 60 - now is 60.00000000000023 in floating point.
+    limiter = make_limiter("memory", clock=lambda: 1988.8887547298007)
+    admitted = await limiter.hit("inst-a", 1, "user-1", 1000)
+    refused = await limiter.hit("inst-a", 1, "user-1", 1000)
+    assert (admitted.allowed, refused.allowed) == (True, False)
+    assert admitted.reset == refused.reset == 60.0
+    assert refused.retry_after == 60
+
+
 @pytest.mark.parametrize("store", STORES)
 async def test_the_window_rolls_rather_than_resets(store: str, make_limiter: MakeLimiter) -> None:
     clock = FakeClock()

@@ -100,7 +100,9 @@ class MemoryRateLimiter:
         refused, wait = -1, 0.0
         for i, log in enumerate(logs):
             if len(log) >= limits[i]:
-                w = log[0] + self._window - now if log else self._window
+                # The window less the oldest hit's age: never above the window (log[0] + window - now
+                # can round to just over it on a large clock).
+                w = self._window - (now - log[0]) if log else self._window
                 if refused < 0 or w > wait:
                     refused, wait = i, w
         if refused >= 0:
@@ -109,7 +111,7 @@ class MemoryRateLimiter:
             log.append(now)
         tight = 1 if limits[1] - len(logs[1]) < limits[0] - len(logs[0]) else 0
         log = logs[tight]
-        return Decision(True, limits[tight], limits[tight] - len(log), log[0] + self._window - now, None)
+        return Decision(True, limits[tight], limits[tight] - len(log), self._window - (now - log[0]), None)
 
     async def close(self) -> None:
         self._logs.clear()
