@@ -1,4 +1,9 @@
-"""Liveness and readiness, answered by every service."""
+"""Liveness and readiness, answered by every service.
+
+``/health`` says the process runs; ``/health/db`` that it reaches its database;
+``/health/ready`` that it can serve: its database, and the keys that verify tokens (fetched
+from auth's JWKS by every process that does not run auth itself).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,14 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from loguru import logger
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import cathouse
 from cathouse.platform.errors import ServiceUnavailable
 from cathouse.platform.problems import PROBLEM_JSON, Problem
+from cathouse.platform.security import JwksKeySource, KeysUnavailable, TokenVerifier
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
 
@@ -27,6 +33,12 @@ class Health(BaseModel):
 class DatabaseHealth(BaseModel):
     status: Literal["ok"] = "ok"
     databases: dict[str, Literal["ok"]]
+
+
+class Readiness(DatabaseHealth):
+    jwks_url: str | None = Field(
+        description="Where this process fetches the keys that verify tokens; null when it holds them itself (auth)."
+    )
 
 
 def _kind(error: BaseException) -> str:
@@ -50,13 +62,10 @@ async def _ping(engine: AsyncEngine, limit: float) -> None:
             await conn.execute(text("SELECT 1"))
 
 
-@router.get(
-    "/db",
-    response_model=DatabaseHealth,
-    summary="Readiness: can this service reach its database?",
-    responses={503: {"model": Problem, "content": {PROBLEM_JSON: {}}}},
-)
-async def database_health(request: Request) -> DatabaseHealth:
+_UNAVAILABLE: dict[int | str, dict[str, object]] = {503: {"model": Problem, "content": {PROBLEM_JSON: {}}}}
+
+
+async def _databases(request: Request) -> dict[str, Literal["ok"]]:
     engines: dict[str, AsyncEngine] = request.app.state.engines
     timeout: float = request.app.state.settings.db_connect_timeout
     # Services in one process share its engine: one connection of its pool answers for them all.
@@ -70,4 +79,39 @@ async def database_health(request: Request) -> DatabaseHealth:
         # The endpoint is public: say what kind of failure, keep hosts and users for the log.
         logger.warning("database unreachable", component=name, error=f"{type(error).__name__}: {error}")
         raise ServiceUnavailable(f"The {name} database is unreachable ({_kind(error)}).")
-    return DatabaseHealth(databases=dict.fromkeys(engines, "ok"))
+    return dict.fromkeys(engines, "ok")
+
+
+@router.get(
+    "/db",
+    response_model=DatabaseHealth,
+    summary="Readiness of the database: can this service reach it?",
+    responses=_UNAVAILABLE,
+)
+async def database_health(request: Request) -> DatabaseHealth:
+    return DatabaseHealth(databases=await _databases(request))
+
+
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    summary="Readiness: can this service serve? Its database, and the keys that verify tokens",
+    responses=_UNAVAILABLE,
+)
+async def readiness(request: Request) -> Readiness:
+    databases = await _databases(request)
+    verifier: TokenVerifier = request.app.state.verifier
+    source = verifier.source
+    if not isinstance(source, JwksKeySource):
+        return Readiness(databases=databases, jwks_url=None)
+    try:
+        await source.check()
+    except KeysUnavailable as exc:
+        # Named in full: this is an address inside the deployment that an operator must fix
+        # (CATHOUSE_TOKENS__JWKS_URL), and health routes are not routed through the gateway.
+        raise ServiceUnavailable(
+            f"Cannot fetch the keys that verify tokens from {exc.url}: {exc.reason}. "
+            "Every signed-in request is refused until they can be fetched (CATHOUSE_TOKENS__JWKS_URL).",
+            jwks_url=exc.url,
+        ) from None
+    return Readiness(databases=databases, jwks_url=source.url)

@@ -6,6 +6,7 @@ from cathouse.platform.security.tokens import (
     InvalidToken,
     JwksKeySource,
     KeySource,
+    KeysUnavailable,
     TokenVerifier,
     VerificationKey,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidToken",
     "JwksKeySource",
     "KeySource",
+    "KeysUnavailable",
     "OptionalUser",
     "Principal",
     "Role",

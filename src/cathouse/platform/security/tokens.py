@@ -36,6 +36,15 @@ class InvalidToken(Exception):
     """The token is not one we issued, or no longer valid. The message is safe to show."""
 
 
+class KeysUnavailable(Exception):
+    """No key to verify tokens with could be had from ``url``: every token would be refused."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class VerificationKey:
     kid: str
@@ -74,24 +83,50 @@ class JwksKeySource:
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # Why the last fetch gave no keys; None once one has.
+        self.error: str | None = "not fetched yet"
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, *, force: bool = False) -> None:
         async with self._lock:
-            if time.monotonic() - self._fetched_at < self.min_interval:
+            if not force and time.monotonic() - self._fetched_at < self.min_interval:
                 return
             self._fetched_at = time.monotonic()
             try:
                 response = await self.client.get(self.url, timeout=5.0)
                 response.raise_for_status()
-                self._keys = keys_from_jwks(response.json())
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("could not fetch the JWKS", url=self.url, error=str(exc))
+                body = response.json()
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
+                self._keys = keys_from_jwks(body)
+                self.error = None if self._keys else "it lists no key we can use"
+            except httpx.HTTPStatusError as exc:
+                self.error = f"it answered {exc.response.status_code}"
+            except httpx.TimeoutException:
+                self.error = "it did not answer in time"
+            except httpx.HTTPError as exc:
+                self.error = f"could not connect ({exc or type(exc).__name__})"
+            except ValueError:
+                self.error = "its answer is not a JWKS"
+            if self.error is not None:
+                logger.warning("could not fetch the JWKS", url=self.url, error=self.error)
 
     async def get(self, kid: str) -> VerificationKey | None:
         stale = time.monotonic() - self._fetched_at > self.max_age
         if kid not in self._keys or stale:
             await self._refresh()
         return self._keys.get(kid)
+
+    async def check(self) -> None:
+        """Raise :class:`KeysUnavailable` unless keys are held, fetching them now if none are.
+
+        A readiness probe calls this: while no key is held every token is refused, so the
+        process must say it is not ready rather than answer 401 to everyone. Keys fetched
+        earlier go on verifying while a refresh fails, so they count as ready.
+        """
+        if not self._keys:
+            await self._refresh(force=True)
+        if not self._keys:
+            raise KeysUnavailable(self.url, self.error or "it lists no key we can use")
 
 
 class TokenVerifier:
