@@ -158,13 +158,16 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
     proc, stdout = start_up(["up", "--split"], env, log)
     try:
         banner = wait_for_banner(proc, stdout, log)
+        jwks = f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json"
         for name, port in ports.items():
             assert f"http://127.0.0.1:{port}" in banner
             answers_at_once(f"http://127.0.0.1:{port}/api/v1/health")
+            # Ready: its database, and the keys of the auth process on its moved port.
+            answers_at_once(f"http://127.0.0.1:{port}/api/v1/health/ready")
             health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
             assert health["service"] == name
-            ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/db").json()
-            assert ready["databases"] == {name: "ok"}
+            ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/ready").json()
+            assert ready == {"status": "ok", "databases": {name: "ok"}, "jwks_url": None if name == "auth" else jwks}
         started = process_tree(proc.pid)
         assert len(started) >= 1 + len(SERVICES) + 1, "a process per service and the relay"
         asyncio.run(token_from_auth_verifies_elsewhere(ports["auth"]))

@@ -191,10 +191,23 @@ def relay() -> None:
         asyncio.run(go(live))
 
 
+def _reachable(host: str, port: int) -> str:
+    """A base URL that reaches a server listening on ``host``: a wildcard address is reached on loopback."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (recognised, not bound)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _run_split(settings: Settings, host: str) -> None:
     """One child process per service plus the relay; any signal or death stops them all."""
     assert settings.database_url is not None
     env = {**os.environ, "CATHOUSE_DATABASE_URL": settings.database_url.get_secret_value()}
+    if "jwks_url" not in settings.tokens.model_fields_set:
+        # The others verify tokens with the keys of the auth process started here, wherever its
+        # port was moved (CATHOUSE_AUTH__PORT): the default names 8005.
+        env["CATHOUSE_TOKENS__JWKS_URL"] = f"{_reachable(host, settings.auth.port)}/api/v1/auth/.well-known/jwks.json"
     cli = [sys.executable, "-m", "cathouse"]
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name in SERVICES:
