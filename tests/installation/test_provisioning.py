@@ -189,6 +189,10 @@ async def test_the_owner_and_the_publisher_see_deliveries_and_ask_for_a_redelive
     assert [d["installation_id"] for d in of_cat.json()] == [created["id"]]
     refused = await api.get(f"{INSTALLATIONS}/deliveries", params={"cat": slug}, headers=people.stranger.headers)
     assert refused.status_code == 404
+    # Not a slug (a NUL byte PostgreSQL would refuse): a clear 422, not a 500.
+    nonsense = await api.get(f"{INSTALLATIONS}/deliveries", params={"cat": "ó\x00"}, headers=people.publisher.headers)
+    assert nonsense.status_code == 422, nonsense.text
+    assert nonsense.json()["errors"][0]["loc"] == "query.cat"
     [delivery] = await deliveries(api, people, created["id"])
     again = await api.post(
         f"{INSTALLATIONS}/{created['id']}/deliveries/{delivery['id']}/redeliver", headers=people.publisher.headers

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cathouse.platform.app import create_app
 from cathouse.platform.db import schema_metadata
 from cathouse.platform.errors import Conflict
+from cathouse.platform.security import CurrentUser, OptionalUser
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
 
@@ -43,6 +44,16 @@ async def count(request: Request) -> int:
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail: password=hunter2")
+
+
+@router.get("/mine")
+async def my_widgets(user: CurrentUser) -> list[str]:
+    return []
+
+
+@router.get("/shown")
+async def shown_widgets(user: OptionalUser) -> list[str]:
+    return ["signed in" if user else "anonymous"]
 
 
 WIDGETS = Service(
@@ -149,3 +160,14 @@ async def test_openapi_and_docs_are_served_and_errors_are_documented(client: htt
     docs = await client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_openapi_says_where_a_token_is_optional_and_where_it_is_required(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    assert spec["paths"]["/api/v1/widgets/mine"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert spec["paths"]["/api/v1/widgets/shown"]["get"]["security"] == [{"HTTPBearer": []}, {}]
+    assert list(spec["components"]["securitySchemes"]) == ["HTTPBearer"]
+    # And the endpoints behave as published.
+    assert (await client.get("/api/v1/widgets/shown")).json() == ["anonymous"]
+    assert_problem(await client.get("/api/v1/widgets/shown", headers={"Authorization": "Bearer nonsense"}), 401)
+    assert_problem(await client.get("/api/v1/widgets/mine"), 401)

@@ -109,7 +109,7 @@ async def _delivery(session: Session, installation: Installation, delivery_id: u
 async def deliveries_of_cat(
     user: CurrentUser,
     session: Session,
-    cat: Annotated[str, Query(max_length=63, description="The cat's slug.")],
+    cat: Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="The cat's slug.")],
     status: Literal["pending", "succeeded", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> list[DeliveryOut]:

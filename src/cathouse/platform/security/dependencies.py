@@ -14,7 +14,12 @@ from cathouse.platform.errors import Forbidden, Unauthorized
 from cathouse.platform.security.principal import Principal
 from cathouse.platform.security.tokens import InvalidToken, TokenVerifier
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from `POST /api/v1/auth/login`.")
+_DESCRIPTION = "An access token from `POST /api/v1/auth/login`."
+_bearer = HTTPBearer(auto_error=False, description=_DESCRIPTION)
+# The same bearer where signing in is optional: its own scheme name marks those operations, and
+# the published OpenAPI turns it into "HTTPBearer, or nothing" (``cathouse.platform.openapi``).
+OPTIONAL_BEARER = "HTTPBearerOptional"
+_optional_bearer = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER, description=_DESCRIPTION)
 
 
 class NotAuthenticated(Unauthorized):
@@ -34,17 +39,19 @@ async def authenticate(request: Request, token: str) -> Principal:
 
 
 async def optional_principal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)]
 ) -> Principal | None:
     if credentials is None:
         return None
     return await authenticate(request, credentials.credentials)
 
 
-async def current_principal(principal: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:
-    if principal is None:
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None:
         raise NotAuthenticated("Sign in: this needs a bearer access token.")
-    return principal
+    return await authenticate(request, credentials.credentials)
 
 
 async def developer_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
