@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -48,6 +49,8 @@ REPLICAS = {"auth": 1, "catalog": 2, "installation": 1, "proxy": 2, "activity": 
 ADMIN_PASSWORD = "a long gateway admin passphrase"
 PASSWORD = "correct horse battery staple"
 SECRET = "sk-live-gateway-4b1d"
+# In production /metrics answers only this bearer token; the test reads each replica's counts.
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 
 @dataclass
@@ -189,6 +192,7 @@ async def topology(server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             "CATHOUSE_PROXY__ALLOW_HOSTS": '["127.0.0.0/8"]',
             "CATHOUSE_AUTH__REGISTER_RATE": "1000/minute",
             "CATHOUSE_AUTH__LOGIN_RATE": "1000/minute",
+            "CATHOUSE_METRICS__TOKEN": METRICS_TOKEN,
             # A shared Redis: this topology's read model under keys of its own (gone with the run's).
             "CATHOUSE_ACTIVITY__REDIS_PREFIX": f"{RUN_REDIS_PREFIX}gw-{uuid.uuid4().hex[:6]}:",
         }
@@ -313,7 +317,11 @@ async def _installed(api: httpx.AsyncClient, owner: Account, slug: str) -> str:
 async def _count(port: int, sample: str, **labels: str) -> float:
     """The sum of one metric's samples with these labels, as one replica reports them."""
     async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        response = await client.get(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+    assert response.status_code == 200, response.text
+    text = response.text
     return sum(
         s.value
         for family in text_string_to_metric_families(text)
