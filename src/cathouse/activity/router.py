@@ -121,6 +121,18 @@ async def cat_statistics(
     return await cat_stats(session, cat, counters, settings.activity.proxy_days)
 
 
+_EVENT = {
+    "type": "object",
+    "description": "One Server-Sent Event: an activity entry.",
+    "properties": {
+        "id": {"type": "string", "description": "The entry's id: send it back as Last-Event-ID."},
+        "event": {"type": "string"},
+        "data": {"type": "string", "contentMediaType": "application/json", "description": "The entry, as JSON."},
+        "retry": {"type": "integer"},
+    },
+}
+
+
 @router.get(
     "/stream",
     summary="New entries you may see, live, as Server-Sent Events",
@@ -129,7 +141,8 @@ async def cat_statistics(
         200: {
             "description": "`id:` the entry's id, `data:` the entry as in the feeds (one JSON line); "
             "a comment line as a heartbeat. Ends after a while: reconnect with Last-Event-ID.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            # Before OpenAPI 3.2's itemSchema, an event stream's schema describes one event.
+            "content": {"text/event-stream": {"schema": _EVENT}},
         }
     },
 )
