@@ -38,6 +38,8 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 
 bench: $(STAMP)
+	$(BIN)/python bench/first_up.py
+	$(BIN)/python bench/access_log.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/events.py
