@@ -8,13 +8,16 @@ STAMP := $(VENV)/.installed
 
 # uv resolves and installs about twenty times faster than pip (a fresh .venv in seconds rather
 # than minutes); it comes from PyPI like everything else. Where it cannot be installed, pip does
-# the same install, slower. Either way each package is printed as it goes in.
+# the same install, slower. Either way each package is printed as it goes in. Bytecode is
+# compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (container images
+# often set it) nothing would cache it later, and every start would compile the dependencies
+# again (4 s instead of 1 s for `cathouse --version`).
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Cat House needs Python 3.11 or newer"'
 	@echo "==> creating $(VENV) and installing Cat House with its dependencies"
 	$(PYTHON) -m venv $(VENV)
 	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
-		$(BIN)/uv pip install --python $(BIN)/python -e '.[dev]'; \
+		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]'; \
 	else \
 		echo "==> uv is not available; installing with pip (a few minutes)"; \
 		$(BIN)/python -m pip install --progress-bar on -e '.[dev]'; \
