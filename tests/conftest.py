@@ -9,6 +9,8 @@ table afterwards (``committed``).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -28,6 +30,20 @@ from cathouse.platform.embedded import embedded_database
 from cathouse.platform.settings import Environment, Settings
 from cathouse.services import COMPONENTS, create_service_app
 from tests.support import RUN_MASTER_KEY, own_database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run's temporary files under a root of its own, unless ``--basetemp`` names one.
+
+    The embedded PostgreSQL runs as an unprivileged user of its own, so the directories above
+    its data directory are opened to it (o+x). pytest's shared root (``pytest-of-<user>``) is
+    set back to owner-only whenever another run starts, which locks a running server out of
+    its own files (PANIC: could not open pg_control). A root per run is never touched by another.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        root = Path(tempfile.mkdtemp(prefix="cathouse-tests-"))
+        config.option.basetemp = str(root)
+        config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
