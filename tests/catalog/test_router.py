@@ -29,6 +29,23 @@ async def test_a_developer_creates_a_draft_only_they_can_see(api: httpx.AsyncCli
     assert [c["slug"] for c in listed.json()["items"]] == [cat["slug"]]
 
 
+async def test_my_cats_refuse_a_cursor_that_is_not_a_slug_and_change_nothing(
+    api: httpx.AsyncClient, people: People
+) -> None:
+    cat = await draft(api, people.developer)
+    # Found by the fuzzer: a NUL in the cursor reached the database and answered 500.
+    for cursor in ("&\x00®%'÷", "Not A Slug"):
+        refused = await api.get("/api/v1/cats/mine", params={"cursor": cursor}, headers=people.developer.headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    listed = await api.get("/api/v1/cats/mine", headers=people.developer.headers)
+    assert [c["slug"] for c in listed.json()["items"]] == [cat["slug"]]
+    # Nor does a slug in a path that cannot be one reach the database.
+    for path in ("/api/v1/cats/a%00b", "/api/v1/cats/a%00b/versions", "/api/v1/cats/a%00b/reviews"):
+        refused = await api.get(path, headers=people.developer.headers)
+        assert refused.status_code == 422, (path, refused.text)
+
+
 async def test_a_user_cannot_create_cats(api: httpx.AsyncClient, people: People) -> None:
     response = await api.post("/api/v1/cats", json=cat_body(), headers=people.user.headers)
     assert response.status_code == 403

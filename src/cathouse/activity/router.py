@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/activity", tags=["activity"])
 # What a slug can be (no query for anything else), and an SSE event id this service sends.
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
-SlugPath = Annotated[str, Path(max_length=63)]
+SlugPath = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Cursor = Annotated[str | None, Query(max_length=200, description="From a previous page's `next_cursor`.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Everyone = Annotated[bool, Query(description="Admins only: every entry, not just the public ones.")]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from cathouse.catalog.dependencies import Cats, Views
-from cathouse.catalog.schemas import CatDetail, Reason
+from cathouse.catalog.schemas import CatDetail, Reason, SlugPath
 from cathouse.platform.security import AdminUser, DeveloperUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["moderation"])
-
-SlugPath = Annotated[str, Path(max_length=63)]
 
 
 @router.post("/{slug}/submit", response_model=CatDetail, summary="Submit a draft (or rejected) cat for review")

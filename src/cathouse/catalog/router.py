@@ -22,6 +22,7 @@ from cathouse.catalog.schemas import (
     Facets,
     PermissionName,
     SearchPage,
+    SlugPath,
     Tag,
     VersionOut,
     VersionSpec,
@@ -33,7 +34,6 @@ from cathouse.platform.security import DeveloperUser, OptionalUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["cats"])
 
-SlugPath = Annotated[str, Path(max_length=63)]
 VersionPath = Annotated[str, Path(max_length=64)]
 
 
@@ -97,7 +97,10 @@ async def mine(
     user: DeveloperUser,
     session: Session,
     views: Views,
-    cursor: Annotated[str | None, Query(max_length=63)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=63, pattern=SLUG_PATTERN, description="`next_cursor` of the previous page (a slug)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> Page[CatSummary]:
     rows = list(await CatRepository(session).of_publisher(user, limit=limit + 1, after=cursor))

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import jsonschema_rs
+from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -388,3 +389,8 @@ class CategoryOut(BaseModel):
     name: str
     description: str
     cat_count: int = Field(description="Published cats in the category.")
+
+
+# A cat's slug in a path: one that cannot be a slug (a NUL, spaces, capitals) is refused with 422
+# before it reaches the database.
+SlugPath = Annotated[str, Path(max_length=63, pattern=SLUG_PATTERN, description="The cat's slug.")]

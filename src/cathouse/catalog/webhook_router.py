@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from cathouse.catalog.dependencies import Cats
+from cathouse.catalog.schemas import SlugPath
 from cathouse.platform.schemas import Strict
 from cathouse.platform.security import DeveloperUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["webhooks"])
-
-SlugPath = Annotated[str, Path(max_length=63)]
 
 
 class SigningSecret(BaseModel):

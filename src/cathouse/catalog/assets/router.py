@@ -12,14 +12,13 @@ from cathouse.catalog.assets.service import AssetService
 from cathouse.catalog.assets.storage import IMMUTABLE_CACHE_CONTROL, AssetStorage, check_key
 from cathouse.catalog.dependencies import AppSettings, Cats, Session
 from cathouse.catalog.repository import AssetRepository
-from cathouse.catalog.schemas import AssetOut
+from cathouse.catalog.schemas import AssetOut, SlugPath
 from cathouse.catalog.views import asset_out
 from cathouse.platform.requests import read_body
 from cathouse.platform.security import DeveloperUser, OptionalUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["assets"])
 
-SlugPath = Annotated[str, Path(max_length=63)]
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "application/octet-stream")
 IMAGE_BODY: dict[str, Any] = {
     "requestBody": {

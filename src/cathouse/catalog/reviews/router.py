@@ -6,20 +6,18 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from cathouse.auth import queries as accounts
 from cathouse.catalog.dependencies import Session
 from cathouse.catalog.models import Cat, Review
 from cathouse.catalog.reviews.schemas import Author, Reply, ReplyIn, ReviewIn, ReviewOut, ReviewPage, ReviewUpdate
 from cathouse.catalog.reviews.service import ReviewService
-from cathouse.catalog.schemas import Reason
+from cathouse.catalog.schemas import Reason, SlugPath
 from cathouse.platform.pagination import MAX_LIMIT
 from cathouse.platform.security import AdminUser, CurrentUser, OptionalUser, Principal
 
 router = APIRouter(prefix="/api/v1/cats/{slug}/reviews", tags=["reviews"])
-
-SlugPath = Annotated[str, Path(max_length=63)]
 
 
 def _service(session: Session) -> ReviewService:
