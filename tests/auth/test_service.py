@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -221,16 +220,17 @@ async def test_the_three_login_failures_take_about_the_same_time(
         "wrong": (existing.email, "not the right password"),
         "locked": (locked.email, PASSWORD),
     }
-    medians = {}
-    for name, (email, password) in attempts.items():
-        times = []
-        for _ in range(5):
+    times: dict[str, list[float]] = {name: [] for name in attempts}
+    # Interleaved, so a burst of other work on the machine slows every kind alike; the fastest
+    # of each is its cost undisturbed (interference only ever adds time).
+    for _ in range(7):
+        for name, (email, password) in attempts.items():
             started = time.perf_counter()
             assert (await login(auth, email, password)).status_code == 401
-            times.append(time.perf_counter() - started)
-        medians[name] = statistics.median(times)
+            times[name].append(time.perf_counter() - started)
+    fastest = {name: min(taken) for name, taken in times.items()}
     # Each failure pays for one password check (tens of ms); none is a shortcut.
-    assert max(medians.values()) < 2.5 * min(medians.values()), medians
+    assert max(fastest.values()) < 2.5 * min(fastest.values()), fastest
 
 
 async def test_concurrent_logins_do_not_starve_the_pool_while_keys_reload(

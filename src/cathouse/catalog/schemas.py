@@ -89,7 +89,7 @@ class CatFields(Strict):
     name: Name
     summary: Summary
     description: Markdown = Field(default="", description="Markdown.")
-    category: str = Field(max_length=32, description="A slug from `GET /api/v1/cats/categories`.")
+    category: str = Field(max_length=32, pattern=SLUG_PATTERN, description="A slug from `GET /api/v1/cats/categories`.")
     tags: Tags = Field(default_factory=list)
     homepage: WebUrl | None = None
     support_email: EmailStr | None = None
@@ -106,7 +106,7 @@ class CatUpdate(Strict):
     name: Name | None = None
     summary: Summary | None = None
     description: Markdown | None = None
-    category: str | None = Field(default=None, max_length=32)
+    category: str | None = Field(default=None, max_length=32, pattern=SLUG_PATTERN)
     tags: Tags | None = None
     homepage: WebUrl | None = None
     support_email: EmailStr | None = None
