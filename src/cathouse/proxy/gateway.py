@@ -1,8 +1,9 @@
 """The hot path: ``ANY /api/v1/proxy/{installation_id}/{path}``, as plain ASGI.
 
 Every call a user's application makes to a cat passes here, so this sits in front of the
-FastAPI app rather than behind a route: a FastAPI route with its dependency injection roughly
-doubles the CPU of a forwarded request (PERFORMANCE.md). What a call costs once warm: a token
+FastAPI app rather than behind a route, whose dependency injection and middleware layers would
+run on every forwarded request (``bench/proxy.py --bare`` measures the floor without them). What
+a call costs once warm: a token
 check or an API-key lookup (both cached), the installation's context (cached a few seconds),
 a route match, one rate-limit round trip, the upstream exchange on a kept-alive connection,
 and an audit record appended to a queue that a writer flushes in batches.
