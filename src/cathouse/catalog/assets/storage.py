@@ -15,21 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import obstore
-from obstore.store import S3Store
 from pydantic import SecretStr
 
 from cathouse.platform.errors import BadRequest
+from cathouse.platform.objectstore import s3_store
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, S3Config
-
     from cathouse.platform.settings import Settings
 
 # Content-addressed objects never change, so a browser or CDN may keep them for a year.
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}\.(?:png|jpg|webp)")
-# S3 requests give up rather than hold a request (and its worker) for ever.
-S3_CLIENT_OPTIONS: ClientConfig = {"connect_timeout": "5s", "timeout": "30s"}
 
 
 class InvalidAssetKey(BadRequest):
@@ -120,18 +116,14 @@ class S3Storage:
         secret_access_key: str | None = None,
         prefix: str = "",
     ) -> None:
-        config: S3Config = {"region": region}
-        if endpoint_url:
-            config["endpoint"] = endpoint_url
-        # Without keys, the usual AWS sources (environment, instance role) are used.
-        if access_key_id and secret_access_key:
-            config["access_key_id"] = access_key_id
-            config["secret_access_key"] = secret_access_key
-        client_options = S3_CLIENT_OPTIONS.copy()
-        # Plain http only for an endpoint that says so: a local MinIO or a test server.
-        if endpoint_url and endpoint_url.startswith("http://"):
-            client_options["allow_http"] = True
-        self._store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client_options)
+        self._store = s3_store(
+            bucket,
+            endpoint_url=endpoint_url,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            prefix=prefix,
+        )
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         attributes = {"Content-Type": content_type, "Cache-Control": IMMUTABLE_CACHE_CONTROL}
