@@ -142,7 +142,7 @@ async def test_a_failed_batch_is_kept_and_retried_in_order(
     real_append = audit.append
     failures = 2
 
-    async def flaky(session: AsyncSession, records: list[AuditRecord]) -> int:
+    async def flaky(session: AsyncSession, records: list[AuditRecord]) -> audit.Appended:
         nonlocal failures
         if failures:
             failures -= 1

@@ -114,6 +114,24 @@ class ProxySettings(ServiceSettings):
     audit_retention_days: int = Field(default=90, ge=1)
 
 
+class AuditSettings(BaseModel):
+    """Checkpoints of the proxy's audit chain: its head signed at a cadence, with a key the
+    database never holds, and kept outside PostgreSQL (see ``cathouse.proxy.audit.checkpoints``)."""
+
+    # A file holding the Ed25519 private key: PEM (PKCS#8, as `openssl genpkey -algorithm ed25519`
+    # writes it) or the raw 32-byte seed. Unset: generated once into <data dir>/secrets in
+    # development and tests; the proxy refuses to start without it in production.
+    signing_key: Path | None = None
+    # A checkpoint once this many records were committed since the last one, or this many seconds
+    # after a commit that no checkpoint covers yet: records newer than that can vanish unseen.
+    checkpoint_records: int = Field(default=1000, ge=1, le=1_000_000)
+    checkpoint_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # Where checkpoints go without an S3 bucket; default: <data dir>/audit-checkpoints.
+    checkpoint_dir: Path | None = None
+    # Their key prefix in the bucket when CATHOUSE_S3_BUCKET is set.
+    s3_prefix: str = Field(default="audit-checkpoints/", min_length=1)
+
+
 class ActivitySettings(ServiceSettings):
     """The activity read model: how long its Redis lists are, and how live streams behave."""
 
@@ -255,6 +273,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     installation: InstallationSettings = InstallationSettings()
     proxy: ProxySettings = ProxySettings()
+    audit: AuditSettings = AuditSettings()
     activity: ActivitySettings = ActivitySettings()
     events: EventSettings = EventSettings()
     tokens: TokenSettings = TokenSettings()

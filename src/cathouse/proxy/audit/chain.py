@@ -14,8 +14,8 @@ import math
 import uuid
 from binascii import hexlify
 from collections.abc import Mapping, Sequence
-from datetime import UTC
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, cast
 
 import asyncpg
 from loguru import logger
@@ -140,19 +140,33 @@ async def lock_head(session: AsyncSession) -> Row[int, bytes, int, bytes]:
     return head
 
 
-async def append(session: AsyncSession, records: Sequence[AuditRecord]) -> int:
+class Appended(NamedTuple):
+    """What one append stored: how many records, and the chain after it (what a checkpoint signs)."""
+
+    records: int
+    seq: int = 0
+    hash: bytes = GENESIS_HASH
+    pruned_through_seq: int = 0
+    # The ``at`` of the record at ``seq``.
+    record_at: datetime | None = None
+
+
+async def append(session: AsyncSession, records: Sequence[AuditRecord]) -> Appended:
     """Chain ``records`` after the head, in the caller's transaction (which holds the head's lock
-    until it ends). Returns how many were stored; a malformed record is dropped and logged."""
+    until it ends). Returns how many were stored and where the chain then ends; a malformed
+    record is dropped and logged."""
     prepared = []
+    last_at = None
     for rec in records:
         try:
             prepared.append(_prepare(rec))
+            last_at = rec.at
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
             AUDIT_LOST.labels("malformed").inc()
             logger.error("audit record malformed; dropped", request_id=getattr(rec, "request_id", None), error=str(exc))
-    if not prepared:
-        return 0
-    seq, prev, _, _ = await lock_head(session)
+    if not prepared or last_at is None:
+        return Appended(0)
+    seq, prev, anchor, _ = await lock_head(session)
     lines = []
     for record in prepared:
         seq += 1
@@ -160,7 +174,8 @@ async def append(session: AsyncSession, records: Sequence[AuditRecord]) -> int:
         lines.append(line)
     await _copy(session, b"".join(lines))
     await session.execute(update(CHAIN).where(CHAIN.c.id == 1).values(last_seq=seq, last_hash=prev))
-    return len(prepared)
+    record_at = last_at if last_at.tzinfo is not None else last_at.replace(tzinfo=UTC)
+    return Appended(len(prepared), seq, prev, anchor, record_at)
 
 
 # What _prepare makes of a record: its canonical form up to ``"seq":`` and after the number, and

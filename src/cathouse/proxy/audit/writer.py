@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.settings import Settings
 from cathouse.proxy.audit.chain import append
+from cathouse.proxy.audit.checkpointer import Checkpointer
 from cathouse.proxy.audit.records import AUDIT_FLUSH_FAILURES, AUDIT_LOST, AUDIT_WRITTEN, AuditRecord
 
 _PENDING_GAUGE = Gauge("cathouse_proxy_audit_pending", "Audit records waiting to be written.")
@@ -43,6 +44,7 @@ class AuditWriter:
         retry_backoff: float = 0.1,
         max_backoff: float = 5.0,
         stop_timeout: float = 10.0,
+        checkpoints: Checkpointer | None = None,
     ) -> None:
         self._sessions = sessionmaker(target) if isinstance(target, AsyncEngine) else target
         self._batch_size = batch_size
@@ -51,6 +53,7 @@ class AuditWriter:
         self._retry_backoff = retry_backoff
         self._max_backoff = max_backoff
         self._stop_timeout = stop_timeout
+        self.checkpoints = checkpoints
         self._pending: deque[AuditRecord] = deque()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -61,8 +64,14 @@ class AuditWriter:
 
     @classmethod
     def from_settings(cls, target: AsyncEngine | async_sessionmaker[AsyncSession], settings: Settings) -> AuditWriter:
+        """The proxy's writer, checkpoints signed with the configured key (see ``Checkpointer``)."""
         proxy = settings.proxy
-        return cls(target, batch_size=proxy.audit_batch_size, flush_interval=proxy.audit_flush_interval)
+        return cls(
+            target,
+            batch_size=proxy.audit_batch_size,
+            flush_interval=proxy.audit_flush_interval,
+            checkpoints=Checkpointer.from_settings(settings),
+        )
 
     @property
     def pending(self) -> int:
@@ -85,6 +94,8 @@ class AuditWriter:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="audit-writer")
+        if self.checkpoints is not None:
+            self.checkpoints.start()
 
     async def flush(self) -> None:
         """Write everything queued now; raises (records kept) if the database refuses."""
@@ -96,12 +107,14 @@ class AuditWriter:
                 batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._batch_size))]
                 try:
                     async with self._sessions() as session, session.begin():
-                        written = await append(session, batch)
+                        appended = await append(session, batch)
                 except BaseException:
                     self._pending.extendleft(reversed(batch))
                     raise
-                AUDIT_WRITTEN.inc(written)
+                AUDIT_WRITTEN.inc(appended.records)
                 self._overflowing = False
+                if self.checkpoints is not None:
+                    self.checkpoints.committed(appended)  # committed: safe to sign
 
     async def stop(self, grace: float | None = None) -> int:
         """Write what is queued, then stop. Gives up after ``grace`` seconds (default: ``stop_timeout``)
@@ -111,11 +124,16 @@ class AuditWriter:
         task, self._task = self._task, None
         if task is None:
             task = asyncio.create_task(self._run(), name="audit-writer-drain")
-        done, _ = await asyncio.wait({task}, timeout=self._stop_timeout if grace is None else grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._stop_timeout if grace is None else grace)
+        done, _ = await asyncio.wait({task}, timeout=deadline - loop.time())
         if not done:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.checkpoints is not None:
+            # What was committed last is signed now: a clean shutdown leaves no record uncovered.
+            await self.checkpoints.stop(grace=max(1.0, deadline - loop.time()))
         lost = len(self._pending)
         if lost:
             AUDIT_LOST.labels("shutdown").inc(lost)
@@ -145,7 +163,8 @@ class AuditWriter:
                         await asyncio.wait_for(self._wake.wait(), self._flush_interval)
                         whole_batches_only = not self._stopping
                     except TimeoutError:
-                        pass
+                        if self.checkpoints is not None:
+                            self.checkpoints.tick()
                 else:
                     whole_batches_only = True
             try:
