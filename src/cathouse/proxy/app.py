@@ -46,7 +46,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limiter = rate_limiter(settings)
         stack.push_async_callback(limiter.close)
         # The service's own pool: lookups are cached, so they rarely wait behind a batch.
+        # Refuses to start without the checkpoints' signing key in production.
         audit = AuditWriter.from_settings(sessions, settings)
+        if audit.checkpoints is not None:
+            app.state.audit_public_key = audit.checkpoints.signer.public
         await audit.start()
         stack.push_async_callback(audit.stop)  # writes what is queued; logs what it could not
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.platform.db import session_dependency
@@ -14,8 +14,9 @@ from cathouse.platform.errors import BadRequest, NotFound, Unprocessable
 from cathouse.platform.pagination import MAX_LIMIT, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser
 from cathouse.proxy.audit import Decision
+from cathouse.proxy.audit.signing import PublicKey, b64url
 from cathouse.proxy.repository import AuditFilter, AuditRepository
-from cathouse.proxy.schemas import AuditEntry, AuditPage
+from cathouse.proxy.schemas import AuditEntry, AuditPage, AuditPublicKey
 
 Session = Annotated[AsyncSession, Depends(session_dependency("proxy"), scope="function")]
 
@@ -71,6 +72,18 @@ async def audit(
     next_cursor = encode_cursor([rows[limit - 1].seq]) if len(rows) > limit else None
     items = [AuditEntry.model_validate(row, from_attributes=True) for row in rows[:limit]]
     return AuditPage(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/audit/public-key",
+    response_model=AuditPublicKey,
+    summary="The public key that verifies the audit log's signed checkpoints (no sign-in needed)",
+)
+async def audit_public_key(request: Request) -> AuditPublicKey:
+    key: PublicKey | None = getattr(request.app.state, "audit_public_key", None)
+    if key is None:
+        raise NotFound("This process signs no audit checkpoints.")
+    return AuditPublicKey(key_id=key.key_id, public_key=b64url(key.raw), pem=key.pem)
 
 
 _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,3 +33,15 @@ class AuditEntry(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntry]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; absent on the last one.")
+
+
+class AuditPublicKey(BaseModel):
+    """The key that verifies the audit chain's signed checkpoints (``cathouse audit verify --checkpoints``)."""
+
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    key_id: str = Field(
+        description="Names the key in every checkpoint it signed: the first 16 hex digits of the "
+        "SHA-256 of the raw public key."
+    )
+    public_key: str = Field(description="The raw 32-byte public key, base64url without padding.")
+    pem: str = Field(description="The same key as a PEM SubjectPublicKeyInfo (`--public-key FILE` reads it).")

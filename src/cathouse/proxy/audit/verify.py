@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -81,19 +81,31 @@ async def _explain(conn: AsyncConnection, fault: Break, row: Mapping[Any, Any], 
 async def verify(engine: AsyncEngine, *, batch_size: int = 1000) -> VerifyReport:
     """Recompute the chain from the pruned anchor to the head; report the first record that does
     not fit. Reads one snapshot, so writers appending meanwhile cause no false alarm."""
+    report, _ = await walk(engine, batch_size=batch_size)
+    return report
+
+
+async def walk(
+    engine: AsyncEngine, *, batch_size: int = 1000, want: Collection[int] = ()
+) -> tuple[VerifyReport, dict[int, bytes]]:
+    """:func:`verify`, and the hashes of the records at the seqs in ``want`` that it read (all of
+    those the chain holds when it is intact), the prune anchor's among them."""
     async with engine.connect() as conn:
         snapshot = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         async with snapshot.begin():
-            return await _walk(snapshot, batch_size)
+            found: dict[int, bytes] = {}
+            return await _walk(snapshot, batch_size, frozenset(want), found), found
 
 
-async def _walk(conn: AsyncConnection, batch_size: int) -> VerifyReport:
+async def _walk(conn: AsyncConnection, batch_size: int, want: frozenset[int], found: dict[int, bytes]) -> VerifyReport:
     head = (await conn.execute(HEAD)).one_or_none()
     if head is None:
         first = await conn.scalar(select(AuditLog.seq).order_by(AuditLog.seq).limit(1))
         problem = None if first is None else Break(first, "head", "the chain's head row (proxy.audit_chain) is gone")
         return VerifyReport(0, 0, 0, GENESIS_HASH, problem)
     last_seq, last_hash, anchor, prev = head
+    if anchor in want:
+        found[anchor] = prev
     expected, checked, after = anchor + 1, 0, anchor
     while True:
         statement = select(LOG).where(LOG.c.seq > after).order_by(LOG.c.seq).limit(batch_size)
@@ -104,6 +116,8 @@ async def _walk(conn: AsyncConnection, batch_size: int) -> VerifyReport:
                 fault = await _explain(conn, fault, row, rows[i + 1 :])
                 return VerifyReport(checked, anchor, last_seq, last_hash, fault)
             checked, expected, prev = checked + 1, expected + 1, row["hash"]
+            if want and expected - 1 in want:
+                found[expected - 1] = prev
         if len(rows) < batch_size:
             break
         after = rows[-1]["seq"]
