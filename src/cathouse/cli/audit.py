@@ -82,13 +82,18 @@ def verify_chain(
 
     async def go(live: Settings) -> tuple[VerifyReport, CheckpointReport | None]:
         await require_migrated(live)
-        # Read before the chain's snapshot: each was signed after its records were committed.
-        stored = await store.load() if store is not None else None
         engine = create_engine(live, application_name="cathouse-cli", pool_size=1)
         try:
-            if stored is None or keys is None:
+            if store is None or keys is None:
                 return await verify(engine, batch_size=batch_size), None
-            return await verify_with_checkpoints(engine, stored, keys, retention_days=days, batch_size=batch_size)
+            return await verify_with_checkpoints(
+                engine,
+                store,
+                keys,
+                retention_days=days,
+                interval=settings.audit.checkpoint_seconds,
+                batch_size=batch_size,
+            )
         finally:
             await engine.dispose()
 

@@ -57,6 +57,7 @@ class Checkpointer:
         self._clock = clock
         self._latest: Appended | None = None  # the newest commit no checkpoint covers yet
         self._since = 0  # records committed since the last checkpoint
+        self._ranges: list[tuple[int, int]] = []  # their seqs, run by run
         self._signed_at: float | None = None  # a process's first commit is signed at once
         self._queue: deque[Checkpoint] = deque()
         self._wake = asyncio.Event()
@@ -83,6 +84,11 @@ class Checkpointer:
             return
         self._latest = appended
         self._since += appended.records
+        first = appended.seq - appended.records + 1
+        if self._ranges and self._ranges[-1][1] + 1 == first:
+            self._ranges[-1] = (self._ranges[-1][0], appended.seq)
+        else:
+            self._ranges.append((first, appended.seq))
         if self._since >= self._every or self._due():
             self._sign()
 
@@ -96,6 +102,7 @@ class Checkpointer:
 
     def _sign(self) -> None:
         appended, self._latest, self._since = self._latest, None, 0
+        ranges, self._ranges = tuple(self._ranges), []
         self._signed_at = self._clock()
         if appended is None or appended.record_at is None:
             return
@@ -105,6 +112,7 @@ class Checkpointer:
             hash_=appended.hash,
             records=max(0, appended.seq - appended.pruned_through_seq),
             record_at=appended.record_at,
+            ranges=ranges,
         )
         # The log line is a copy of its own, kept wherever the logs go.
         logger.info(
@@ -114,6 +122,7 @@ class Checkpointer:
             records=checkpoint.records,
             at=iso(checkpoint.at),
             record_at=iso(checkpoint.record_at),
+            ranges=checkpoint.ranges,
             key_id=checkpoint.key_id,
             signature=checkpoint.signature,
         )

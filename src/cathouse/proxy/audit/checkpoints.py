@@ -35,9 +35,14 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+Ranges = tuple[tuple[int, int], ...]
+
+
 class Checkpoint(BaseModel):
     """The chain at ``seq``: the hash of the record there, how many records the log held (those
-    after the prune anchor), when it was signed, and the time of the record at ``seq``."""
+    after the prune anchor), when it was signed, the time of the record at ``seq``, and the seqs
+    (first and last of each run) the signing process appended since its previous checkpoint:
+    a record no checkpoint claims was not written by the proxy."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
@@ -47,16 +52,20 @@ class Checkpoint(BaseModel):
     records: int = Field(ge=0)
     at: AwareDatetime
     record_at: AwareDatetime
+    ranges: Ranges = Field(max_length=1_000_000)
     key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
     signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
 
     @staticmethod
-    def message(seq: int, hash_: str, records: int, at: datetime, record_at: datetime, key_id: str) -> bytes:
+    def message(
+        seq: int, hash_: str, records: int, at: datetime, record_at: datetime, ranges: Ranges, key_id: str
+    ) -> bytes:
         """The bytes signed: sorted-key JSON of every field but the signature, times in UTC."""
         fields = {
             "at": iso(at),
             "hash": hash_,
             "key_id": key_id,
+            "ranges": [list(r) for r in ranges],
             "record_at": iso(record_at),
             "records": records,
             "seq": seq,
@@ -66,23 +75,32 @@ class Checkpoint(BaseModel):
 
     @classmethod
     def sign(
-        cls, signer: Signer, *, seq: int, hash_: bytes, records: int, record_at: datetime, at: datetime | None = None
+        cls,
+        signer: Signer,
+        *,
+        seq: int,
+        hash_: bytes,
+        records: int,
+        record_at: datetime,
+        ranges: Ranges,
+        at: datetime | None = None,
     ) -> Checkpoint:
         at = at or datetime.now(UTC)
         key_id = signer.public.key_id
-        signature = signer.sign(cls.message(seq, hash_.hex(), records, at, record_at, key_id))
+        signature = signer.sign(cls.message(seq, hash_.hex(), records, at, record_at, ranges, key_id))
         return cls(
             seq=seq,
             hash=hash_.hex(),
             records=records,
             at=at.astimezone(UTC),
             record_at=record_at.astimezone(UTC),
+            ranges=ranges,
             key_id=key_id,
             signature=b64url(signature),
         )
 
     def signed_by(self, key: PublicKey) -> bool:
-        message = self.message(self.seq, self.hash, self.records, self.at, self.record_at, self.key_id)
+        message = self.message(self.seq, self.hash, self.records, self.at, self.record_at, self.ranges, self.key_id)
         return self.key_id == key.key_id and key.verifies(from_b64url(self.signature), message)
 
     @property
@@ -98,6 +116,7 @@ class Checkpoint(BaseModel):
             "records": self.records,
             "at": iso(self.at),
             "record_at": iso(self.record_at),
+            "ranges": [list(r) for r in self.ranges],
             "key_id": self.key_id,
             "signature": self.signature,
         }

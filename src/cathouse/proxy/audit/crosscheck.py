@@ -10,8 +10,13 @@ before. Each checkpoint is checked on its own (several proxy processes sign, int
 - at the anchor, the anchor's hash must be its hash;
 - at or below the anchor it cannot be compared with a record, which pruning removed; it is
   counted, and the record it names must have been older than the retention (pruning deletes
-  nothing younger), and the log must not hold fewer records before its seq than it says were
-  pruned when it was signed.
+  nothing younger);
+- the prune anchor may not be behind the one the checkpoint saw (its record count).
+
+Then every record from the first one a checkpoint claims to the newest checkpoint must be
+claimed by one (each names the runs of seqs its process appended): a record slipped in by
+someone else, even one the proxy then chained after, is claimed by none. Records newer than
+every checkpoint are expected only while checkpoints are being signed.
 """
 
 from __future__ import annotations
@@ -22,9 +27,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.proxy.audit.checkpoints import Checkpoint, Stored
+from cathouse.proxy.audit.checkpoints import Checkpoint, CheckpointStore, Stored
 from cathouse.proxy.audit.signing import PublicKey
 from cathouse.proxy.audit.verify import VerifyReport, walk
+
+# Added to the cadence before records newer than every checkpoint count as unsigned: the writer's
+# idle tick, storing, and the clocks of the proxy and of whoever verifies.
+TAIL_SLACK = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,35 +52,31 @@ class CheckpointReport:
 
 async def verify_with_checkpoints(
     engine: AsyncEngine,
-    stored: Sequence[Stored],
+    store: CheckpointStore,
     keys: Iterable[PublicKey],
     *,
     retention_days: int,
+    interval: float,
     batch_size: int = 1000,
     now: datetime | None = None,
 ) -> tuple[VerifyReport, CheckpointReport]:
-    """The chain's own report, and the first checkpoint that does not fit it (or none).
+    """The chain's own report, and the first checkpoint (or record) that does not fit (or none).
 
-    ``stored`` must be read before this is called: a checkpoint is signed after its commit, so
-    every one read earlier names a seq the chain's snapshot holds.
+    ``interval`` is the proxy's cadence (``CATHOUSE_AUDIT__CHECKPOINT_SECONDS``): records newer
+    than every checkpoint are expected only while a checkpoint was signed that recently.
     """
     by_id = {key.key_id: key for key in keys}
-    checkpoints: list[Checkpoint] = []
-    for entry in stored:
-        if entry.checkpoint is None:
-            return await _chain_only(
-                engine, batch_size, len(stored), f"{entry.where}: not a checkpoint ({entry.error})"
-            )
-        checkpoints.append(entry.checkpoint)
-    checkpoints.sort(key=lambda c: (c.seq, c.at))
-    for checkpoint in checkpoints:
-        problem = _signature_problem(checkpoint, by_id)
-        if problem is not None:
-            return await _chain_only(engine, batch_size, len(stored), problem)
+    # Read before the chain's snapshot: each was signed after its records were committed, so
+    # every one read names a seq the snapshot holds.
+    stored = await store.load()
+    checkpoints, problem = _valid(stored, by_id)
+    if problem is not None:
+        report, _ = await walk(engine, batch_size=batch_size)
+        return report, CheckpointReport(len(stored), 0, 0, problem)
     report, hashes = await walk(engine, batch_size=batch_size, want={c.seq for c in checkpoints})
     cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
     matched = pruned = 0
-    fitting: Checkpoint | None = None  # the newest that fitted so far: the change is after it
+    fitting: Checkpoint | None = None  # the newest that fitted so far: a change is after it
     for checkpoint in checkpoints:
         problem = _misfit(checkpoint, report, hashes, cutoff, retention_days, fitting)
         if problem is not None:
@@ -81,14 +86,79 @@ async def verify_with_checkpoints(
         else:
             matched += 1
             fitting = checkpoint
-    return report, CheckpointReport(len(checkpoints), matched, pruned, None)
+    problem = _unclaimed(checkpoints, report)
+    if problem is None and report.problem is None:
+        problem = await _unsigned_tail(checkpoints, report, store, by_id, interval, now or datetime.now(UTC))
+    return report, CheckpointReport(len(checkpoints), matched, pruned, problem)
 
 
-async def _chain_only(
-    engine: AsyncEngine, batch_size: int, total: int, problem: str
-) -> tuple[VerifyReport, CheckpointReport]:
-    report, _ = await walk(engine, batch_size=batch_size)
-    return report, CheckpointReport(total, 0, 0, problem)
+def _valid(stored: Sequence[Stored], keys: dict[str, PublicKey]) -> tuple[list[Checkpoint], str | None]:
+    """The checkpoints by seq, or the first entry that is not one or whose signature fails."""
+    checkpoints: list[Checkpoint] = []
+    for entry in stored:
+        if entry.checkpoint is None:
+            return [], f"{entry.where}: not a checkpoint ({entry.error})"
+        checkpoints.append(entry.checkpoint)
+    checkpoints.sort(key=lambda c: (c.seq, c.at))
+    for checkpoint in checkpoints:
+        problem = _signature_problem(checkpoint, keys)
+        if problem is not None:
+            return [], problem
+    return checkpoints, None
+
+
+def _unclaimed(checkpoints: Sequence[Checkpoint], report: VerifyReport) -> str | None:
+    """The first record, between the first one a checkpoint claims and the newest checkpoint,
+    that no checkpoint claims: every process signs the runs of seqs it appended."""
+    runs = sorted(run for c in checkpoints for run in c.ranges)
+    if not runs or report.problem is not None:
+        return None
+    newest = checkpoints[-1].seq
+    expected = max(runs[0][0], report.pruned_through_seq + 1)
+    for first, last in runs:
+        if first > expected and expected <= newest:
+            gap = f"record {expected} is" if first == expected + 1 else f"records {expected} to {first - 1} are"
+            return (
+                f"{gap} claimed by no checkpoint, though later records are: not written by the proxy (forged), "
+                "or by a proxy process that died before signing them (its log would hold no checkpoint for them)"
+            )
+        expected = max(expected, last + 1)
+    return None
+
+
+async def _unsigned_tail(
+    checkpoints: Sequence[Checkpoint],
+    report: VerifyReport,
+    store: CheckpointStore,
+    keys: dict[str, PublicKey],
+    interval: float,
+    now: datetime,
+) -> str | None:
+    """Records after the newest checkpoint, when none was signed for longer than the cadence."""
+    if not checkpoints:
+        return None
+    late = now - timedelta(seconds=interval + TAIL_SLACK)
+    if report.last_seq <= max(c.seq for c in checkpoints) or max(c.at for c in checkpoints) >= late:
+        return None
+    # A commit after the checkpoints were read is signed at once after so long an idle spell:
+    # read them again before calling its record unsigned.
+    again, problem = _valid(await store.load(), keys)
+    if problem is not None:
+        return problem
+    newest = max((c.seq for c in again), default=0)
+    if report.last_seq <= newest:
+        return None
+    signed = max(c.at for c in again)
+    gap = (
+        f"record {report.last_seq} is"
+        if newest + 1 == report.last_seq
+        else f"records {newest + 1} to {report.last_seq} are"
+    )
+    return (
+        f"{gap} newer than every checkpoint, and none was signed since {signed:%Y-%m-%dT%H:%M:%SZ} though the proxy "
+        f"signs within {interval:g} s of a commit: appended by someone else (forged), or the proxy stopped before it "
+        "could sign them"
+    )
 
 
 def _signature_problem(checkpoint: Checkpoint, keys: dict[str, PublicKey]) -> str | None:
@@ -130,6 +200,8 @@ def _misfit(
     if seq < anchor:
         return None
     found = hashes.get(seq)
+    if found is None and report.problem is not None:
+        return None  # the chain's own problem says why
     if found is None:
         return f"{named}, but the chain has no record at seq {seq}: records deleted"
     if found.hex() != checkpoint.hash:
