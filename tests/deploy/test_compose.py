@@ -52,3 +52,17 @@ def test_traefik_is_handed_every_variable_the_routes_file_reads() -> None:
     assert read == set(COMPOSE["services"]["traefik"]["environment"])
     mounted = COMPOSE["services"]["traefik"]["volumes"]
     assert "./traefik:/etc/traefik:ro" in mounted
+
+
+def test_only_the_proxy_is_given_the_audit_signing_key() -> None:
+    services = COMPOSE["services"]
+    holders = {
+        name
+        for name, container in services.items()
+        if "CATHOUSE_AUDIT__SIGNING_KEY" in (container.get("environment") or {}) or container.get("secrets")
+    }
+    assert holders == {"proxy"}
+    assert services["proxy"]["secrets"] == ["audit_signing_key"]
+    assert services["proxy"]["environment"]["CATHOUSE_AUDIT__SIGNING_KEY"] == "/run/secrets/audit_signing_key"
+    assert COMPOSE["secrets"]["audit_signing_key"]["file"] == "./secrets/audit-signing.pem"
+    assert "secrets/" in (DEPLOY / ".gitignore").read_text().split()

@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from cathouse.proxy.audit.signing import write_new_key
 from tests.catalog.conftest import cat_body, version
 from tests.conftest import RUN_REDIS_PREFIX
 from tests.support import cathouse_env, free_port, own_database, serving, start_cathouse, wait_healthy
@@ -185,8 +186,11 @@ async def topology(server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     ports = {service: [free_port() for _ in range(n)] for service, n in REPLICAS.items()}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     async with own_database(server_url, "cathouse_gateway") as database_url:
+        signing_key = work / "audit-signing.pem"
+        write_new_key(signing_key)  # production: the proxy refuses to start without one
         extra = {
             "CATHOUSE_ENV": "production",
+            "CATHOUSE_AUDIT__SIGNING_KEY": str(signing_key),
             "CATHOUSE_TOKENS__JWKS_URL": f"http://127.0.0.1:{ports['auth'][0]}/api/v1/auth/.well-known/jwks.json",
             "CATHOUSE_CATALOG__ALLOW_HTTP": "true",
             "CATHOUSE_PROXY__ALLOW_HOSTS": '["127.0.0.0/8"]',
