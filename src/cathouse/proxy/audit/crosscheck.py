@@ -15,8 +15,9 @@ before. Each checkpoint is checked on its own (several proxy processes sign, int
 
 Then every record from the first one a checkpoint claims to the newest checkpoint must be
 claimed by one (each names the runs of seqs its process appended): a record slipped in by
-someone else, even one the proxy then chained after, is claimed by none. Records newer than
-every checkpoint are expected only while checkpoints are being signed.
+someone else, even one the proxy then chained after, is claimed by none. A record not claimed
+yet, or newer than every checkpoint, is expected only within the cadence: each process signs
+its commits within ``interval`` seconds, so past that (and a slack) it is reported.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ async def verify_with_checkpoints(
     # Read before the chain's snapshot: each was signed after its records were committed, so
     # every one read names a seq the snapshot holds.
     stored = await store.load()
+    # When they were read: what a process signs within the cadence of a commit is in by then.
+    now = now or datetime.now(UTC)
     checkpoints, problem = _valid(stored, by_id)
     if problem is not None:
         report, _ = await walk(engine, batch_size=batch_size)
         return report, CheckpointReport(len(stored), 0, 0, problem)
     report, hashes = await walk(engine, batch_size=batch_size, want={c.seq for c in checkpoints})
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+    cutoff = now - timedelta(days=retention_days)
     matched = pruned = 0
     fitting: Checkpoint | None = None  # the newest that fitted so far: a change is after it
     for checkpoint in checkpoints:
@@ -86,9 +89,9 @@ async def verify_with_checkpoints(
         else:
             matched += 1
             fitting = checkpoint
-    problem = _unclaimed(checkpoints, report)
+    problem = _unclaimed(checkpoints, report, now - timedelta(seconds=interval + TAIL_SLACK))
     if problem is None and report.problem is None:
-        problem = await _unsigned_tail(checkpoints, report, store, by_id, interval, now or datetime.now(UTC))
+        problem = await _unsigned_tail(checkpoints, report, store, by_id, interval, now)
     return report, CheckpointReport(len(checkpoints), matched, pruned, problem)
 
 
@@ -107,21 +110,27 @@ def _valid(stored: Sequence[Stored], keys: dict[str, PublicKey]) -> tuple[list[C
     return checkpoints, None
 
 
-def _unclaimed(checkpoints: Sequence[Checkpoint], report: VerifyReport) -> str | None:
+def _unclaimed(checkpoints: Sequence[Checkpoint], report: VerifyReport, late: datetime) -> str | None:
     """The first record, between the first one a checkpoint claims and the newest checkpoint,
-    that no checkpoint claims: every process signs the runs of seqs it appended."""
-    runs = sorted(run for c in checkpoints for run in c.ranges)
+    that no checkpoint claims though one was due: every process signs the runs of seqs it
+    appended, within the cadence of their commit. A record was committed before any later seq
+    was, so before the first checkpoint of a later seq was signed; a claim still missing a
+    cadence after that (``late``) will never come."""
+    runs = sorted((first, last, c.at) for c in checkpoints for first, last in c.ranges)
     if not runs or report.problem is not None:
         return None
     newest = checkpoints[-1].seq
     expected = max(runs[0][0], report.pruned_through_seq + 1)
-    for first, last in runs:
+    for first, last, _ in runs:
         if first > expected and expected <= newest:
-            gap = f"record {expected} is" if first == expected + 1 else f"records {expected} to {first - 1} are"
-            return (
-                f"{gap} claimed by no checkpoint, though later records are: not written by the proxy (forged), "
-                "or by a proxy process that died before signing them (its log would hold no checkpoint for them)"
-            )
+            signed_after = min(c.at for c in checkpoints if c.seq > expected)
+            if signed_after < late:
+                gap = f"record {expected} is" if first == expected + 1 else f"records {expected} to {first - 1} are"
+                return (
+                    f"{gap} claimed by no checkpoint, though later records are: not written by the proxy "
+                    "(forged), or by a proxy process that died before signing them (its log would hold no "
+                    "checkpoint for them)"
+                )
         expected = max(expected, last + 1)
     return None
 
