@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.settings import Settings
 from cathouse.services import create_service_app
-from tests.auth.conftest import PASSWORD, lock_out, login, register, signed_up
+from tests.auth.conftest import PASSWORD, Account, lock_out, login, register, signed_up
+
+GENEROUS = {"login_rate": "100000/minute", "register_rate": "100000/minute"}
 
 
 async def test_register_normalises_the_email_and_refuses_it_again_in_any_case(
@@ -113,18 +115,37 @@ async def test_failed_logins_lock_the_account_and_a_correct_password_unlocks_bef
     assert row.locked is True
 
 
+async def live_tokens(engine: AsyncEngine, account: Account) -> int:
+    async with engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text(
+                    "SELECT count(*) FROM auth.refresh_tokens"
+                    " WHERE user_id = :id AND used_at IS NULL AND revoked_at IS NULL"
+                ),
+                {"id": uuid.UUID(account.id)},
+            )
+            or 0
+        )
+
+
+async def refresh(client: httpx.AsyncClient, token: str, user_agent: str = "tab") -> httpx.Response:
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": token}, headers={"User-Agent": user_agent})
+
+
 async def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(
     auth: httpx.AsyncClient, committed: AsyncEngine
 ) -> None:
     account = await signed_up(auth)
-    first = await auth.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    first = await refresh(auth, account.refresh_token)
     assert first.status_code == 200
     child = first.json()["refresh_token"]
     assert child != account.refresh_token
 
-    replay = await auth.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+    # Within the grace window, but from another client: a copy, not a retry.
+    replay = await refresh(auth, account.refresh_token, user_agent="someone else")
     assert replay.status_code == 401
-    after = await auth.post("/api/v1/auth/refresh", json={"refresh_token": child})
+    after = await refresh(auth, child)
     assert after.status_code == 401, "reuse must end every token of that login"
     async with committed.connect() as conn:
         reasons = (await conn.execute(text("SELECT DISTINCT revoked_reason FROM auth.refresh_tokens"))).scalars().all()
@@ -135,21 +156,53 @@ async def test_refresh_rotates_and_a_reused_token_revokes_the_whole_family(
     assert recorded == 1
 
 
-async def test_twenty_concurrent_refreshes_leave_at_most_one_live_child(
+async def test_a_retry_by_the_same_client_within_the_grace_window_gets_the_same_successor(
     auth: httpx.AsyncClient, committed: AsyncEngine
 ) -> None:
     account = await signed_up(auth)
-    answers = await asyncio.gather(
-        *(auth.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token}) for _ in range(20))
-    )
-    codes = sorted(r.status_code for r in answers)
-    assert codes.count(200) <= 1
-    assert set(codes) <= {200, 401}, "never a 500"
-    async with committed.connect() as conn:
-        live = await conn.scalar(
-            text("SELECT count(*) FROM auth.refresh_tokens WHERE used_at IS NULL AND revoked_at IS NULL")
-        )
-    assert live <= 1
+    first = await refresh(auth, account.refresh_token)
+    retry = await refresh(auth, account.refresh_token)
+    assert first.status_code == retry.status_code == 200, retry.text
+    assert retry.json()["refresh_token"] == first.json()["refresh_token"]
+    me = await auth.get("/api/v1/users/me", headers={"Authorization": f"Bearer {retry.json()['access_token']}"})
+    assert me.status_code == 200
+    assert await live_tokens(committed, account) == 1
+    assert (await refresh(auth, first.json()["refresh_token"])).status_code == 200
+
+
+async def test_a_replay_after_the_grace_window_revokes_the_family(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    committed: AsyncEngine,
+    app_client: Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    settings = make_settings(database_url, auth={**GENEROUS, "refresh_reuse_grace": 0.3})
+    async with app_client(create_service_app("auth", settings)) as client:
+        account = await signed_up(client)
+        first = await refresh(client, account.refresh_token)
+        assert first.status_code == 200
+        await asyncio.sleep(0.6)
+        assert (await refresh(client, account.refresh_token)).status_code == 401
+        assert (await refresh(client, first.json()["refresh_token"])).status_code == 401, "the family is revoked"
+    assert await live_tokens(committed, account) == 0
+
+
+async def test_twenty_concurrent_refreshes_leave_one_live_successor_and_the_user_signed_in(
+    auth: httpx.AsyncClient, committed: AsyncEngine
+) -> None:
+    """Two tabs (or twenty) refreshing at once: one rotates, the others get the same successor."""
+    account = await signed_up(auth)
+    answers = await asyncio.gather(*(refresh(auth, account.refresh_token) for _ in range(20)))
+    assert [r.status_code for r in answers] == [200] * 20, [r.text for r in answers if r.status_code != 200]
+    successors = {r.json()["refresh_token"] for r in answers}
+    assert len(successors) == 1
+    assert await live_tokens(committed, account) == 1
+    for answer in answers:
+        me = await auth.get("/api/v1/users/me", headers={"Authorization": f"Bearer {answer.json()['access_token']}"})
+        assert me.status_code == 200
+    again = await refresh(auth, successors.pop())
+    assert again.status_code == 200
+    assert await live_tokens(committed, account) == 1
 
 
 async def test_logout_ends_the_session_and_logout_all_ends_every_one(

@@ -37,6 +37,8 @@ from tests.auth.conftest import Account, login, register, signed_up
 from tests.conftest import asyncpg_dsn
 from tests.proxy.conftest import SECRET, People, installed
 from tests.support import (
+    ROUTES,
+    Routed,
     cathouse_env,
     free_port,
     own_database,
@@ -60,34 +62,6 @@ HARNESS = "budget-harness"
 COUNTED = "SELECT application_name, count(*) FROM pg_stat_activity"
 COUNTED += " WHERE datname = current_database() AND application_name LIKE 'cathouse%'"
 COUNTED += " AND pid <> pg_backend_pid() GROUP BY application_name"
-
-# Which process serves a path, as the gateway routes them.
-ROUTES = {
-    "/api/v1/auth": "auth",
-    "/api/v1/users": "auth",
-    "/api/v1/cats": "catalog",
-    "/api/v1/installations": "installation",
-    "/api/v1/proxy": "proxy",
-    "/api/v1/activity": "activity",
-}
-
-
-class Routed(httpx.AsyncBaseTransport):
-    """Sends each request to the process that serves its path, as a gateway would."""
-
-    def __init__(self, bases: dict[str, str]) -> None:
-        self._bases = {name: httpx.URL(base) for name, base in bases.items()}
-        self._inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        service = next(s for prefix, s in ROUTES.items() if request.url.path.startswith(prefix))
-        base = self._bases[service]
-        request.url = request.url.copy_with(scheme=base.scheme, host=base.host, port=base.port)
-        request.headers["host"] = f"{base.host}:{base.port}"
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 @dataclass

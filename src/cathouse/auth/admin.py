@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cathouse.auth import events
 from cathouse.auth.models import User
 from cathouse.auth.passwords import Passwords
-from cathouse.auth.repository import UserRepository
+from cathouse.auth.repository import RevocationRepository, UserRepository
 from cathouse.auth.service import normalise_email
 from cathouse.platform.outbox import record_event
 
@@ -33,6 +33,7 @@ async def create_admin(
     elif "admin" not in user.roles:
         user.roles = [*user.roles, "admin"]
         user.updated_at = datetime.now(UTC)
+        await RevocationRepository(session).record(user)
     record_event(
         session,
         aggregate_type="user",

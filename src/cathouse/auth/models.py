@@ -35,8 +35,28 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Counts the changes that affect the account's access tokens, which carry it as ``ver``.
+    token_version: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
+
+
+class Revocation(Base):
+    """What every process must know of an account's access tokens since its last change
+    (``cathouse.platform.security.revocations`` reads it)."""
+
+    __tablename__ = "revocations"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth.users.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    disabled: Mapped[bool]
+    # Tokens whose ``ver`` is below this are refused, except those of ``kept_session``.
+    valid_from: Mapped[int] = mapped_column(Integer)
+    kept_session: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()"), index=True
+    )
 
 
 class RefreshToken(Base):
@@ -54,6 +74,8 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    # Who rotated it: a hash of the User-Agent and address of the client that used it.
+    used_by: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class SigningKey(Base):

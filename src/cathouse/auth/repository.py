@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth.models import RefreshToken, SigningKey, User
+from cathouse.auth.models import RefreshToken, Revocation, SigningKey, User
 
 
 class UserRepository:
@@ -64,8 +65,9 @@ class RefreshTokenRepository:
     def add(self, token: RefreshToken) -> None:
         self.session.add(token)
 
-    async def use(self, token_hash: bytes) -> RefreshToken | None:
-        """Mark a live token used and return it; None if it is unknown, used, revoked or expired.
+    async def use(self, token_hash: bytes, client: bytes) -> RefreshToken | None:
+        """Mark a live token used (by ``client``) and return it; None if it is unknown, used,
+        revoked or expired.
 
         One ``UPDATE … WHERE used_at IS NULL``: of concurrent callers exactly one gets the row.
         """
@@ -77,15 +79,17 @@ class RefreshTokenRepository:
                 RefreshToken.revoked_at.is_(None),
                 RefreshToken.expires_at > func.now(),
             )
-            .values(used_at=func.now())
+            .values(used_at=func.now(), used_by=client)
             .returning(RefreshToken)
         )
         return result.scalars().one_or_none()
 
     async def by_hash(self, token_hash: bytes) -> RefreshToken | None:
-        return (
-            await self.session.scalars(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
-        ).one_or_none()
+        """The token as committed now, not as this session saw it earlier."""
+        statement = (
+            select(RefreshToken).where(RefreshToken.token_hash == token_hash).execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
 
     async def revoke_family(self, family_id: uuid.UUID, reason: str) -> int:
         return await self._revoke(RefreshToken.family_id == family_id, reason)
@@ -116,6 +120,42 @@ class RefreshTokenRepository:
                 )
             )
             or 0
+        )
+
+
+class RevocationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, user: User, *, end_sessions: bool = False, kept_session: uuid.UUID | None = None) -> None:
+        """Say to every process how ``user``'s access tokens stand now: its roles, whether it is
+        disabled and, with ``end_sessions``, that every token issued so far (but those of
+        ``kept_session``) is void. The caller holds the user's row locked."""
+        user.token_version += 1
+        valid_from = user.token_version if end_sessions else 0
+        row = {
+            "user_id": user.id,
+            "version": user.token_version,
+            "roles": list(user.roles),
+            "disabled": user.status != "active",
+            "valid_from": valid_from,
+            "kept_session": kept_session if end_sessions else None,
+            "changed_at": func.clock_timestamp(),
+        }
+        statement = insert(Revocation).values(row)
+        excluded = statement.excluded
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Revocation.user_id],
+                set_={
+                    "version": excluded.version,
+                    "roles": excluded.roles,
+                    "disabled": excluded.disabled,
+                    "valid_from": excluded.valid_from if end_sessions else Revocation.valid_from,
+                    "kept_session": excluded.kept_session if end_sessions else Revocation.kept_session,
+                    "changed_at": excluded.changed_at,
+                },
+            )
         )
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from cathouse.auth.dependencies import Accounts, Context, Limiter, client_address
 from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut, Validated
+from cathouse.auth.service import client_fingerprint
 from cathouse.platform.security import CurrentUser
 from cathouse.platform.security.dependencies import NotAuthenticated, authenticate
 
@@ -28,8 +29,9 @@ async def login(body: LoginIn, request: Request, accounts: Accounts, limiter: Li
 
 
 @router.post("/refresh", response_model=TokenPair, summary="Trade a refresh token for a new pair")
-async def refresh(body: RefreshIn, accounts: Accounts) -> TokenPair:
-    return await accounts.refresh(body.refresh_token)
+async def refresh(body: RefreshIn, request: Request, accounts: Accounts) -> TokenPair:
+    client = client_fingerprint(request.headers.get("user-agent", ""), client_address(request))
+    return await accounts.refresh(body.refresh_token, client)
 
 
 @router.post("/logout", status_code=204, summary="End this session (its refresh-token family)")

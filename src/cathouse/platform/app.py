@@ -24,13 +24,14 @@ from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
 from cathouse.platform.problems import install_error_handlers
 from cathouse.platform.security import JwksKeySource, KeySource, TokenVerifier
+from cathouse.platform.security.revocations import RevocationFeed, Revocations
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Environment, Settings, get_settings
 
 API_PREFIX = "/api/v1"
 
 
-def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
+def _verifier(app: FastAPI, settings: Settings, revocations: Revocations) -> TokenVerifier:
     """In the process that runs auth, its keys; elsewhere, auth's JWKS over HTTP."""
     source: KeySource = app.state.key_source or JwksKeySource(
         settings.tokens.jwks_url, app.state.http, max_age=settings.tokens.jwks_refresh_interval
@@ -41,6 +42,7 @@ def _verifier(app: FastAPI, settings: Settings) -> TokenVerifier:
         audience=settings.tokens.audience,
         leeway=settings.tokens.leeway,
         cache_size=settings.tokens.verified_cache_size,
+        revocations=revocations,
     )
 
 
@@ -118,7 +120,13 @@ def create_app(
                 if service.lifespan is not None:
                     await stack.enter_async_context(service.lifespan(app))
             app.state.http = await stack.enter_async_context(httpx.AsyncClient())
-            app.state.verifier = _verifier(app, settings)
+            # What a token may have been issued before: its lifetime and the leeway, and a minute.
+            revocations = Revocations(keep_for=settings.tokens.access_token_ttl + settings.tokens.leeway + 60)
+            feed = RevocationFeed(
+                engine, revocations, interval=settings.tokens.revocation_poll_interval, listener=listener
+            )
+            app.state.revocations = await stack.enter_async_context(feed.running())
+            app.state.verifier = _verifier(app, settings, revocations)
             if run_relay:
                 factories = [s.worker for s in services if s.worker is not None]
                 app.state.relay = await stack.enter_async_context(
@@ -152,6 +160,7 @@ def create_app(
     app.state.relay = None
     app.state.listener = None
     app.state.key_source = None
+    app.state.revocations = None
     # One line per request; the proxy's gateway, in front of the middleware, writes its own.
     app.state.access_log = access_log(settings, app_name)
 

@@ -39,15 +39,22 @@ class Listener:
         self.application_name = application_name
         self.check_interval = check_interval
         self._callbacks: dict[str, list[Callable[[], None]]] = defaultdict(list)
+        # Channels registered by someone who needs the connection (not only uses it when held).
+        self._wanted: set[str] = set()
         self._listening: dict[str, asyncio.Event] = {}
         # Registrations the current connection has not taken up yet.
         self._pending: list[tuple[str, Callable[[], None]]] = []
         self._stir = asyncio.Event()
 
-    def listen(self, channel: str, on_notify: Callable[[], None]) -> asyncio.Event:
+    def listen(self, channel: str, on_notify: Callable[[], None], *, connect: bool = True) -> asyncio.Event:
         """Call ``on_notify`` for every notification on ``channel``, once LISTENing on it, and after
-        every reconnection. Returns :meth:`listening_on` ``channel``."""
+        every reconnection. Returns :meth:`listening_on` ``channel``.
+
+        With ``connect=False`` the registration rides on a connection opened for others: it alone
+        opens none, and while there is none ``on_notify`` is not called (its owner polls)."""
         self._callbacks[channel].append(on_notify)
+        if connect:
+            self._wanted.add(channel)
         self._pending.append((channel, on_notify))
         self._stir.set()
         return self.listening_on(channel)
@@ -77,7 +84,7 @@ class Listener:
     async def run(self) -> None:
         failures = 0
         while True:
-            while not self._callbacks:  # nothing to listen for: no connection
+            while not self._wanted:  # nothing needs a connection: none
                 self._stir.clear()
                 await self._stir.wait()
             try:

@@ -36,6 +36,10 @@ class AuthSettings(ServiceSettings):
     # Two: a login holds its connection while its password is hashed (in a thread).
     pool_size: int = Field(default=2, ge=1, le=100)
     refresh_token_ttl: int = Field(default=30 * 24 * 3600, ge=60)
+    # A refresh token presented again this many seconds after it was rotated, by the client that
+    # rotated it, gets the same successor (two tabs refreshing at once); later, or from another
+    # client, it is reuse and revokes its family.
+    refresh_reuse_grace: float = Field(default=10.0, ge=0, le=60)
     # argon2id at OWASP's minimum: 19 MiB, 2 iterations, 1 lane. Raising these rehashes at login.
     argon2_memory_kib: int = Field(default=19_456, ge=19_456)
     argon2_iterations: int = Field(default=2, ge=2)
@@ -170,6 +174,9 @@ class TokenSettings(BaseModel):
     jwks_url: str = "http://127.0.0.1:8005/api/v1/auth/.well-known/jwks.json"
     jwks_refresh_interval: float = Field(default=30.0, gt=0)
     verified_cache_size: int = Field(default=10_000, ge=0)
+    # How often each process reads the revocations changed lately, besides when PostgreSQL
+    # notifies it: the longest a disabled account or a demotion takes to reach it.
+    revocation_poll_interval: float = Field(default=1.0, gt=0, le=5)
 
 
 class EventSettings(BaseModel):

@@ -253,6 +253,14 @@ class Proxy:
         context = await self.contexts.installation(installation_id)
         if context is None or (owner is not None and context.owner_id != owner):
             raise Refused(404, "not_found", "No such installation.")
+        if owner is None and self.verifier().revocations.disabled(context.owner_id):
+            # An API key speaks for its installation's owner: not once the owner is disabled.
+            raise Refused(
+                401,
+                "unauthenticated",
+                "The account this API key belongs to is disabled.",
+                {"WWW-Authenticate": "Bearer"},
+            )
         call.context = context
         call.user_id = context.owner_id
         if not context.running:

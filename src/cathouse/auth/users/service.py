@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cathouse.auth import events
 from cathouse.auth.errors import AccountInactive, CannotChangeOwnAdmin, UserNotFound, WrongPassword
 from cathouse.auth.models import User
-from cathouse.auth.repository import RefreshTokenRepository, UserRepository
+from cathouse.auth.repository import RefreshTokenRepository, RevocationRepository, UserRepository
 from cathouse.auth.service import AuthContext
 from cathouse.platform.outbox import record_event
 from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
@@ -22,6 +22,7 @@ class UserService:
         self.context = context
         self.users = UserRepository(session)
         self.tokens = RefreshTokenRepository(session)
+        self.revocations = RevocationRepository(session)
 
     def _event(self, user_id: uuid.UUID, event_type: str, **payload: Any) -> None:
         record_event(
@@ -58,6 +59,7 @@ class UserService:
         user.password_hash = await self.context.passwords.hash(new)
         user.updated_at = datetime.now(UTC)
         await self.tokens.revoke_user(user.id, "password_changed", except_family=keep_family)
+        await self.revocations.record(user, end_sessions=True, kept_session=keep_family)
         await self.session.flush()
 
     async def delete_account(self, principal: Principal, password: str) -> None:
@@ -74,6 +76,7 @@ class UserService:
         user.bio = user.avatar_url = user.locale = user.time_zone = None
         user.password_hash = "!"  # noqa: S105 - not a hash, so it matches no password
         await self.tokens.revoke_user(user.id, "account_deleted")
+        await self.revocations.record(user, end_sessions=True)
         self._event(user.id, events.USER_DELETED)
         await self.session.flush()
 
@@ -102,6 +105,7 @@ class UserService:
             raise UserNotFound()
         user.roles = ["user", *sorted(set(roles))]
         user.updated_at = datetime.now(UTC)
+        await self.revocations.record(user)
         self._event(user.id, events.USER_ROLES_CHANGED, roles=user.roles, by=str(admin.user_id))
         await self.session.flush()
         return user
@@ -118,6 +122,8 @@ class UserService:
             user.failed_logins, user.locked_until = 0, None
         else:
             await self.tokens.revoke_user(user.id, "account_disabled")
+        # Disabled, the account's tokens stop; enabled again, those issued before stay void.
+        await self.revocations.record(user, end_sessions=not enabled)
         self._event(user.id, events.USER_ENABLED if enabled else events.USER_DISABLED, by=str(admin.user_id))
         await self.session.flush()
         return user

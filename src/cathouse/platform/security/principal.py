@@ -21,6 +21,8 @@ class Principal:
     expires_at: int
     # The login (refresh-token family) the token was issued for, when it names one.
     session_id: uuid.UUID | None = None
+    # The account's token version when the token was issued (its ``ver``; 0 when it has none).
+    token_version: int = 0
 
     @property
     def is_admin(self) -> bool:

@@ -3,7 +3,13 @@
 The key is chosen by ``kid`` from keys we hold, and the algorithm is the one pinned to that
 key; nothing in the token's header (``alg``, ``jwk``, ``jku``, ``x5u``…) is trusted to pick
 either. A verified token is remembered until it expires, so a hot path pays for the
-signature check once per token, not once per request.
+signature check once per token, not once per request. Every request, cached or not, is then
+checked against the process's table of revocations (:mod:`cathouse.platform.security.revocations`):
+a dict lookup, no query.
+
+Claims are held to their types: ``exp``, ``iat``, ``nbf`` and ``ver`` JSON integers (a string of
+digits is not a NumericDate), ``sub`` and ``sid`` UUIDs in their canonical spelling, ``roles`` a
+list of roles we know, ``jti`` a short string.
 """
 
 from __future__ import annotations
@@ -24,12 +30,18 @@ from jwt import PyJWK
 from loguru import logger
 
 from cathouse.platform.security.principal import Principal, Role
+from cathouse.platform.security.revocations import Revocations, Revoked
 
 ACCESS = "access"
 ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
 _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ"]
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ROLES = {role.value: role for role in Role}
+# Time to live of a token the verifier keeps when nothing says otherwise (the issuer's default).
+_DEFAULT_TTL = 15 * 60
 
 
 class InvalidToken(Exception):
@@ -138,15 +150,23 @@ class TokenVerifier:
         audience: str,
         leeway: int = 30,
         cache_size: int = 10_000,
+        revocations: Revocations | None = None,
     ) -> None:
         self.source = source
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.cache_size = cache_size
+        self.revocations = revocations if revocations is not None else Revocations(keep_for=_DEFAULT_TTL + leeway)
         self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        try:
+            return self.revocations.check(await self._verified_principal(token))
+        except Revoked as exc:
+            raise InvalidToken(str(exc)) from None
+
+    async def _verified_principal(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
         if cached is not None:
@@ -195,19 +215,40 @@ class TokenVerifier:
         return _principal(claims), kid
 
 
+def _integer(claims: Mapping[str, Any], name: str) -> int:
+    value = claims[name]
+    if type(value) is not int:  # not a bool, a float or a string of digits
+        raise InvalidToken("The token's claims are not valid.")
+    return value
+
+
+def _uuid(value: object) -> uuid.UUID:
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise InvalidToken("The token's claims are not valid.")
+    return uuid.UUID(value)
+
+
 def _principal(claims: Mapping[str, Any]) -> Principal:
     if claims.get("typ") != ACCESS:
         raise InvalidToken("This is not an access token.")
-    try:
-        user_id = uuid.UUID(str(claims["sub"]))
-        roles = frozenset(Role(r) for r in claims.get("roles", []))
-        session_id = uuid.UUID(str(claims["sid"])) if claims.get("sid") is not None else None
-    except (ValueError, TypeError):
-        raise InvalidToken("The token's claims are not valid.") from None
+    expires_at = _integer(claims, "exp")
+    _integer(claims, "iat")
+    _integer(claims, "nbf")
+    version = _integer(claims, "ver") if "ver" in claims else 0
+    roles, jti = claims.get("roles"), claims["jti"]
+    if (
+        version < 0
+        or not isinstance(roles, list)
+        or not all(isinstance(r, str) and r in _ROLES for r in roles)
+        or not isinstance(jti, str)
+        or not _JTI.fullmatch(jti)
+    ):
+        raise InvalidToken("The token's claims are not valid.")
     return Principal(
-        user_id=user_id,
-        roles=roles,
-        token_id=str(claims["jti"]),
-        expires_at=int(claims["exp"]),
-        session_id=session_id,
+        user_id=_uuid(claims["sub"]),
+        roles=frozenset(_ROLES[r] for r in roles),
+        token_id=jti,
+        expires_at=expires_at,
+        session_id=_uuid(claims["sid"]) if "sid" in claims else None,
+        token_version=version,
     )
