@@ -451,6 +451,67 @@ async def test_a_signed_token_with_malformed_claims_is_refused(
     await assert_token_refused(auth, our_key.token(claims_for(account.id, **change)))
 
 
+def numeric_date_as(kind: str, claim: str) -> dict[str, Any]:
+    """``claim`` (exp, iat or nbf) of a valid token, spelled as ``kind`` instead of a JSON integer."""
+    value = int(time.time()) + (900 if claim == "exp" else 0)
+    spelled: dict[str, Any] = {"digits": str(value), "float": value + 0.5, "bool": True, "null": None}
+    return {claim: spelled[kind]}
+
+
+@pytest.mark.parametrize("kind", ["digits", "float", "bool", "null"])
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+async def test_a_numeric_date_that_is_not_a_json_integer_is_refused(
+    auth: httpx.AsyncClient, account: Account, our_key: SigningKeyPair, claim: str, kind: str
+) -> None:
+    """RFC 7519's NumericDate is a number: a string of digits is not one, whatever PyJWT makes of it."""
+    await assert_token_refused(auth, our_key.token(claims_for(account.id, **numeric_date_as(kind, claim))))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sub": "UPPER"},
+        {"sub": 7},
+        {"roles": ["user", 1]},
+        {"roles": None},
+        {"roles": {"admin": True}},
+        {"sid": "not-a-uuid"},
+        {"sid": None},
+        {"ver": "3"},
+        {"ver": True},
+        {"ver": -1},
+        {"jti": 12345},
+        {"jti": "x" * 65},
+    ],
+    ids=[
+        "sub-upper",
+        "sub-number",
+        "roles-with-number",
+        "roles-null",
+        "roles-object",
+        "sid-not-uuid",
+        "sid-null",
+        "ver-string",
+        "ver-bool",
+        "ver-negative",
+        "jti-number",
+        "jti-too-long",
+    ],
+)
+async def test_a_claim_of_the_wrong_type_or_shape_is_refused(
+    auth: httpx.AsyncClient, account: Account, our_key: SigningKeyPair, change: dict[str, Any]
+) -> None:
+    if change.get("sub") == "UPPER":
+        change = {"sub": account.id.upper()}
+    await assert_token_refused(auth, our_key.token(claims_for(account.id, **change)))
+
+
+async def test_a_token_without_roles_is_refused(
+    auth: httpx.AsyncClient, account: Account, our_key: SigningKeyPair
+) -> None:
+    await assert_token_refused(auth, our_key.token(claims_for(account.id, drop=("roles",))))
+
+
 # --- 12. rotation -------------------------------------------------------------------------------------
 
 

@@ -92,3 +92,26 @@ async def test_every_channel_of_a_process_shares_one_connection_opened_with_the_
         async with asyncio.timeout(5):
             await outbox.get()
     assert await connections(engine, name) == 0
+
+
+async def test_a_channel_that_only_rides_along_opens_no_connection_but_is_told_once_one_is_open(
+    engine: AsyncEngine,
+) -> None:
+    name = "cathouse-test-listen-rider"
+    rider, owner = asyncio.Queue[None](), asyncio.Queue[None]()
+    listener = Listener(engine.url, application_name=name)
+    async with listener.running():
+        riding = listener.listen(OTHER, lambda: rider.put_nowait(None), connect=False)
+        await asyncio.sleep(0.3)
+        assert await connections(engine, name) == 0, "a rider alone opens no connection"
+        assert not riding.is_set()
+        assert rider.empty()
+
+        async with asyncio.timeout(5):
+            await listener.listen(CHANNEL, lambda: owner.put_nowait(None)).wait()
+            await riding.wait()
+            await rider.get()  # connected: the rider looks too
+        assert await connections(engine, name) == 1
+        await notify(engine, OTHER)
+        async with asyncio.timeout(5):
+            await rider.get()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.security.principal import Principal, Role
+from cathouse.platform.security.revocations import Revocations, Revoked
 from cathouse.platform.settings import Settings
 from cathouse.services import create_service_app
 from tests.auth.conftest import signed_up
@@ -64,17 +69,75 @@ async def test_a_disabled_account_is_refused_by_another_service_and_enabled_agai
     auth, installations = apart.auth, apart.installations
     admin = await signed_up(auth, roles=("admin",), engine=committed)
     account = await signed_up(auth)
-    if True:
-        assert (await installations.get("/api/v1/installations", headers=account.headers)).status_code == 200
-        disabled = await auth.post(f"/api/v1/users/{account.id}/disable", headers=admin.headers)
-        assert disabled.status_code == 200
-        await status_within(installations, account.headers, 401, 5)
-        refused = await installations.get("/api/v1/installations", headers=account.headers)
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["detail"] == "This account is disabled."
+    assert (await installations.get("/api/v1/installations", headers=account.headers)).status_code == 200
+    disabled = await auth.post(f"/api/v1/users/{account.id}/disable", headers=admin.headers)
+    assert disabled.status_code == 200
+    await status_within(installations, account.headers, 401, 5)
+    refused = await installations.get("/api/v1/installations", headers=account.headers)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["detail"] == "This account is disabled."
 
-        assert (await auth.post(f"/api/v1/users/{account.id}/enable", headers=admin.headers)).status_code == 200
-        await asyncio.sleep(1.5)
-        still = await installations.get("/api/v1/installations", headers=account.headers)
-        assert still.status_code == 401, "a token issued before the account was disabled stays void"
-        assert "revoked" in still.json()["detail"]
+    assert (await auth.post(f"/api/v1/users/{account.id}/enable", headers=admin.headers)).status_code == 200
+    await asyncio.sleep(1.5)
+    still = await installations.get("/api/v1/installations", headers=account.headers)
+    assert still.status_code == 401, "a token issued before the account was disabled stays void"
+    assert "revoked" in still.json()["detail"]
+    again = await auth.post("/api/v1/auth/login", json={"email": account.email, "password": account.password})
+    assert (await installations.get("/api/v1/installations", headers=bearer(again.json()))).status_code == 200
+
+
+def bearer(pair: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {pair['access_token']}"}
+
+
+def principal(user_id: uuid.UUID, *, version: int, roles: set[Role], session: uuid.UUID | None = None) -> Principal:
+    return Principal(user_id, frozenset(roles), "jti", int(time.time()) + 60, session, version)
+
+
+def table(user_id: uuid.UUID, **row: Any) -> Revocations:
+    revocations = Revocations(keep_for=60)
+    values = {"version": 2, "roles": ["user"], "disabled": False, "valid_from": 0, "kept_session": None} | row
+    revocations.apply(
+        [
+            (
+                user_id,
+                values["version"],
+                values["roles"],
+                values["disabled"],
+                values["valid_from"],
+                values["kept_session"],
+                datetime.now(UTC),
+            )
+        ]
+    )
+    return revocations
+
+
+def test_a_token_older_than_the_latest_change_takes_the_accounts_roles_a_newer_one_keeps_its_own() -> None:
+    user = uuid.uuid4()
+    revocations = table(user, version=2, roles=["user"])
+    demoted = revocations.check(principal(user, version=1, roles={Role.USER, Role.DEVELOPER}))
+    assert demoted.roles == {Role.USER}
+    # Issued after the change (promoted since, by a path that wrote no row): its own roles stand.
+    newer = revocations.check(principal(user, version=2, roles={Role.USER, Role.ADMIN}))
+    assert newer.roles == {Role.USER, Role.ADMIN}
+
+
+def test_ended_sessions_are_refused_but_the_one_that_changed_the_password_and_later_tokens() -> None:
+    user, kept = uuid.uuid4(), uuid.uuid4()
+    revocations = table(user, version=3, valid_from=3, kept_session=kept)
+    with pytest.raises(Revoked, match="revoked"):
+        revocations.check(principal(user, version=2, roles={Role.USER}, session=uuid.uuid4()))
+    with pytest.raises(Revoked):
+        revocations.check(principal(user, version=2, roles={Role.USER}))  # names no session
+    assert revocations.check(principal(user, version=2, roles={Role.USER}, session=kept)).user_id == user
+    assert revocations.check(principal(user, version=3, roles={Role.USER}, session=uuid.uuid4())).user_id == user
+
+
+def test_an_older_row_read_after_a_newer_one_changes_nothing() -> None:
+    user = uuid.uuid4()
+    revocations = table(user, version=5, disabled=True)
+    revocations.apply([(user, 4, ["user"], False, 0, None, datetime.now(UTC))])
+    assert revocations.disabled(user)
+    with pytest.raises(Revoked, match="disabled"):
+        revocations.check(principal(user, version=9, roles={Role.USER}))
