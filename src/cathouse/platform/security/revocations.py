@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -95,7 +94,9 @@ class Revocations:
         ):
             raise Revoked("This session was revoked: sign in again.")
         if principal.token_version < entry.version and principal.roles != entry.roles:
-            return dataclasses.replace(principal, roles=entry.roles)
+            # Built directly: dataclasses.replace costs several times as much on this path.
+            p = principal
+            return Principal(p.user_id, entry.roles, p.token_id, p.expires_at, p.session_id, p.token_version)
         return principal
 
     def apply(self, rows: Iterable[Sequence[Any]], *, replace: bool = False) -> None:
