@@ -125,7 +125,7 @@ def create_app(
             feed = RevocationFeed(
                 engine, revocations, interval=settings.tokens.revocation_poll_interval, listener=listener
             )
-            app.state.revocations = await stack.enter_async_context(feed.running())
+            app.state.revocation_feed = await stack.enter_async_context(feed.running())
             app.state.verifier = _verifier(app, settings, revocations)
             if run_relay:
                 factories = [s.worker for s in services if s.worker is not None]
@@ -160,7 +160,7 @@ def create_app(
     app.state.relay = None
     app.state.listener = None
     app.state.key_source = None
-    app.state.revocations = None
+    app.state.revocation_feed = None
     # One line per request; the proxy's gateway, in front of the middleware, writes its own.
     app.state.access_log = access_log(settings, app_name)
 

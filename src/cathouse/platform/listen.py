@@ -7,7 +7,9 @@ for good, and a pooled one would be recycled under it.
 
 One process holds one such connection, whatever listens in it (the relay, the activity hub):
 each registers its channel with the process's :class:`Listener`, which opens the connection
-when the first channel is registered and not before.
+when the first channel is registered and not before. A channel may also ride along
+(``connect=False``, the revocation feed): told while a connection is held for others, it opens
+none, and its owner polls meanwhile.
 """
 
 from __future__ import annotations
