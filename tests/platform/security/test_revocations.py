@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.listen import Listener
 from cathouse.platform.security.principal import Principal, Role
-from cathouse.platform.security.revocations import Revocations, Revoked
+from cathouse.platform.security.revocations import CHANNEL, RevocationFeed, Revocations, Revoked
 from cathouse.platform.settings import Settings
 from cathouse.services import create_service_app
 from tests.auth.conftest import signed_up
@@ -141,3 +143,37 @@ def test_an_older_row_read_after_a_newer_one_changes_nothing() -> None:
     assert revocations.disabled(user)
     with pytest.raises(Revoked, match="disabled"):
         revocations.check(principal(user, version=9, roles={Role.USER}))
+
+
+async def test_a_notification_brings_a_change_at_once_where_the_process_already_listens(
+    committed: AsyncEngine,
+) -> None:
+    """With a LISTEN connection held for something else, a change arrives on NOTIFY, long before
+    the (here, half-minute) poll."""
+    revocations = Revocations(keep_for=60)
+    listener = Listener(committed.url, application_name="cathouse-test-revocations")
+    feed = RevocationFeed(committed, revocations, interval=30, listener=listener)
+    user = uuid.uuid4()
+    async with listener.running(), feed.running():
+        await listener.listen("cathouse_test_other", lambda: None).wait()  # someone else's channel
+        async with asyncio.timeout(5):
+            await listener.listening_on(CHANNEL).wait()
+        async with committed.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO auth.users (id, email, password_hash, display_name, status)"
+                    " VALUES (:id, :email, '!', 'Ana', 'disabled')"
+                ),
+                {"id": user, "email": f"{user}@example.com"},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO auth.revocations (user_id, version, roles, disabled, valid_from)"
+                    " VALUES (:id, 1, '{user}', true, 1)"
+                ),
+                {"id": user},
+            )
+        started = time.monotonic()
+        while not revocations.disabled(user):
+            assert time.monotonic() - started < 3, "not notified"
+            await asyncio.sleep(0.01)
