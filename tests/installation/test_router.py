@@ -132,11 +132,38 @@ async def test_admins_see_and_suspend_any_installation(api: httpx.AsyncClient, p
     assert seen.status_code == 200
     everyone = await api.get(INSTALLATIONS, params={"everyone": True}, headers=people.admin.headers)
     assert created["id"] in [i["id"] for i in everyone.json()["items"]]
-    suspended = await api.post(
-        f"{INSTALLATIONS}/{created['id']}/suspend", json={"reason": "Abuse report"}, headers=people.admin.headers
-    )
+    base = f"{INSTALLATIONS}/{created['id']}"
+    # Acting on someone else's installation, an admin says why: the owner is told.
+    unexplained = await api.post(f"{base}/suspend", json={}, headers=people.admin.headers)
+    assert unexplained.status_code == 422, unexplained.text
+    assert [e["loc"] for e in unexplained.json()["errors"]] == ["body.reason"]
+    assert (await api.get(base, headers=people.owner.headers)).json()["status"] == "active"
+    suspended = await api.post(f"{base}/suspend", json={"reason": "Abuse report"}, headers=people.admin.headers)
     assert suspended.json()["status"] == "suspended"
     assert suspended.json()["status_reason"] == "Abuse report"
+    no_reason = await api.delete(base, headers=people.admin.headers)
+    assert no_reason.status_code == 422, no_reason.text
+    assert [e["loc"] for e in no_reason.json()["errors"]] == ["query.reason"]
+    removed = await api.delete(base, params={"reason": "Confirmed abuse"}, headers=people.admin.headers)
+    assert (removed.json()["status"], removed.json()["status_reason"]) == ("uninstalling", "Confirmed abuse")
+
+
+async def test_admins_do_not_act_as_owners(api: httpx.AsyncClient, people: People) -> None:
+    slug = await publish(api, people)
+    created = await install(api, people, slug)
+    base = f"{INSTALLATIONS}/{created['id']}"
+    await wait_for_status(api, people.owner, created["id"], "active")
+    before = (await api.get(base, headers=people.owner.headers)).json()
+    for method, url, body in [
+        ("PATCH", base, {"settings": {"team": "red"}}),
+        ("PUT", f"{base}/secrets", {"secrets": {"api_key": "sk-admin-000000"}}),
+        ("PUT", f"{base}/permissions", {"permissions": ["points:read", "points:write", "points:export"]}),
+        ("POST", f"{base}/api-keys", {"name": "mine now"}),
+    ]:
+        refused = await api.request(method, url, json=body, headers=people.admin.headers)
+        assert refused.status_code == 404, (method, url, refused.text)
+        assert refused.json()["detail"] == "There is no such installation."
+    assert (await api.get(base, headers=people.owner.headers)).json() == before
 
 
 async def test_lifecycle_moves_and_an_illegal_one_names_the_state(

@@ -125,8 +125,9 @@ SPECS: tuple[EventSpec, ...] = (
         INSTALLATION_STATUS_CHANGED,
         "installation",
         1,
-        (*_INSTALLATION, "from", "to", "reason", "by"),
-        "An installation moved through its lifecycle (pending, provisioning, active, ..., uninstalled).",
+        (*_INSTALLATION, "from", "to", "reason", "by", "[by_admin]"),
+        "An installation moved through its lifecycle (pending, provisioning, active, ..., uninstalled); "
+        "by_admin (true) when an admin suspended or uninstalled another user's installation, with the reason.",
     ),
     EventSpec(
         INSTALLATION_PERMISSIONS_CHANGED,

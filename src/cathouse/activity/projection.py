@@ -246,7 +246,7 @@ async def _review(event: Event, state: State) -> Effects:
 # type: (fields everyone who sees it sees, fields only the owner sees)
 _INSTALLATION_VIEW: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     c.INSTALLATION_CREATED: (("version",), ("name", "permissions")),
-    c.INSTALLATION_STATUS_CHANGED: (("from", "to"), ("reason",)),
+    c.INSTALLATION_STATUS_CHANGED: (("from", "to"), ("reason", "by_admin")),
     c.INSTALLATION_PERMISSIONS_CHANGED: ((), ("granted", "revoked")),
     c.INSTALLATION_UPGRADED: (("version", "from_version"), ()),
     c.INSTALLATION_UPDATED: ((), ("fields",)),

@@ -78,17 +78,23 @@ def _out(row: WebhookDelivery, history: list[WebhookAttempt] | None = None) -> D
 
 
 async def _publisher_of(session: Session, user: Principal, cat_id: uuid.UUID) -> bool:
+    """Whether the caller publishes the cat: its developer, or an admin for the platform's own."""
     cats = await catalog.cats_by_id(session, [cat_id])
-    return user.is_admin or (cat_id in cats and cats[cat_id].publisher_id == user.user_id)
+    if cat_id not in cats:
+        return False
+    publisher = cats[cat_id].publisher_id
+    return publisher == user.user_id if publisher is not None else user.is_admin
 
 
 async def _readable(
-    session: Session, user: Principal, installations: Installations, installation_id: uuid.UUID
+    session: Session, user: Principal, installations: Installations, installation_id: uuid.UUID, *, admin: bool = True
 ) -> Installation:
-    """The owner, an admin, or the publisher of the installed cat may read its deliveries."""
+    """The owner, the publisher of the installed cat, or (``admin``: to read) an admin."""
     installation = await installations.installations.get(installation_id)
     if installation is None or not (
-        installation.user_id == user.user_id or await _publisher_of(session, user, installation.cat_id)
+        installation.user_id == user.user_id
+        or (admin and user.is_admin)
+        or await _publisher_of(session, user, installation.cat_id)
     ):
         raise NotFound("There is no such installation.")
     return installation
@@ -114,7 +120,7 @@ async def deliveries_of_cat(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> list[DeliveryOut]:
     found = await catalog.cat_by_slug(session, cat)
-    if found is None or not await _publisher_of(session, user, found.id):
+    if found is None or not (user.is_admin or await _publisher_of(session, user, found.id)):
         raise NotFound("There is no such cat.")
     statement = select(WebhookDelivery).where(WebhookDelivery.cat_id == found.id)
     if status:
@@ -170,7 +176,8 @@ async def redeliver(
     session: Session,
     installations: Installations,
 ) -> DeliveryOut:
-    installation = await _readable(session, user, installations, installation_id)
+    # Sending again is the owner's or the cat's publisher's to do; an admin only reads.
+    installation = await _readable(session, user, installations, installation_id, admin=False)
     row = await _delivery(session, installation, delivery_id)
     copy = WebhookDelivery(
         id=uuid.uuid4(),

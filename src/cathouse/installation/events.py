@@ -5,7 +5,7 @@ Every payload has ``installation_id``, ``user_id``, ``cat_id`` and ``version``; 
 """
 
 CREATED = "installation.created"  # {name, permissions}
-STATUS_CHANGED = "installation.status_changed"  # {from, to, reason}
+STATUS_CHANGED = "installation.status_changed"  # {from, to, reason, by, [by_admin]}
 PERMISSIONS_CHANGED = "installation.permissions_changed"  # {granted, revoked}
 UPGRADED = "installation.upgraded"  # {from_version}
 UPDATED = "installation.updated"  # {fields}

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
@@ -23,6 +24,7 @@ from cathouse.installation.schemas import (
 )
 from cathouse.installation.views import present, present_one
 from cathouse.platform.pagination import MAX_LIMIT, decode_time_cursor, encode_time_cursor
+from cathouse.platform.schemas import no_control_characters
 from cathouse.platform.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/installations", tags=["installations"])
@@ -55,7 +57,7 @@ async def list_installations(
 async def read(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
 ) -> InstallationOut:
-    return await present_one(session, await installations.owned(user, installation_id))
+    return await present_one(session, await installations.visible(user, installation_id))
 
 
 @router.patch("/{installation_id}", response_model=InstallationOut, summary="Rename, or change settings")
@@ -103,7 +105,7 @@ async def accept_permissions(
     return await present_one(session, await installations.accept_permissions(user, installation_id))
 
 
-@router.post("/{installation_id}/suspend", response_model=InstallationOut, summary="Pause (the owner or an admin)")
+@router.post("/{installation_id}/suspend", response_model=InstallationOut, summary="Pause (admins: with a reason)")
 async def suspend(
     installation_id: uuid.UUID, body: Reason, user: CurrentUser, installations: Installations, session: Session
 ) -> InstallationOut:
@@ -128,6 +130,14 @@ async def retry(
 
 @router.delete("/{installation_id}", response_model=InstallationOut, summary="Uninstall; its secrets are destroyed")
 async def uninstall(
-    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID,
+    user: CurrentUser,
+    installations: Installations,
+    session: Session,
+    reason: Annotated[
+        str | None,
+        Query(max_length=500, description="Required of an admin uninstalling another user's installation."),
+        AfterValidator(no_control_characters),
+    ] = None,
 ) -> InstallationOut:
-    return await present_one(session, await installations.uninstall(user, installation_id))
+    return await present_one(session, await installations.uninstall(user, installation_id, reason))

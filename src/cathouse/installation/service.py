@@ -43,12 +43,32 @@ class InstallationService:
             },
         )
 
-    async def owned(self, principal: Principal, installation_id: uuid.UUID, *, lock: bool = False) -> Installation:
-        """The caller's installation (admins: anyone's). Another user's is a 404, as if it did not exist."""
+    async def visible(self, principal: Principal, installation_id: uuid.UUID, *, lock: bool = False) -> Installation:
+        """The caller's installation, or for an admin anyone's: to read, suspend or uninstall.
+        Another user's is a 404, as if it did not exist."""
         found = await self.installations.get(installation_id, for_update=lock)
         if found is None or not (found.user_id == principal.user_id or principal.is_admin):
             raise InstallationNotFound()
         return found
+
+    async def owned(self, principal: Principal, installation_id: uuid.UUID, *, lock: bool = False) -> Installation:
+        """The caller's own installation, to change. Anyone else's is a 404, an admin's too: admins
+        moderate installations, they never act as their owners (settings, secrets, keys...)."""
+        found = await self.installations.get(installation_id, for_update=lock)
+        if found is None or found.user_id != principal.user_id:
+            raise InstallationNotFound()
+        return found
+
+    async def moderated(
+        self, principal: Principal, installation_id: uuid.UUID, reason: str | None, loc: str
+    ) -> tuple[Installation, bool]:
+        """An installation to suspend or uninstall, locked, and whether an admin is acting on
+        someone else's: then a reason is required, recorded on the event its owner sees."""
+        installation = await self.visible(principal, installation_id, lock=True)
+        moderating = installation.user_id != principal.user_id
+        if moderating and not (reason or "").strip():
+            raise Unprocessable(loc, "an admin acting on another user's installation must give a reason")
+        return installation, moderating
 
     async def version_of(self, installation: Installation) -> catalog.VersionInfo:
         version = await catalog.version_by_id(self.session, installation.version_id)
@@ -124,7 +144,13 @@ class InstallationService:
         return installation
 
     async def move(
-        self, installation: Installation, target: str, *, reason: str | None = None, by: uuid.UUID | None = None
+        self,
+        installation: Installation,
+        target: str,
+        *,
+        reason: str | None = None,
+        by: uuid.UUID | None = None,
+        by_admin: bool = False,
     ) -> None:
         """The one way an installation changes state: checked, timestamped, announced."""
         lifecycle.check(installation.status, target)
@@ -136,17 +162,16 @@ class InstallationService:
         if target == lifecycle.UNINSTALLED:
             installation.uninstalled_at = now
         version = await self.version_of(installation)
-        self.event(
-            installation,
-            events.STATUS_CHANGED,
-            version.version,
-            **{"from": previous, "to": target, "reason": reason or None, "by": str(by) if by else None},
-        )
+        by_id = str(by) if by else None
+        moved: dict[str, Any] = {"from": previous, "to": target, "reason": reason or None, "by": by_id}
+        if by_admin:
+            moved["by_admin"] = True  # an admin, not the owner: the owner's feed says so
+        self.event(installation, events.STATUS_CHANGED, version.version, **moved)
         await self.session.flush()
 
     async def suspend(self, principal: Principal, installation_id: uuid.UUID, reason: str) -> Installation:
-        installation = await self.owned(principal, installation_id, lock=True)
-        await self.move(installation, lifecycle.SUSPENDED, reason=reason, by=principal.user_id)
+        installation, moderating = await self.moderated(principal, installation_id, reason, "body.reason")
+        await self.move(installation, lifecycle.SUSPENDED, reason=reason, by=principal.user_id, by_admin=moderating)
         return installation
 
     async def resume(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
@@ -157,9 +182,9 @@ class InstallationService:
         await self.move(installation, target, by=principal.user_id)
         return installation
 
-    async def uninstall(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
-        installation = await self.owned(principal, installation_id, lock=True)
-        await self.move(installation, lifecycle.UNINSTALLING, by=principal.user_id)
+    async def uninstall(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:
+        installation, moderating = await self.moderated(principal, installation_id, reason, "query.reason")
+        await self.move(installation, lifecycle.UNINSTALLING, reason=reason, by=principal.user_id, by_admin=moderating)
         # From here no secret of this installation can ever be read again.
         await self.credentials.destroy(installation.id)
         return installation
