@@ -113,7 +113,7 @@ async def read(slug: SlugPath, user: OptionalUser, cats: Cats, views: Views) -> 
     return await views.detail(await cats.visible(slug, user), user)
 
 
-@router.patch("/{slug}", response_model=CatDetail, summary="Edit a cat (its publisher or an admin)")
+@router.patch("/{slug}", response_model=CatDetail, summary="Edit a cat (its publisher)")
 async def update(slug: SlugPath, body: CatUpdate, user: DeveloperUser, cats: Cats, views: Views) -> CatDetail:
     cat = await cats.update(user, slug, body.model_dump(mode="json", exclude_unset=True))
     return await views.detail(cat, user)

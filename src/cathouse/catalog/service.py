@@ -37,7 +37,17 @@ def can_see(cat: Cat, principal: Principal | None) -> bool:
 
 
 def can_manage(cat: Cat, principal: Principal) -> bool:
-    return principal.is_admin or (principal.is_developer and cat.publisher_id == principal.user_id)
+    """Whether the caller owns the cat: its publisher, or any admin for the platform's own (synced)
+    cats. Admins moderate other publishers' cats; they do not change them."""
+    if cat.publisher_id is None:
+        return principal.is_admin
+    return principal.is_developer and cat.publisher_id == principal.user_id
+
+
+def can_inspect(cat: Cat, principal: Principal | None) -> bool:
+    """Whether the caller sees what only the cat's owner sees (drafts, moderation notes): admins
+    read everything they are asked to judge."""
+    return principal is not None and (principal.is_admin or can_manage(cat, principal))
 
 
 def newest(versions: list[CatVersion]) -> CatVersion | None:
@@ -77,9 +87,16 @@ class CatService:
         return cat
 
     async def managed(self, slug: str, principal: Principal) -> Cat:
-        """A cat the caller may change, locked for the change. Another developer's cat is a 404."""
+        """A cat the caller owns, locked for the change. Anyone else's cat is a 404, an admin's too."""
         cat = await self.cats.by_slug(slug, for_update=True)
         if cat is None or not can_manage(cat, principal):
+            raise CatNotFound()
+        return cat
+
+    async def moderated(self, slug: str) -> Cat:
+        """Any cat, locked for a moderation move (the route admits admins only)."""
+        cat = await self.cats.by_slug(slug, for_update=True)
+        if cat is None:
             raise CatNotFound()
         return cat
 
@@ -166,14 +183,14 @@ class CatService:
         return version
 
     async def listed_versions(self, cat: Cat, principal: Principal | None) -> list[CatVersion]:
-        """Newest first; drafts only for those who manage the cat."""
-        manager = principal is not None and can_manage(cat, principal)
+        """Newest first; drafts only for the cat's owner and admins."""
+        manager = can_inspect(cat, principal)
         found = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == "published"]
         return sorted(found, key=lambda v: v.created_at, reverse=True)
 
     async def version(self, cat: Cat, version: str, principal: Principal | None) -> CatVersion:
         found = await self.versions.get(cat.id, version)
-        if found is None or (found.status != "published" and not (principal and can_manage(cat, principal))):
+        if found is None or (found.status != "published" and not can_inspect(cat, principal)):
             raise VersionNotFound()
         return found
 
@@ -235,7 +252,7 @@ class CatService:
         return cat
 
     async def approve(self, admin: Principal, slug: str) -> Cat:
-        cat = await self.managed(slug, admin)
+        cat = await self.moderated(slug)
         if cat.status != "pending_review":
             raise IllegalTransition("approved", cat.status)
         await self.go_live(cat)
@@ -270,7 +287,7 @@ class CatService:
         return await self._moderate(admin, slug, ("published", "suspended"), "delisted", "delisted", reason)
 
     async def reinstate(self, admin: Principal, slug: str) -> Cat:
-        cat = await self.managed(slug, admin)
+        cat = await self.moderated(slug)
         if cat.status not in HIDDEN:
             raise IllegalTransition("reinstated", cat.status)
         if cat.orphaned_at is not None:
@@ -283,7 +300,7 @@ class CatService:
     async def _moderate(
         self, admin: Principal, slug: str, sources: tuple[str, ...], target: str, action: str, reason: str
     ) -> Cat:
-        cat = await self.managed(slug, admin)
+        cat = await self.moderated(slug)
         if cat.status not in sources:
             raise IllegalTransition(action, cat.status)
         await self.take_down(cat, target, reason, by=str(admin.user_id))

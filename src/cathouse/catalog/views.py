@@ -21,7 +21,7 @@ from cathouse.catalog.schemas import (
     VersionOut,
     secret_fields,
 )
-from cathouse.catalog.service import can_manage, newest
+from cathouse.catalog.service import can_inspect, newest
 from cathouse.platform.security import Principal
 
 ASSET_PATH = "/api/v1/cats/assets/"
@@ -57,7 +57,7 @@ def version_out(cat: Cat, version: CatVersion, principal: Principal | None) -> V
             "webhook_url": None,
         }
     )
-    if principal is not None and can_manage(cat, principal):
+    if can_inspect(cat, principal):
         out.webhook_url = version.webhook_url
     return out
 
@@ -88,7 +88,7 @@ class CatViews:
         names = await self._publishers([cat])
         assets = await self.assets.of_cat(cat.id)
         icon = next((a for a in assets if a.kind == "icon"), None)
-        manager = principal is not None and can_manage(cat, principal)
+        manager = can_inspect(cat, principal)
         versions = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == "published"]
         current = next((v for v in versions if v.id == cat.current_version_id), None)
         if current is None and manager:

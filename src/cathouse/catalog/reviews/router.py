@@ -85,7 +85,7 @@ async def update(
     return await _one(session, await reviews.update(user, slug, review_id, changes), user)
 
 
-@router.delete("/{review_id}", status_code=204, summary="Delete your review (or, for admins, any)")
+@router.delete("/{review_id}", status_code=204, summary="Delete your review")
 async def delete(slug: SlugPath, review_id: uuid.UUID, user: CurrentUser, reviews: Reviews) -> Response:
     await reviews.delete(user, slug, review_id)
     return Response(status_code=204)

@@ -110,8 +110,9 @@ class ReviewService:
     async def delete(self, principal: Principal, slug: str, review_id: uuid.UUID) -> None:
         cat = await self._cat(slug, principal, lock=True)
         review = await self._review(cat, review_id, principal)
-        if review.user_id != principal.user_id and not principal.is_admin:
-            raise Forbidden("Only the review's author or an admin may delete it.")
+        if review.user_id != principal.user_id:
+            # Admins hide a review, with a reason its author is told; they do not delete it.
+            raise Forbidden("Only the review's author may delete it; admins hide reviews.")
         if review.status == "visible":
             await self.reviews.count_rating(cat.id, review.rating, -1)
         self._event(cat, review, events.REVIEW_DELETED, user_id=str(review.user_id), rating=review.rating)
