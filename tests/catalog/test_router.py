@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.platform.app import create_app
+from cathouse.platform.settings import Settings
+from cathouse.services import SERVICES
+from tests.auth.conftest import signed_up
 from tests.catalog.conftest import VERSION, People, cat_body, draft, published, version
 
 
@@ -242,3 +249,75 @@ async def test_categories_count_published_cats(api: httpx.AsyncClient, people: P
     assert categories["badges"]["cat_count"] == 1
     assert categories["points"]["cat_count"] == 0
     assert len(categories) >= 10
+
+
+@pytest.mark.parametrize(
+    ("base_url", "reason"),
+    [
+        ("https://user:secret@api.example.com/v1", "must not contain credentials"),
+        ("https://api.example.com@evil.example.com/v1", "must not contain credentials"),
+        ("https://api.example.com/v1?token=abc", "must not have a query or fragment"),
+        ("https://api.example.com/v1#top", "must not have a query or fragment"),
+        ("https://api.example.com\\@127.0.0.1/v1", "characters that are not allowed"),
+        ("https://api.example.com\\v1", "characters that are not allowed"),
+        ("https://127.0.0.1/v1", "127.0.0.1 is not a public address"),
+        ("https://0x7f.1/v1", "127.0.0.1 is not a public address"),
+        ("https://10.0.0.7/v1", "10.0.0.7 is not a public address"),
+        ("https://192.168.1.20:8443/v1", "192.168.1.20 is not a public address"),
+        ("https://169.254.169.254/latest", "169.254.169.254 is not a public address"),
+        ("https://100.100.100.200/v1", "100.100.100.200 is not a public address"),
+        ("https://[::1]/v1", "[::1] is not a public address"),
+        ("https://[fd00:ec2::254]/v1", "is not a public address"),
+        ("https://[::ffff:10.0.0.1]/v1", "is not a public address"),
+        ("https://localhost:8080/v1", "localhost is not a public address"),
+    ],
+)
+async def test_a_base_url_the_proxy_would_refuse_is_refused_when_the_version_is_created(
+    api: httpx.AsyncClient, people: People, base_url: str, reason: str
+) -> None:
+    cat = await draft(api, people.developer)
+    response = await api.post(
+        f"/api/v1/cats/{cat['slug']}/versions",
+        json=version(version="2.0.0", base_url=base_url),
+        headers=people.developer.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    [error] = [e for e in response.json()["errors"] if e["loc"] == "body.base_url"]
+    assert reason in error["message"]
+    versions = await api.get(f"/api/v1/cats/{cat['slug']}/versions", headers=people.developer.headers)
+    assert [v["version"] for v in versions.json()] == ["1.0.0"]
+
+
+@pytest.mark.parametrize("base_url", ["https://93.184.215.14/v1", "https://[2606:4700::6810:84e5]/v1"])
+async def test_a_public_address_is_a_base_url_like_any_name(
+    api: httpx.AsyncClient, people: People, base_url: str
+) -> None:
+    cat = await draft(api, people.developer)
+    added = await api.post(
+        f"/api/v1/cats/{cat['slug']}/versions",
+        json=version(version="2.0.0", base_url=base_url),
+        headers=people.developer.headers,
+    )
+    assert added.status_code == 201, added.text
+
+
+async def test_the_proxys_allow_list_lets_a_development_address_through(
+    committed: AsyncEngine,
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    app_client: Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> None:
+    settings = make_settings(database_url, catalog={"allow_http": True}, proxy={"allow_hosts": ["127.0.0.0/8"]})
+    async with app_client(create_app([SERVICES["auth"], SERVICES["catalog"]], settings=settings)) as client:
+        developer = await signed_up(client, roles=("developer",), engine=committed)
+        cat = await draft(client, developer)
+        url = f"/api/v1/cats/{cat['slug']}/versions"
+        local = await client.post(
+            url, json=version(version="2.0.0", base_url="http://127.0.0.1:9000/v1"), headers=developer.headers
+        )
+        assert local.status_code == 201, local.text
+        private = await client.post(
+            url, json=version(version="2.1.0", base_url="http://10.0.0.7/v1"), headers=developer.headers
+        )
+        assert private.status_code == 422, private.text

@@ -269,3 +269,45 @@ async def test_an_admin_syncs_the_configured_directory_over_http(
                 assert len((await client.get("/api/v1/cats")).json()["items"]) == 7
     finally:
         await truncate_schemas(engine, ("catalog", "events"))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "reason"),
+    [
+        ("https://10.0.0.7/v1", "10.0.0.7 is not a public address"),
+        ("https://[::1]/v1", "[::1] is not a public address"),
+        ("https://sync:secret@api.quest-board.example.com/v1", "must not contain credentials"),
+        ("https://api.quest-board.example.com/v1?key=1", "must not have a query or fragment"),
+        ('"https://api.quest-board.example.com\\\\v1"', "characters that are not allowed"),
+    ],
+)
+async def test_a_base_url_the_proxy_would_refuse_fails_the_sync_naming_the_field(
+    api: httpx.AsyncClient,
+    committed: AsyncEngine,
+    settings: Settings,
+    storage: AssetStorage,
+    cats_dir: Path,
+    base_url: str,
+    reason: str,
+) -> None:
+    manifest = cats_dir / "quest-board" / "cat.yaml"
+    edit(manifest, "base_url: https://api.quest-board.example.com/v1", f"base_url: {base_url}")
+    async with sessionmaker(committed)() as session:
+        outcomes = await CatalogSync(session, settings, storage).run(cats_dir)
+        await session.commit()
+    [quests] = [o for o in outcomes if o.folder == "quest-board"]
+    assert quests.result == "failed"
+    assert [(p.loc, reason in p.message) for p in quests.problems] == [("versions.0.base_url", True)], quests.problems
+    assert (await api.get("/api/v1/cats/quest-board")).status_code == 404
+    assert {o.result for o in outcomes if o.folder != "quest-board"} == {"created"}
+
+
+async def test_validate_refuses_a_base_url_the_proxy_would_refuse(api: httpx.AsyncClient, people: People) -> None:
+    manifest = (EXAMPLES / "quest-board" / "cat.yaml").read_text()
+    private = manifest.replace("https://api.quest-board.example.com/v1", "https://169.254.169.254/latest", 1)
+    headers = {**people.developer.headers, "Content-Type": "application/yaml"}
+    report = (await api.post("/api/v1/cats/validate", content=private, headers=headers)).json()
+    assert report["valid"] is False
+    assert [(p["loc"], "is not a public address" in p["message"]) for p in report["problems"]] == [
+        ("versions.0.base_url", True)
+    ]

@@ -1,8 +1,9 @@
 """The SSRF guard in the running gateway: cats whose API points inside the network are never reached.
 
-A canary server listens on loopback and counts every connection it accepts. Each cat below is
-published with a base URL that leads there (or to another internal address) in some notation;
-a call through the proxy must be refused and the canary must see nothing.
+A canary server listens on loopback and counts every connection it accepts. Each base URL below
+leads there (or to another internal address) in some notation. The catalog refuses such a
+version when it is written; one stored before it did (here: rewritten in the database) must
+still be refused by the proxy on every call, and the canary must see nothing.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
 from cathouse.proxy.ssrf import Guard
 from cathouse.services import SERVICES
+from tests.catalog.conftest import cat_body
 from tests.conftest import truncate_all, truncate_schemas
-from tests.installation.conftest import FAST_WEBHOOKS, KEYRING_TABLES
+from tests.installation.conftest import FAST_WEBHOOKS, KEYRING_TABLES, version
 from tests.proxy.conftest import People, Upstream, installed
 from tests.support import in_process
 
@@ -112,11 +115,32 @@ def forbidden(port: int) -> list[str]:
     ]
 
 
-async def test_no_forbidden_target_is_ever_connected_to(api: httpx.AsyncClient, people: People, canary: Canary) -> None:
+async def stored_base_url(engine: AsyncEngine, installation_id: str, base_url: str) -> None:
+    """The installation's version as one written before the catalog checked base URLs."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE catalog.cat_versions v SET base_url = :url"
+                " FROM installation.installations i WHERE i.id = CAST(:id AS uuid) AND v.id = i.version_id"
+            ),
+            {"url": base_url, "id": installation_id},
+        )
+
+
+async def test_no_forbidden_target_is_ever_connected_to(
+    api: httpx.AsyncClient, people: People, canary: Canary, engine: AsyncEngine
+) -> None:
     targets = forbidden(canary.port)
     assert len(targets) >= 20
+    cat = await api.post("/api/v1/cats", json=cat_body(), headers=people.publisher.headers)
     for base_url in targets:
-        installation = await installed(api, people, base_url)
+        spec = version(version="9.9.9", base_url=base_url, webhook_url=None)
+        written = await api.post(
+            f"/api/v1/cats/{cat.json()['slug']}/versions", json=spec, headers=people.publisher.headers
+        )
+        assert written.status_code == 422, (base_url, written.text)
+        installation = await installed(api, people, f"http://cat-{canary.port}.example/v1")
+        await stored_base_url(engine, installation, base_url)
         response = await api.get(f"/api/v1/proxy/{installation}/balances/1", headers=people.owner.headers)
         assert response.status_code == 502, (base_url, response.text)
         assert response.json()["decision"] == "blocked_address", base_url

@@ -84,10 +84,18 @@ async def validate(
     text = await read_body(request, MAX_MANIFEST_BYTES, ManifestTooLarge)
     manifest, problems = await asyncio.to_thread(parse_manifest, text, file=file)
     if manifest is not None:
+        failures: list[CatHouseError] = []
         try:
             await cats.check_fields(manifest.model_dump(mode="json"), loc="")
         except CatHouseError as error:
-            for found in error.extra.get("errors", []):
+            failures.append(error)
+        for index, spec in enumerate(manifest.versions):
+            try:
+                cats.check_base_url(spec.base_url, f"versions.{index}.base_url")
+            except CatHouseError as error:
+                failures.append(error)
+        for failure in failures:
+            for found in failure.extra.get("errors", []):
                 problems.append(ManifestProblem(file, str(found["loc"]), str(found["message"])))
     return ValidationReport(valid=not problems, problems=[SyncProblem(**vars(p)) for p in problems])
 

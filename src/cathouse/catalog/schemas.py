@@ -13,6 +13,7 @@ from fastapi import Path
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from cathouse.platform.baseurl import UnsafeURL, parse_base_url
 from cathouse.platform.schemas import Strict, no_control_characters, no_control_characters_but_newlines
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -69,6 +71,20 @@ Summary = Annotated[
 ]
 Markdown = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(no_control_characters_but_newlines)]
 WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])]
+
+
+def _base_url_as_written(value: object) -> object:
+    """Refuse what the proxy would refuse in the text as written, before the URL parser tidies it
+    (it reads a backslash as a slash, where other parsers read it otherwise)."""
+    if isinstance(value, str) and re.match(r"(?i)https?://", value):
+        try:
+            parse_base_url(value)
+        except UnsafeURL as exc:
+            raise ValueError(f"the base URL {exc}") from None
+    return value
+
+
+BaseUrl = Annotated[WebUrl, BeforeValidator(_base_url_as_written)]
 SemVer = Annotated[str, StringConstraints(max_length=64), AfterValidator(_semver)]
 PermissionName = Annotated[
     str,
@@ -230,7 +246,10 @@ class VersionSpec(Strict):
     """Everything installations and the proxy need from one version of a cat."""
 
     version: SemVer
-    base_url: WebUrl = Field(description="The cat's API; https unless the platform allows http for development.")
+    base_url: BaseUrl = Field(
+        description="The cat's API; https unless the platform allows http for development. No credentials, query, "
+        "fragment or backslash; a literal address must be public."
+    )
     credentials: Credentials
     permissions: list[Permission] = Field(max_length=50)
     endpoints: list[Endpoint] = Field(min_length=1, max_length=200)

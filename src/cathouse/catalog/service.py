@@ -22,6 +22,7 @@ from cathouse.catalog.models import Cat, CatVersion
 from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
 from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
 from cathouse.catalog.webhook_secrets import WebhookSecrets
+from cathouse.platform.baseurl import AllowList, UnsafeURL, check_base_url
 from cathouse.platform.errors import Conflict, Unprocessable
 from cathouse.platform.outbox import record_event
 from cathouse.platform.security import Principal
@@ -66,6 +67,8 @@ class CatService:
     def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
         self.settings = settings.catalog
+        # A literal address the proxy would refuse is refused here too; its allow list, for development.
+        self.upstreams = AllowList(settings.proxy.allow_hosts)
         self.webhook_secrets = WebhookSecrets(session, settings.master_key_value())
         self.cats = CatRepository(session)
         self.versions = VersionRepository(session)
@@ -112,6 +115,14 @@ class CatService:
     def check_scheme(self, url: object, loc: str) -> None:
         if url is not None and str(url).startswith("http:") and not self.settings.allow_http:
             raise Unprocessable(loc, "must be an https URL")
+
+    def check_base_url(self, url: object, loc: str) -> None:
+        """What the proxy would refuse on every call, refused once when the version is written."""
+        self.check_scheme(url, loc)
+        try:
+            check_base_url(str(url), self.upstreams)
+        except UnsafeURL as exc:
+            raise Unprocessable(loc, f"the base URL {exc}") from None
 
     # Drafts and edits
 
@@ -162,7 +173,7 @@ class CatService:
         return await self.new_version(cat, spec)
 
     async def new_version(self, cat: Cat, spec: VersionSpec, loc: str = "body") -> CatVersion:
-        self.check_scheme(spec.base_url, _at(loc, "base_url"))
+        self.check_base_url(spec.base_url, _at(loc, "base_url"))
         self.check_scheme(spec.webhook_url, _at(loc, "webhook_url"))
         if await self.versions.get(cat.id, spec.version) is not None:
             raise VersionExists(spec.version)
