@@ -128,3 +128,31 @@ async def test_an_admin_suspension_reaches_the_owner_with_its_reason(
     # Nobody else is told why.
     other = await world.as_("other", "GET", "/api/v1/activity/me")
     assert reason not in str(other)
+
+
+async def test_what_an_admin_suspended_only_an_admin_resumes(
+    api: httpx.AsyncClient, engine: AsyncEngine, cast: Cast, fake_cat: FakeCat
+) -> None:
+    world = World(api, engine, cast, fake_cat)
+    installation_id = await world.installation()
+    url = f"/api/v1/installations/{installation_id}"
+    await world.as_("admin", "POST", f"{url}/suspend", json={"reason": "Calls look automated."})
+
+    refused = await api.post(f"{url}/resume", headers=await world.headers("owner"))
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "only an admin can resume it" in refused.json()["detail"]
+    mine = await world.as_("owner", "GET", url)
+    assert (mine["status"], mine["suspended_by_moderator"]) == ("suspended", True)
+
+    no_reason = await api.post(f"{url}/resume", headers=await world.headers("admin"))
+    assert no_reason.status_code == 422, no_reason.text
+    assert await world.as_("owner", "GET", url) == mine  # nothing changed
+
+    resumed = await world.as_("admin", "POST", f"{url}/resume", json={"reason": "Cleared after review."})
+    assert (resumed["status"], resumed["suspended_by_moderator"]) == ("active", False)
+    # The owner's own pause is theirs again: they resume it, an admin cannot.
+    await world.as_("owner", "POST", f"{url}/suspend", json={"reason": "Holiday"})
+    not_theirs = await api.post(f"{url}/resume", headers=await world.headers("admin"), json={"reason": "Trying"})
+    assert not_theirs.status_code == 404, not_theirs.text
+    assert (await world.as_("owner", "POST", f"{url}/resume"))["status"] == "active"

@@ -112,11 +112,20 @@ async def suspend(
     return await present_one(session, await installations.suspend(user, installation_id, body.reason))
 
 
-@router.post("/{installation_id}/resume", response_model=InstallationOut, summary="Run a suspended installation again")
+@router.post(
+    "/{installation_id}/resume",
+    response_model=InstallationOut,
+    summary="Run a suspended installation again (what an admin suspended: admins, with a reason)",
+)
 async def resume(
-    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID,
+    user: CurrentUser,
+    installations: Installations,
+    session: Session,
+    body: Reason | None = None,
 ) -> InstallationOut:
-    return await present_one(session, await installations.resume(user, installation_id))
+    reason = body.reason if body is not None else None
+    return await present_one(session, await installations.resume(user, installation_id, reason))
 
 
 @router.post("/{installation_id}/retry", response_model=InstallationOut, summary="Provision a failed one again")

@@ -85,6 +85,9 @@ class InstallationOut(BaseModel):
     target_version: str | None = Field(description="An upgrade waiting for you to accept new permissions.")
     status: Status
     status_reason: str | None
+    suspended_by_moderator: bool = Field(
+        description="An admin suspended it: only an admin can resume it, not its owner."
+    )
     settings: dict[str, Any]
     permissions: list[Grant]
     secrets: list[SecretField]

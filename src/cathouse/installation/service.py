@@ -171,15 +171,29 @@ class InstallationService:
 
     async def suspend(self, principal: Principal, installation_id: uuid.UUID, reason: str) -> Installation:
         installation, moderating = await self.moderated(principal, installation_id, reason, "body.reason")
+        installation.suspended_by_moderator = moderating
         await self.move(installation, lifecycle.SUSPENDED, reason=reason, by=principal.user_id, by_admin=moderating)
         return installation
 
-    async def resume(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
-        installation = await self.owned(principal, installation_id, lock=True)
+    async def resume(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:
+        """The owner resumes what they paused; what an admin suspended, only an admin resumes
+        (with a reason the owner is told), or moderation would last until the owner's next click."""
+        installation = await self.visible(principal, installation_id, lock=True)
+        moderating = installation.user_id != principal.user_id
+        by_moderator = installation.status == lifecycle.SUSPENDED and installation.suspended_by_moderator
+        if moderating and not by_moderator:
+            raise InstallationNotFound()  # the owner's own pause: admins do not act as owners
+        if moderating and not (reason or "").strip():
+            raise Unprocessable("body.reason", "an admin acting on another user's installation must give a reason")
+        if by_moderator and not moderating:
+            raise Conflict(
+                f"An admin suspended this installation ({installation.status_reason}); only an admin can resume it."
+            )
         if installation.status != lifecycle.SUSPENDED:
             raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
         target = lifecycle.PERMISSIONS_PENDING if installation.target_version_id else lifecycle.ACTIVE
-        await self.move(installation, target, by=principal.user_id)
+        installation.suspended_by_moderator = False
+        await self.move(installation, target, reason=reason, by=principal.user_id, by_admin=moderating)
         return installation
 
     async def uninstall(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:

@@ -31,6 +31,7 @@ async def present(session: AsyncSession, rows: Sequence[Installation]) -> list[I
             target_version=versions[r.target_version_id].version if r.target_version_id else None,
             status=r.status,  # type: ignore[arg-type]
             status_reason=r.status_reason,
+            suspended_by_moderator=r.suspended_by_moderator,
             settings=r.settings,
             permissions=[
                 Grant(permission=g.permission, granted_at=g.granted_at, granted_by=g.granted_by) for g in grants[r.id]
