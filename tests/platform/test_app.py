@@ -41,6 +41,12 @@ async def count(request: Request) -> int:
         return int(await session.scalar(text("SELECT 1")) or 0)
 
 
+@router.get("/echo")
+async def echo(request: Request, word: str) -> str:
+    async with request.app.state.sessionmakers["catalog"]() as session:
+        return str(await session.scalar(text("SELECT CAST(:word AS text)"), {"word": word}))
+
+
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail: password=hunter2")
@@ -86,6 +92,14 @@ async def test_a_request_that_waits_too_long_for_a_connection_is_told_to_come_ba
         assert response.headers["retry-after"] == "1"
         assert body["detail"] == "The service is busy; try again in a moment."
         assert (await client.get("/api/v1/widgets/count")).json() == 1
+
+
+async def test_text_the_database_cannot_store_is_the_clients_422_not_a_500(client: httpx.AsyncClient) -> None:
+    # A NUL that no schema stopped reaches PostgreSQL, which refuses it: the caller hears why.
+    assert (await client.get("/api/v1/widgets/echo", params={"word": "cat"})).json() == "cat"
+    body = assert_problem(await client.get("/api/v1/widgets/echo", params={"word": "c\x00at"}), 422)
+    assert "cannot be stored" in str(body["detail"])
+    assert (await client.get("/api/v1/widgets/echo", params={"word": "cat"})).json() == "cat"
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -119,6 +120,31 @@ async def _pool_exhausted(request: Request, exc: Exception) -> ProblemResponse:
     )
 
 
+# PostgreSQL's "this text cannot be stored": a NUL, or a lone surrogate in UTF-8.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    # SQLAlchemy's asyncpg adapter carries the code; the driver's own exception is its cause.
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+async def _database_error(request: Request, exc: Exception) -> ProblemResponse:
+    """Text PostgreSQL cannot store is the client's mistake, whichever field a schema let through;
+    any other database error is ours."""
+    assert isinstance(exc, DBAPIError)
+    if _sqlstate(exc) in _UNSTORABLE_TEXT:
+        return problem_response(
+            422,
+            "The request holds a character that cannot be stored (a NUL, or half of a surrogate pair).",
+            title="Unprocessable Content",
+            instance=request.url.path,
+        )
+    log_unexpected(exc)
+    return unexpected_error_response()
+
+
 def unexpected_error_response() -> ProblemResponse:
     """A 500 that tells the client only the request id to quote; the trace goes to the log."""
     return problem_response(
@@ -133,6 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(PoolTimeout, _pool_exhausted)
+    app.add_exception_handler(DBAPIError, _database_error)
 
 
 def log_unexpected(exc: BaseException) -> None:
