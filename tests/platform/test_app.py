@@ -62,6 +62,16 @@ async def shown_widgets(user: OptionalUser) -> list[str]:
     return ["signed in" if user else "anonymous"]
 
 
+@router.get("/{widget_id}")
+async def one_widget(widget_id: int) -> int:
+    return widget_id
+
+
+@router.patch("/{widget_id}")
+async def change_widget(widget_id: int) -> int:
+    return widget_id
+
+
 WIDGETS = Service(
     name="catalog",
     metadata=schema_metadata("catalog"),
@@ -136,6 +146,26 @@ async def test_unknown_paths_and_methods_are_problems(client: httpx.AsyncClient)
     assert_problem(await client.get("/api/v1/nothing-here"), 404)
     body = assert_problem(await client.delete("/api/v1/widgets"), 405)
     assert "DELETE" in str(body["detail"])
+
+
+@pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "PUT", "BREW"])
+async def test_a_method_a_path_lacks_is_405_allowing_all_it_has(client: httpx.AsyncClient, method: str) -> None:
+    response = await client.request(method, "/api/v1/widgets/7")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, PATCH"
+    collection = await client.request(method, "/api/v1/widgets")
+    assert_problem(collection, 405)
+    assert collection.headers["allow"] == "POST"
+
+
+async def test_a_literal_path_is_its_own_resource_not_a_value_of_a_parameter(client: httpx.AsyncClient) -> None:
+    # /mine matches /{widget_id} in shape, but it is a resource of its own, which has no PATCH.
+    response = await client.patch("/api/v1/widgets/mine")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET"
+    assert (await client.patch("/api/v1/widgets/7")).json() == 7
+    assert_problem(await client.patch("/api/v1/widgets/seven"), 422)  # a bad value where a path has one
+    assert_problem(await client.request("TRACE", "/api/v1/widgets/7/parts"), 404)
 
 
 async def test_unexpected_errors_are_500_with_the_request_id_and_no_internals(client: httpx.AsyncClient) -> None:

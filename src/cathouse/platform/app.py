@@ -23,6 +23,7 @@ from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
 from cathouse.platform.problems import install_error_handlers
+from cathouse.platform.routing import install_method_gate
 from cathouse.platform.security import JwksKeySource, KeySource, TokenVerifier
 from cathouse.platform.security.revocations import RevocationFeed, Revocations
 from cathouse.platform.service import Service
@@ -165,6 +166,7 @@ def create_app(
     app.state.access_log = access_log(settings, app_name)
 
     install_error_handlers(app)
+    install_method_gate(app)
     install_openapi(app)
     # Off in production unless CATHOUSE_DOCS=true: the map of every route is nobody else's business.
     if settings.docs_enabled:
