@@ -708,9 +708,9 @@ async def test_cursor_pages_neither_overlap_nor_skip(calls: AuditScene) -> None:
         ({"since": "2026-05-02T00:00:00Z", "until": "2026-05-01T00:00:00Z"}, 422),
         ({"limit": 0}, 422),
         ({"limit": 101}, 422),
-        ({"cursor": "%%%"}, 400),
-        ({"cursor": "WyJ4Il0"}, 400),
-        ({"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDBd"}, 400),
+        ({"cursor": "%%%"}, 422),
+        ({"cursor": "WyJ4Il0"}, 422),
+        ({"cursor": "WzEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDBd"}, 422),
         ({"since": "0001-01-01T00:00:00+05:00"}, 422),
     ],
 )

@@ -196,12 +196,16 @@ async def test_refusals_name_what_is_missing_and_each_leaves_one_audit_record(
         (await api.get(f"{base}/export", headers=people.owner.headers), 403, "no_permission"),
         (await api.get(f"{base}/balances/.%2E", headers=people.owner.headers), 400, "bad_request"),
         (await api.get(f"{base}/balances/%2e%2e", headers=people.owner.headers), 400, "bad_request"),
+        (await api.request("TRACE", f"{base}/balances/1", headers=people.owner.headers), 405, "method_not_allowed"),
+        (await api.options(f"{base}/balances/1"), 405, "method_not_allowed"),
     ]
     for response, status, decision in cases:
         assert response.status_code == status, (response.request.url, response.text)
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["decision"] == decision
     assert cases[6][0].json()["permission"] == "points:export"
+    # A method no cat's map can name, whoever asks: every method a proxy path has, in Allow.
+    assert cases[9][0].headers["allow"] == cases[10][0].headers["allow"] == "DELETE, GET, HEAD, PATCH, POST, PUT"
     assert upstream.seen == [], "no refused call reached the cat"
 
     rows = await audit_rows(engine, len(cases))
@@ -226,7 +230,12 @@ async def test_an_id_the_gateway_cannot_read_is_refused_and_the_call_is_document
     paths = (await api.get("/api/v1/openapi.json")).json()["paths"]
     documented = paths["/api/v1/proxy/{installation_id}/{path}"]
     assert sorted(documented) == ["delete", "get", "patch", "post", "put"]
-    assert {"401", "403", "404", "429", "502"} <= set(documented["get"]["responses"])
+    assert {"401", "403", "404", "405", "429", "502"} <= set(documented["get"]["responses"])
+    assert documented["get"]["security"] == [{"HTTPBearer": []}]
+    # The routes behind the gateway answer a method they lack the same way.
+    traced = await api.request("TRACE", "/api/v1/proxy/not-an-id/balances/1")
+    assert traced.status_code == 405
+    assert traced.headers["allow"] == "DELETE, GET, PATCH, POST, PUT"
 
 
 async def test_a_suspended_installation_is_not_forwarded(

@@ -63,6 +63,9 @@ CREDENTIALS_REJECTED = "proxy.credentials_rejected"
 CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"
 # Methods that can be sent again after a failure without doing twice what the caller asked.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# What a cat's endpoint map may name (HEAD wherever GET is): any other method is a 405.
+PROXIED = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+ALLOW = ", ".join(sorted(PROXIED))
 RETRY_STATUSES = frozenset({502, 503, 504})
 # What the access log names a proxy call by: the route's template, as the router declares it.
 ROUTE = PREFIX + "{installation_id}/{path:path}"
@@ -166,6 +169,9 @@ class Proxy:
     async def _mediate(
         self, call: Call, installation_id: uuid.UUID, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        if call.method not in PROXIED:
+            # Whoever asks: no installation is ever called with it.
+            raise Refused(405, "method_not_allowed", f"{call.method} is never proxied.", {"Allow": ALLOW})
         context = await self._authorize(call, installation_id, scope)
         if escapes(call.path):
             # "/users/.." would match "/users/{id}" here and reach another endpoint at the cat.

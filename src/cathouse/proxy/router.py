@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.platform.db import session_dependency
-from cathouse.platform.errors import BadRequest, NotFound, Unprocessable
-from cathouse.platform.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from cathouse.platform.errors import NotFound, Unprocessable
+from cathouse.platform.openapi import BEARER_REQUIRED
+from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser
 from cathouse.proxy.audit import Decision
 from cathouse.proxy.audit.signing import PublicKey, b64url
@@ -36,7 +37,7 @@ def _utc(moment: datetime | None, loc: str) -> datetime | None:
 def _before(cursor: str) -> int:
     (seq,) = decode_cursor(cursor, 1)
     if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < 2**63:
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.")
+        raise InvalidCursor()
     return seq
 
 
@@ -95,6 +96,7 @@ _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
             401: "No valid access token or installation API key.",
             403: "The endpoint's permission was not granted (the problem names it).",
             404: "No such installation (or not yours), or the cat's map has no such endpoint.",
+            405: "A method no cat's endpoint can have (Allow lists those that can).",
             409: "The installation is not active.",
             413: "The request body is larger than allowed.",
             422: "The installation id is not a UUID.",
@@ -129,4 +131,5 @@ for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         summary="Call the cat behind an installation, through every check",
         description=_CALL_DESCRIPTION,
         response_class=Response,
+        openapi_extra=BEARER_REQUIRED,
     )

@@ -23,6 +23,7 @@ Decision = Literal[
     "blocked_address",
     "limiter_unavailable",
     "bad_request",
+    "method_not_allowed",
     "client_closed",
     "error",
 ]
