@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from cathouse.auth.dependencies import Accounts, Context, Limiter, client_address
 from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut, Validated
 from cathouse.auth.service import client_fingerprint
+from cathouse.platform.openapi import BEARER_REQUIRED
 from cathouse.platform.security import CurrentUser
 from cathouse.platform.security.dependencies import NotAuthenticated, authenticate
 
@@ -56,6 +57,7 @@ async def jwks(context: Context) -> dict[str, Any]:
     status_code=200,
     response_model=Validated,
     summary="Forward-auth for gateways: 200 with X-User-ID and X-User-Roles, or 401",
+    openapi_extra=BEARER_REQUIRED,
     responses={
         200: {"headers": {"X-User-ID": {"schema": {"type": "string"}}, "X-User-Roles": {"schema": {"type": "string"}}}}
     },

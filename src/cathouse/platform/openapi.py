@@ -6,11 +6,34 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import iter_route_contexts
 
 from cathouse.platform.problems import PROBLEM_JSON, Problem
 from cathouse.platform.security.dependencies import OPTIONAL_BEARER
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_BEARER_SCHEME = {"type": "http", "scheme": "bearer"}
+# For a route that reads the bearer token itself rather than through a dependency (forward-auth,
+# the proxy's gateway): ``openapi_extra=BEARER_REQUIRED`` says it needs one.
+BEARER_REQUIRED: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+# Served, and deliberately not in the published document (tests/test_openapi.py holds every app to
+# this list): the document itself and its docs page with its files, which are not the API; and
+# Prometheus's scrape target, which answers its own token and text format to a scraper.
+UNPUBLISHED = frozenset(
+    {
+        "/api/v1/openapi.json",
+        "/api/v1/docs",
+        "/api/v1/docs/static/LICENSE",
+        "/api/v1/docs/static/{name}",
+        "/metrics",
+    }
+)
+
+
+def served_paths(app: FastAPI) -> set[str]:
+    """Every path template an HTTP route of ``app`` answers, as OpenAPI spells it (no ``:path``)."""
+    return {c.path_format for c in iter_route_contexts(app.routes) if c.path_format is not None and c.methods}
 
 
 def _problem_content() -> dict[str, Any]:
@@ -22,7 +45,7 @@ def _optional_security(schema: dict[str, Any]) -> None:
     schemes = schema.get("components", {}).get("securitySchemes", {})
     if schemes.pop(OPTIONAL_BEARER, None) is None:
         return
-    schemes.setdefault("HTTPBearer", {"type": "http", "scheme": "bearer"})
+    schemes.setdefault("HTTPBearer", _BEARER_SCHEME)
     for methods in schema.get("paths", {}).values():
         for operation in methods.values():
             security = operation.get("security")
@@ -55,6 +78,12 @@ def install_openapi(app: FastAPI) -> None:
                         response["content"] = _problem_content()
                 responses.setdefault("default", {"description": "An error", "content": _problem_content()})
         _optional_security(schema)
+        if any(
+            operation.get("security") == BEARER_REQUIRED["security"]
+            for methods in schema.get("paths", {}).values()
+            for operation in methods.values()
+        ):
+            schema["components"].setdefault("securitySchemes", {}).setdefault("HTTPBearer", _BEARER_SCHEME)
         # FastAPI's own 422 models are replaced by Problem; drop them when nothing refers to them.
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
