@@ -15,8 +15,8 @@ from cathouse.activity.schemas import ActivityPage, CatStatsOut, PlatformStatsOu
 from cathouse.activity.stream import EventStreamResponse, entry_stream
 from cathouse.activity.views import Viewer, cat_stats, platform_stats, present_all
 from cathouse.catalog import queries as catalog
-from cathouse.platform.errors import BadRequest, Forbidden
-from cathouse.platform.pagination import MAX_LIMIT, decode_cursor, encode_cursor
+from cathouse.platform.errors import Forbidden
+from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser, OptionalUser, Principal
 from cathouse.platform.settings import Settings
 
@@ -24,7 +24,6 @@ router = APIRouter(prefix="/api/v1/activity", tags=["activity"])
 
 # What a slug can be (no query for anything else), and an SSE event id this service sends.
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-_EVENT_ID = re.compile(r"[0-9]{1,18}")
 SlugPath = Annotated[str, Path(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
 Cursor = Annotated[str | None, Query(max_length=200, description="From a previous page's `next_cursor`.")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -36,7 +35,7 @@ def _before(cursor: str | None) -> int | None:
         return None
     (before,) = decode_cursor(cursor, 1)
     if not isinstance(before, int) or isinstance(before, bool) or not 0 < before < 2**63:
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.")
+        raise InvalidCursor()
     return before
 
 
@@ -123,13 +122,24 @@ async def cat_statistics(
 
 _EVENT = {
     "type": "object",
-    "description": "One Server-Sent Event: an activity entry.",
+    "description": "One Server-Sent Event, as an EventSource reads it: an activity entry. (The stream "
+    "opens with a `retry:` field and sends comment lines as heartbeats; neither is an event.)",
+    "required": ["id", "event", "data"],
     "properties": {
-        "id": {"type": "string", "description": "The entry's id: send it back as Last-Event-ID."},
-        "event": {"type": "string"},
-        "data": {"type": "string", "contentMediaType": "application/json", "description": "The entry, as JSON."},
-        "retry": {"type": "integer"},
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]{1,18}$",
+            "description": "The entry's id: send it back as Last-Event-ID.",
+        },
+        "event": {"const": "message", "description": "No `event:` field is sent: the default type."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/EntryOut"},
+            "description": "The entry as in the feeds, as one line of JSON.",
+        },
     },
+    "additionalProperties": False,
 }
 
 
@@ -152,16 +162,14 @@ async def stream(
     model: Model,
     hub: HubDep,
     everyone: Everyone = False,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | None, Header(pattern=r"^([0-9]{1,18})?$", description="The id of the last event received.")
+    ] = None,
 ) -> EventStreamResponse:
     """New entries you may see (public ones and your own), as Server-Sent Events; send
     ``Last-Event-ID`` to resume after the last one you received."""
     viewer = _viewer(user, everyone)
-    after = None
-    if last_event_id is not None and last_event_id.strip():
-        if not _EVENT_ID.fullmatch(last_event_id.strip()):
-            raise BadRequest("Last-Event-ID must be the id of an event this stream sent.")
-        after = int(last_event_id.strip())
+    after = int(last_event_id) if last_event_id else None
     settings: Settings = request.app.state.settings
     body = entry_stream(
         hub=hub,

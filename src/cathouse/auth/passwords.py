@@ -30,12 +30,12 @@ def common_passwords() -> frozenset[str]:
 
 def password_problem(password: str, *, context: tuple[str, ...] = ()) -> str | None:
     """Why a new password is refused, or None. Length and blocklist only: no composition rules."""
-    candidate = normalise(password)
-    if len(candidate) < MIN_LENGTH:
+    # Lengths count the characters as typed, as the published schema does (NFKC may change them).
+    if len(password) < MIN_LENGTH:
         return f"must be at least {MIN_LENGTH} characters"
-    if len(candidate) > MAX_LENGTH:
+    if len(password) > MAX_LENGTH:
         return f"must be at most {MAX_LENGTH} characters"
-    lowered = candidate.lower()
+    lowered = normalise(password).lower()
     if lowered in common_passwords():
         return "is too common; choose one that is not on lists of leaked passwords"
     if any(part and lowered == part.lower() for part in context):

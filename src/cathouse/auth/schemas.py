@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Literal
 
+import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,10 +21,15 @@ from pydantic import (
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
-from cathouse.platform.schemas import Strict, no_control_characters
+from cathouse.platform.schemas import NonBlankLine, NotNull, Strict
 from cathouse.platform.security import Role
 
-_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
+_LOCALE = re.compile(LOCALE_PATTERN)
+# What email-validator refuses to register beyond the syntax `format: email` stands for: the
+# special-use domains (RFC 6761 and kin), said as a pattern so the schema refuses them too.
+_SPECIAL_USE = "|".join(re.escape(d) for d in sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES))
+EMAIL_PATTERN = rf"^(?!.*[@.]({_SPECIAL_USE})\.?$).*$"
 
 
 @lru_cache(maxsize=1)
@@ -43,10 +49,10 @@ def _locale(value: str) -> str:
     return value
 
 
-DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(no_control_characters)
-]
-Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
+Email = Annotated[EmailStr, StringConstraints(max_length=320), Field(json_schema_extra={"pattern": EMAIL_PATTERN})]
+# Signing in takes what was typed: a string that cannot be anyone's email or password is a 401.
+LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH * 4)]
 
 
@@ -57,8 +63,9 @@ def _strong_enough(value: str) -> str:
     return value
 
 
+# The lengths count the password as typed, as the schema's do; a blocklist is no schema's business.
 NewPassword = Annotated[
-    str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH * 4), AfterValidator(_strong_enough)
+    str, StringConstraints(min_length=MIN_LENGTH, max_length=MAX_LENGTH), AfterValidator(_strong_enough)
 ]
 
 
@@ -69,7 +76,7 @@ class RegisterIn(Strict):
 
 
 class LoginIn(Strict):
-    email: Email
+    email: LoginEmail
     password: Password
 
 
@@ -110,11 +117,27 @@ class UserOut(BaseModel):
 
 
 class ProfileUpdate(Strict):
-    display_name: DisplayName | None = None
+    display_name: Annotated[DisplayName | None, NotNull()] = None
     bio: Annotated[str, StringConstraints(max_length=500)] | None = None
     avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"])] | None = None
-    locale: Annotated[str, StringConstraints(max_length=35), AfterValidator(_locale)] | None = None
-    time_zone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)] | None = None
+    locale: (
+        Annotated[
+            str,
+            StringConstraints(max_length=35),
+            AfterValidator(_locale),
+            Field(json_schema_extra={"pattern": LOCALE_PATTERN}),
+        ]
+        | None
+    ) = None
+    time_zone: (
+        Annotated[
+            str,
+            StringConstraints(max_length=64),
+            AfterValidator(_time_zone),
+            Field(json_schema_extra=lambda schema: schema.update(enum=sorted(_time_zones()))),
+        ]
+        | None
+    ) = None
 
     @field_validator("display_name")
     @classmethod

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AfterValidator
 
 from cathouse.catalog import search
 from cathouse.catalog.dependencies import Cats, FacetCacheDep, Session, Views
@@ -29,7 +28,7 @@ from cathouse.catalog.schemas import (
 )
 from cathouse.catalog.views import version_out
 from cathouse.platform.pagination import MAX_LIMIT, Page
-from cathouse.platform.schemas import no_control_characters
+from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import DeveloperUser, OptionalUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["cats"])
@@ -45,7 +44,7 @@ async def browse(
     q: Annotated[
         str | None,
         Query(max_length=200, description="Words to look for; typos are forgiven."),
-        AfterValidator(no_control_characters),
+        SingleLine,
     ] = None,
     category: Annotated[
         str | None, Query(max_length=32, pattern=SLUG_PATTERN, description="A slug from `/cats/categories`.")

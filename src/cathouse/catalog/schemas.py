@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
-from cathouse.platform.schemas import Strict, no_control_characters, no_control_characters_but_newlines
+from cathouse.platform.schemas import NonBlankLine, NonBlankProse, NotNull, Strict, Text
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # Slugs that name routes under /api/v1/cats rather than a cat.
@@ -63,13 +63,9 @@ def _unique(values: list[str]) -> list[str]:
 
 
 Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique)]
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80), AfterValidator(no_control_characters)
-]
-Summary = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_control_characters)
-]
-Markdown = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(no_control_characters_but_newlines)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=80), NonBlankLine]
+Summary = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlankLine]
+Markdown = Annotated[str, StringConstraints(max_length=20_000), Text(prose=True, strip=False)]
 WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])]
 
 
@@ -85,7 +81,9 @@ def _base_url_as_written(value: object) -> object:
 
 
 BaseUrl = Annotated[WebUrl, BeforeValidator(_base_url_as_written)]
-SemVer = Annotated[str, StringConstraints(max_length=64), AfterValidator(_semver)]
+SemVer = Annotated[
+    str, StringConstraints(max_length=64), AfterValidator(_semver), Field(json_schema_extra={"pattern": SEMVER.pattern})
+]
 PermissionName = Annotated[
     str,
     StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)+$"),
@@ -119,11 +117,11 @@ class CatIn(CatFields):
 class CatUpdate(Strict):
     """Only what is sent changes; the slug never does (installations and links use it)."""
 
-    name: Name | None = None
-    summary: Summary | None = None
-    description: Markdown | None = None
-    category: str | None = Field(default=None, max_length=32, pattern=SLUG_PATTERN)
-    tags: Tags | None = None
+    name: Annotated[Name | None, NotNull()] = None
+    summary: Annotated[Summary | None, NotNull()] = None
+    description: Annotated[Markdown | None, NotNull()] = None
+    category: Annotated[str | None, Field(max_length=32, pattern=SLUG_PATTERN), NotNull()] = None
+    tags: Annotated[Tags | None, NotNull()] = None
     homepage: WebUrl | None = None
     support_email: EmailStr | None = None
     support_url: WebUrl | None = None
@@ -179,11 +177,7 @@ Credentials = Annotated[
 
 class Permission(Strict):
     name: PermissionName
-    description: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-        AfterValidator(no_control_characters),
-    ]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlankLine]
     required: bool = True
 
 
@@ -378,11 +372,7 @@ class CatDetail(CatSummary):
 
 
 class Reason(Strict):
-    reason: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-        AfterValidator(no_control_characters_but_newlines),
-    ]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500), NonBlankProse]
 
 
 class Facet(BaseModel):

@@ -61,8 +61,7 @@ from sqlalchemy.sql.selectable import CTE
 from sqlalchemy.types import Text
 
 from cathouse.catalog.models import Cat, SearchEntry, SearchFacetCount, SearchTermFacet
-from cathouse.platform.errors import BadRequest
-from cathouse.platform.pagination import decode_cursor, encode_cursor
+from cathouse.platform.pagination import InvalidCursor, decode_cursor, encode_cursor
 
 SortKey = tuple[ColumnElement[Any] | InstrumentedAttribute[Any], bool]
 Sort = Literal["relevance", "popular", "rating", "newest", "name"]
@@ -205,11 +204,11 @@ def _decode(query: Query, size: int) -> list[Any]:
     assert query.cursor is not None
     values = decode_cursor(query.cursor, size + 1)
     if values[0] != query.order:
-        raise BadRequest("The cursor belongs to another sort order; start again without it.")
+        raise InvalidCursor("belongs to another sort order; start again without it")
     try:
         parsed = [_parse(query.order, i, v) for i, v in enumerate(values[1:])]
     except (TypeError, ValueError):
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        raise InvalidCursor() from None
     return parsed
 
 

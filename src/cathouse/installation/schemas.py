@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
-from cathouse.platform.schemas import Strict, no_control_characters
+from cathouse.platform.schemas import NonBlankLine, SingleLine, Strict
 
 Status = Literal[
     "pending",
@@ -21,9 +21,7 @@ Status = Literal[
     "uninstalling",
     "uninstalled",
 ]
-Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), AfterValidator(no_control_characters)
-]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
 PermissionName = Annotated[str, StringConstraints(max_length=64)]
 SecretValue = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 Secrets = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], SecretValue], Field(max_length=32)]
@@ -31,7 +29,7 @@ SettingsValues = Annotated[dict[Annotated[str, StringConstraints(max_length=64)]
 
 
 class InstallIn(Strict):
-    cat: str = Field(max_length=63, description="The cat's slug.")
+    cat: str = Field(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="The cat's slug.")
     version: str | None = Field(default=None, max_length=64, description="Default: the cat's current version.")
     name: Name = Field(description="Unique among your installations; you may run several of one cat.")
     permissions: list[PermissionName] = Field(
@@ -102,6 +100,4 @@ class InstallationPage(BaseModel):
 
 
 class Reason(Strict):
-    reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(no_control_characters)
-    ] = ""
+    reason: Annotated[str, StringConstraints(max_length=500), SingleLine] = ""

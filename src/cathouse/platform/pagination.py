@@ -11,11 +11,19 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from cathouse.platform.errors import BadRequest
+from cathouse.platform.errors import Unprocessable
 
 T = TypeVar("T")
 
 MAX_LIMIT = 100
+
+
+class InvalidCursor(Unprocessable):
+    """A cursor no page of this list gave out: refused as any other malformed query value. (Opaque
+    by design, so the schema cannot tell a good one from a bad one: it says only "a string".)"""
+
+    def __init__(self, message: str = "is not valid; use a previous page's next_cursor") -> None:
+        super().__init__("query.cursor", message)
 
 
 class Page(BaseModel, Generic[T]):
@@ -31,9 +39,9 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        raise InvalidCursor() from None
     if not isinstance(values, list) or len(values) != size:
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.")
+        raise InvalidCursor()
     return values
 
 
@@ -43,7 +51,7 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         return datetime.fromisoformat(created), uuid.UUID(ident)
     except (TypeError, ValueError):
-        raise BadRequest("The cursor is not valid; use one returned by a previous page.") from None
+        raise InvalidCursor() from None
 
 
 def encode_time_cursor(created_at: datetime, ident: uuid.UUID) -> str:

@@ -4,12 +4,11 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator
 
 from cathouse.auth.dependencies import Users
 from cathouse.auth.schemas import AccountDeletion, PasswordChange, ProfileUpdate, RolesIn, UserOut
 from cathouse.platform.pagination import MAX_LIMIT, Page
-from cathouse.platform.schemas import no_control_characters
+from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import AdminUser, CurrentUser
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -45,7 +44,7 @@ async def list_users(
     q: Annotated[
         str | None,
         Query(max_length=100, description="Part of an email or display name."),
-        AfterValidator(no_control_characters),
+        SingleLine,
     ] = None,
     role: Literal["user", "developer", "admin"] | None = None,
     status: Literal["active", "disabled", "deleted"] | None = None,

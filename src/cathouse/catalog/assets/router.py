@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from cathouse.catalog.assets.images import ImageTooLarge
 from cathouse.catalog.assets.service import AssetService
-from cathouse.catalog.assets.storage import IMMUTABLE_CACHE_CONTROL, AssetStorage, check_key
+from cathouse.catalog.assets.storage import IMMUTABLE_CACHE_CONTROL, KEY_PATTERN, AssetStorage, check_key
 from cathouse.catalog.dependencies import AppSettings, Cats, Session
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.schemas import AssetOut, SlugPath
@@ -87,7 +87,11 @@ async def delete_screenshot(
     summary="An image, by its content-addressed name",
 )
 async def read_asset(
-    key: Annotated[str, Path(max_length=80)], request: Request, user: OptionalUser, session: Session, assets: Assets
+    key: Annotated[str, Path(max_length=80, pattern=f"^{KEY_PATTERN.pattern}$")],
+    request: Request,
+    user: OptionalUser,
+    session: Session,
+    assets: Assets,
 ) -> Response:
     check_key(key)
     repository = AssetRepository(session)

@@ -4,17 +4,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from cathouse.platform.schemas import Strict, no_control_characters, no_control_characters_but_newlines
+from cathouse.platform.schemas import NonBlankLine, NonBlankProse, NotNull, Prose, Strict
 
 Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars.")]
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), AfterValidator(no_control_characters)
-]
-Body = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=5000), AfterValidator(no_control_characters_but_newlines)
-]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=120), NonBlankLine]
+Body = Annotated[str, StringConstraints(max_length=5000), Prose]
 
 
 class ReviewIn(Strict):
@@ -24,9 +20,11 @@ class ReviewIn(Strict):
 
 
 class ReviewUpdate(Strict):
-    rating: Stars | None = None
-    title: Title | None = None
-    body: Body | None = None
+    """Only what is sent changes; a field sent as null is refused (leave it out to keep it)."""
+
+    rating: Annotated[Stars | None, NotNull()] = None
+    title: Annotated[Title | None, NotNull()] = None
+    body: Annotated[Body | None, NotNull()] = None
 
     @model_validator(mode="after")
     def _no_nulls(self) -> ReviewUpdate:
@@ -37,11 +35,7 @@ class ReviewUpdate(Strict):
 
 
 class ReplyIn(Strict):
-    body: Annotated[
-        str,
-        StringConstraints(strip_whitespace=True, min_length=1, max_length=5000),
-        AfterValidator(no_control_characters_but_newlines),
-    ]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=5000), NonBlankProse]
 
 
 class Reply(BaseModel):
