@@ -183,7 +183,7 @@ async def test_pages_follow_one_another_without_overlap_or_gap(live: Platform, p
     assert [i["data"].get("version") for i in whole[:2]] == ["1.0.7", "1.0.6"]
 
     bad = await api.get("/api/v1/activity", params={"cursor": "not-a-cursor"})
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 async def test_lag_is_a_metric(live: Platform) -> None:

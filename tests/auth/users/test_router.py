@@ -151,7 +151,7 @@ async def test_admins_find_users_page_by_page(auth: httpx.AsyncClient, committed
         cursor = page["next_cursor"]
     assert sorted(seen) == [f"findme-{n}@example.com" for n in range(5)]
     bad = await auth.get("/api/v1/users", params={"cursor": "not-a-cursor"}, headers=admin.headers)
-    assert bad.status_code == 400
+    assert bad.status_code == 422
 
 
 async def test_admins_filter_users_by_role_and_status(auth: httpx.AsyncClient, committed: AsyncEngine) -> None:
