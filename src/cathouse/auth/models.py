@@ -23,7 +23,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     display_name: Mapped[str] = mapped_column(String(64))
     bio: Mapped[str | None] = mapped_column(String(500))
-    avatar_url: Mapped[str | None] = mapped_column(String(2048))
+    avatar_url: Mapped[str | None] = mapped_column(Text)
     locale: Mapped[str | None] = mapped_column(String(35))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{user}'"))

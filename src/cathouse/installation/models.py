@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    Text,
     false,
     func,
 )
@@ -138,7 +139,7 @@ class WebhookDelivery(Base):
     cat_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     source_event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     event_type: Mapped[str] = mapped_column(String(64))
-    url: Mapped[str] = mapped_column(String(2048))
+    url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")

@@ -29,6 +29,15 @@ async def test_a_user_reads_and_edits_their_profile(auth: httpx.AsyncClient) -> 
     assert me["avatar_url"] == "https://cdn.example.com/a.png"
 
 
+async def test_an_avatar_url_of_the_longest_length_is_kept_as_normalised(auth: httpx.AsyncClient) -> None:
+    account = await signed_up(auth)
+    host = ".".join(["a" * 63] * 31 + ["b" * 52]) + ".com"
+    assert len(f"https://{host}") == 2048  # the most the schema allows, and no path
+    response = await auth.patch("/api/v1/users/me", json={"avatar_url": f"HTTPS://{host}"}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["avatar_url"] == f"https://{host}/"
+
+
 @pytest.mark.parametrize(
     "changes",
     [
