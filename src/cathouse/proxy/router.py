@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BeforeValidator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.platform.db import session_dependency
-from cathouse.platform.errors import NotFound, Unprocessable
+from cathouse.platform.errors import NotFound
 from cathouse.platform.openapi import BEARER_REQUIRED
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser
@@ -24,14 +26,26 @@ Session = Annotated[AsyncSession, Depends(session_dependency("proxy"), scope="fu
 router = APIRouter(prefix="/api/v1/proxy", tags=["proxy"])
 
 
-def _utc(moment: datetime | None, loc: str) -> datetime | None:
+def _not_a_number(value: object) -> object:
+    # Pydantic reads a number as seconds since 1970; the published format is a date-time.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("must be a date and time such as 2026-05-01T12:00:00Z, not a number")
+    return value
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)\s*")
+Moment = Annotated[datetime | None, BeforeValidator(_not_a_number)]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     # A time without an offset is read as UTC, the zone every record is stored in.
     try:
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:
-        raise Unprocessable(loc, "is out of range") from None
+        # Within a day of the ends of what a datetime holds: before or after every record.
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _before(cursor: str) -> int:
@@ -52,14 +66,14 @@ async def audit(
     installation_id: uuid.UUID | None = None,
     cat_id: uuid.UUID | None = None,
     decision: Decision | None = None,
-    since: Annotated[datetime | None, Query(description="From this time on (UTC when no offset is given).")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (UTC when no offset is given).")] = None,
+    since: Annotated[Moment, Query(description="From this time on (UTC when no offset is given).")] = None,
+    until: Annotated[
+        Moment, Query(description="Before this time (UTC when no offset is given); not after `since`: no records.")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> AuditPage:
-    since, until = _utc(since, "query.since"), _utc(until, "query.until")
-    if since is not None and until is not None and until <= since:
-        raise Unprocessable("query.until", "must be later than since")
+    since, until = _utc(since), _utc(until)
     where = AuditFilter(
         owner_id=None if user.is_admin else user.user_id,
         installation_id=installation_id,
