@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,6 +61,11 @@ async def my_widgets(user: CurrentUser) -> list[str]:
 @router.get("/shown")
 async def shown_widgets(user: OptionalUser) -> list[str]:
     return ["signed in" if user else "anonymous"]
+
+
+@router.get("/find")
+async def find_widgets(name: str | None = None, after: Annotated[str | None, Header()] = None) -> list[str]:
+    return [name or "", after or ""]
 
 
 @router.get("/{widget_id}")
@@ -204,6 +210,14 @@ async def test_openapi_and_docs_are_served_and_errors_are_documented(client: htt
     docs = await client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_openapi_parameters_are_left_out_rather_than_sent_as_null(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/openapi.json")).json()
+    schemas = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/widgets/find"]["get"]["parameters"]}
+    assert schemas["name"]["type"] == schemas["after"]["type"] == "string"
+    assert not {"anyOf", "default"} & set(schemas["name"])
+    assert (await client.get("/api/v1/widgets/find")).json() == ["", ""]
 
 
 async def test_openapi_says_where_a_token_is_optional_and_where_it_is_required(client: httpx.AsyncClient) -> None:

@@ -56,6 +56,21 @@ def _optional_security(schema: dict[str, Any]) -> None:
             operation["security"] = rest or [{"HTTPBearer": []}, {}]
 
 
+def _parameters_without_null(schema: dict[str, Any]) -> None:
+    """A query, header or path parameter cannot be sent as null: leaving it out is its None."""
+    for methods in schema.get("paths", {}).values():
+        for operation in methods.values():
+            for parameter in operation.get("parameters", []):
+                published = parameter.get("schema", {})
+                branches = published.get("anyOf")
+                if branches and {"type": "null"} in branches:
+                    rest = [branch for branch in branches if branch != {"type": "null"}]
+                    del published["anyOf"]
+                    published.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+                    if published.get("default", ...) is None:
+                        del published["default"]
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -78,6 +93,7 @@ def install_openapi(app: FastAPI) -> None:
                         response["content"] = _problem_content()
                 responses.setdefault("default", {"description": "An error", "content": _problem_content()})
         _optional_security(schema)
+        _parameters_without_null(schema)
         if any(
             operation.get("security") == BEARER_REQUIRED["security"]
             for methods in schema.get("paths", {}).values()
