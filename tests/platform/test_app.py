@@ -10,13 +10,14 @@ from typing import Annotated
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Header, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, HttpUrl
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.app import create_app
 from cathouse.platform.db import schema_metadata
 from cathouse.platform.errors import Conflict
+from cathouse.platform.schemas import HttpsUrl
 from cathouse.platform.security import CurrentUser, OptionalUser
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/api/v1/widgets")
 class WidgetIn(BaseModel):
     name: str = Field(min_length=1, max_length=20)
     size: int = Field(ge=1)
+    manual: Annotated[HttpUrl, HttpsUrl(http_in_development=True)] | None = None
 
 
 @router.post("", status_code=201)
@@ -218,6 +220,17 @@ async def test_openapi_parameters_are_left_out_rather_than_sent_as_null(client: 
     assert schemas["name"]["type"] == schemas["after"]["type"] == "string"
     assert not {"anyOf", "default"} & set(schemas["name"])
     assert (await client.get("/api/v1/widgets/find")).json() == ["", ""]
+
+
+@pytest.mark.parametrize(
+    ("allow_http", "pattern"), [(False, "^[Hh][Tt][Tt][Pp][Ss]://"), (True, "^[Hh][Tt][Tt][Pp][Ss]?://")]
+)
+def test_openapi_says_whether_plain_http_urls_are_taken(settings: Settings, allow_http: bool, pattern: str) -> None:
+    catalog = settings.catalog.model_copy(update={"allow_http": allow_http})
+    app = create_app([WIDGETS], settings=settings.model_copy(update={"catalog": catalog}))
+    (manual, _) = app.openapi()["components"]["schemas"]["WidgetIn"]["properties"]["manual"]["anyOf"]
+    assert manual["pattern"] == pattern
+    assert not [key for key in manual if key.startswith("x-")]
 
 
 async def test_openapi_says_where_a_token_is_optional_and_where_it_is_required(client: httpx.AsyncClient) -> None:

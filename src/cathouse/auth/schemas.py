@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
-from cathouse.platform.schemas import NonBlankLine, NotNull, Prose, Strict
+from cathouse.platform.schemas import HttpsUrl, NonBlankLine, NotNull, Prose, Strict
 from cathouse.platform.security import Role
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
@@ -119,7 +119,7 @@ class UserOut(BaseModel):
 class ProfileUpdate(Strict):
     display_name: Annotated[DisplayName | None, NotNull()] = None
     bio: Annotated[str, StringConstraints(max_length=500), Prose] | None = None
-    avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"])] | None = None
+    avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"]), HttpsUrl()] | None = None
     locale: (
         Annotated[
             str,

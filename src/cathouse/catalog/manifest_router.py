@@ -66,7 +66,8 @@ class SyncReport(BaseModel):
     summary="The JSON Schema of a cat manifest (cat.yaml / cat.json)",
 )
 async def manifest_schema(request: Request) -> dict[str, Any]:
-    return manifest_json_schema(schema_id=str(request.url_for("manifest_schema")))
+    allow_http = request.app.state.settings.catalog.allow_http
+    return manifest_json_schema(schema_id=str(request.url_for("manifest_schema")), allow_http=allow_http)
 
 
 @router.post(

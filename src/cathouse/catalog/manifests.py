@@ -18,6 +18,7 @@ import yaml
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, ValidationError, field_validator
 
 from cathouse.catalog.schemas import CatIn, VersionSpec
+from cathouse.platform.schemas import settle_http_urls
 
 MANIFEST_NAMES = ("cat.yaml", "cat.yml", "cat.json")
 MANIFEST_SCHEMA_ID = "urn:cathouse:schema:cat-manifest:v1"
@@ -84,9 +85,11 @@ class Manifest(CatIn):
         return items
 
 
-def manifest_json_schema(*, schema_id: str = MANIFEST_SCHEMA_ID) -> dict[str, Any]:
-    """The JSON Schema of a manifest, as served to authors and their editors."""
+def manifest_json_schema(*, schema_id: str = MANIFEST_SCHEMA_ID, allow_http: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a manifest, as served to authors and their editors (``allow_http``: as
+    the catalog's setting of that name)."""
     schema = Manifest.model_json_schema()
+    settle_http_urls(schema, allow_http=allow_http)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": schema_id,

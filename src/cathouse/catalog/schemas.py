@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
-from cathouse.platform.schemas import NonBlankLine, NonBlankProse, NotNull, Strict, Text
+from cathouse.platform.schemas import HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # Slugs that name routes under /api/v1/cats rather than a cat.
@@ -66,7 +66,10 @@ Tags = Annotated[list[Tag], Field(max_length=10), AfterValidator(_unique)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=80), NonBlankLine]
 Summary = Annotated[str, StringConstraints(min_length=1, max_length=200), NonBlankLine]
 Markdown = Annotated[str, StringConstraints(max_length=20_000), Text(prose=True, strip=False)]
-WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"])]
+# http only where the platform allows it (CatalogService.check_scheme); the document says which.
+WebUrl = Annotated[
+    HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https", "http"]), HttpsUrl(http_in_development=True)
+]
 
 
 def _base_url_as_written(value: object) -> object:

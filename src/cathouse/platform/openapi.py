@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
 
 from cathouse.platform.problems import PROBLEM_JSON, Problem
+from cathouse.platform.schemas import settle_http_urls
 from cathouse.platform.security.dependencies import OPTIONAL_BEARER
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -94,6 +95,7 @@ def install_openapi(app: FastAPI) -> None:
                 responses.setdefault("default", {"description": "An error", "content": _problem_content()})
         _optional_security(schema)
         _parameters_without_null(schema)
+        settle_http_urls(schema, allow_http=app.state.settings.catalog.allow_http)
         if any(
             operation.get("security") == BEARER_REQUIRED["security"]
             for methods in schema.get("paths", {}).values()

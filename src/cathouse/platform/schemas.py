@@ -80,6 +80,35 @@ NonBlankLine = Text(blank=False)
 NonBlankProse = Text(prose=True, blank=False)
 
 
+# An https URL, as its published pattern says (the scheme is case-insensitive). Where a field
+# also takes plain http when the platform allows it for development (CATHOUSE_CATALOG__ALLOW_HTTP),
+# its schema carries HTTP_IN_DEVELOPMENT and the published document says which rule holds.
+HTTPS_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]://"
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://"
+HTTP_IN_DEVELOPMENT = "x-http-in-development"
+
+
+def HttpsUrl(*, http_in_development: bool = False) -> Any:
+    """``Annotated[HttpUrl, UrlConstraints(...), HttpsUrl()]``: publishes the https rule."""
+    extra: dict[str, Any] = {"pattern": HTTPS_URL_PATTERN}
+    if http_in_development:
+        extra[HTTP_IN_DEVELOPMENT] = True
+    return Field(json_schema_extra=extra)
+
+
+def settle_http_urls(node: Any, *, allow_http: bool) -> None:
+    """Say in a published document which URL rule holds: each schema marked HTTP_IN_DEVELOPMENT
+    takes http too when ``allow_http``, and loses the mark either way."""
+    if isinstance(node, dict):
+        if node.pop(HTTP_IN_DEVELOPMENT, False) and allow_http:
+            node["pattern"] = HTTP_URL_PATTERN
+        for value in node.values():
+            settle_http_urls(value, allow_http=allow_http)
+    elif isinstance(node, list):
+        for item in node:
+            settle_http_urls(item, allow_http=allow_http)
+
+
 def _without_null(schema: dict[str, Any]) -> None:
     branches = [branch for branch in schema.pop("anyOf", []) if branch != {"type": "null"}]
     if len(branches) == 1:
