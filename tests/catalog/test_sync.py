@@ -232,6 +232,15 @@ async def test_validate_reports_every_problem_with_its_path(api: httpx.AsyncClie
     )
     assert garbage.status_code == 200
     assert garbage.json()["valid"] is False
+    # Nothing, or JSON that is not a mapping, is a report too, as the published body says.
+    for nothing in (
+        await api.post("/api/v1/cats/validate", headers=headers),
+        await api.post("/api/v1/cats/validate", json="a string", headers=headers),
+    ):
+        assert nothing.status_code == 200
+        assert nothing.json()["problems"][0]["message"].startswith("must be a mapping")
+    body = (await api.get("/api/v1/openapi.json")).json()["paths"]["/api/v1/cats/validate"]["post"]["requestBody"]
+    assert body["required"] is False
 
 
 async def test_the_manifest_schema_is_served(api: httpx.AsyncClient) -> None:

@@ -55,7 +55,7 @@ Slug = Annotated[
     StringConstraints(min_length=1, max_length=63, pattern=SLUG_PATTERN),
     AfterValidator(_not_reserved),
 ]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=32, pattern=SLUG_PATTERN)]
+Tag = Annotated[str, StringConstraints(max_length=32, pattern=SLUG_PATTERN)]
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -221,8 +221,13 @@ SettingsSchema = Annotated[
     dict[str, Any],
     AfterValidator(_check_settings_schema),
     Field(
-        description="A JSON Schema (draft 2020-12) of what an installer provides. "
+        description="A JSON Schema (draft 2020-12) of what an installer provides: an object with "
+        f"`properties`, local `$ref`s only, at most {MAX_SETTINGS_SCHEMA_BYTES} bytes of JSON. "
         "Secret fields are marked `writeOnly: true`: installers send them, nobody reads them back.",
+        json_schema_extra={
+            "required": ["type", "properties"],
+            "properties": {"type": {"const": "object"}, "properties": {"type": "object"}},
+        },
         examples=[
             {
                 "type": "object",
