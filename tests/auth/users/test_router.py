@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -86,6 +87,19 @@ async def test_mass_assignment_changes_nothing(auth: httpx.AsyncClient, extra: d
         json={"email": f"{uuid.uuid4().hex}@example.com", "password": PASSWORD, "display_name": "Eve", **extra},
     )
     assert registered.status_code == 422
+
+
+@pytest.mark.parametrize("email", ["a@example.test", "a@printer.LOCAL", "a@mail.onion.", "a@Localhost"])
+async def test_a_special_use_domain_is_refused_as_its_published_schema_says(
+    auth: httpx.AsyncClient, email: str
+) -> None:
+    spec = (await auth.get("/api/v1/openapi.json")).json()
+    assert re.search(spec["components"]["schemas"]["RegisterIn"]["properties"]["email"]["not"]["pattern"], email)
+    registered = await auth.post(
+        "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": "X"}
+    )
+    assert registered.status_code == 422, registered.text
+    assert registered.json()["errors"][0]["loc"] == "body.email"
 
 
 async def test_changing_the_password_ends_other_sessions_and_keeps_this_one(auth: httpx.AsyncClient) -> None:
