@@ -45,5 +45,6 @@ async def test_only_the_owner_creates_keys(api: httpx.AsyncClient, people: Peopl
     for account in (people.stranger, people.admin):
         response = await api.post(url, json={"name": "mine"}, headers=account.headers)
         assert response.status_code == 404
-    bad = await api.post(url, json={"name": ""}, headers=people.owner.headers)
-    assert bad.status_code == 422
+    for name in ("", "   ", "tab\there"):  # as the published pattern says
+        bad = await api.post(url, json={"name": name}, headers=people.owner.headers)
+        assert bad.status_code == 422, name

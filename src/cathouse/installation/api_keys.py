@@ -20,7 +20,7 @@ from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
 from cathouse.installation.models import ApiKey
 from cathouse.platform.errors import Conflict, NotFound
-from cathouse.platform.schemas import Strict
+from cathouse.platform.schemas import NonBlankLine, Strict
 from cathouse.platform.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/installations/{installation_id}/api-keys", tags=["api keys"])
@@ -35,7 +35,7 @@ def hash_key(key: str) -> bytes:
 
 
 class ApiKeyIn(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
 
 
 class ApiKeyOut(BaseModel):
