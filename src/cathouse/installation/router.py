@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator
 
 from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
@@ -24,7 +23,7 @@ from cathouse.installation.schemas import (
 )
 from cathouse.installation.views import present, present_one
 from cathouse.platform.pagination import MAX_LIMIT, decode_time_cursor, encode_time_cursor
-from cathouse.platform.schemas import no_control_characters
+from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/installations", tags=["installations"])
@@ -144,9 +143,8 @@ async def uninstall(
     installations: Installations,
     session: Session,
     reason: Annotated[
-        str | None,
+        Annotated[str, SingleLine] | None,
         Query(max_length=500, description="Required of an admin uninstalling another user's installation."),
-        AfterValidator(no_control_characters),
     ] = None,
 ) -> InstallationOut:
     return await present_one(session, await installations.uninstall(user, installation_id, reason))
