@@ -7,12 +7,10 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Literal
 
-import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     HttpUrl,
     StringConstraints,
@@ -21,22 +19,12 @@ from pydantic import (
 )
 
 from cathouse.auth.passwords import MAX_LENGTH, MIN_LENGTH, password_problem
+from cathouse.platform.schemas import Email as PlatformEmail
 from cathouse.platform.schemas import HttpsUrl, NonBlankLine, NotNull, Prose, Strict
 from cathouse.platform.security import Role
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$"
 _LOCALE = re.compile(LOCALE_PATTERN)
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-# What email-validator refuses to register beyond the syntax `format: email` stands for: the
-# special-use domains (RFC 6761 and kin), in any case. Published as what an email must `not`
-# match, so the schema refuses them too and a generator starts from an email, not a pattern.
-_SPECIAL_USE = "|".join(_any_case(d) for d in sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES))
-SPECIAL_USE_DOMAIN_PATTERN = rf"[@.]({_SPECIAL_USE})\.?$"
 
 
 @lru_cache(maxsize=1)
@@ -57,11 +45,7 @@ def _locale(value: str) -> str:
 
 
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
-Email = Annotated[
-    EmailStr,
-    StringConstraints(max_length=320),
-    Field(json_schema_extra={"not": {"pattern": SPECIAL_USE_DOMAIN_PATTERN}}),
-]
+Email = Annotated[PlatformEmail, StringConstraints(max_length=320)]
 # Signing in takes what was typed: a string that cannot be anyone's email or password is a 401.
 LoginEmail = Annotated[str, StringConstraints(min_length=1, max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH * 4)]

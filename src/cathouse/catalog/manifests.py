@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, ValidationError, field_validator
 
 from cathouse.catalog.schemas import CatIn, VersionSpec
-from cathouse.platform.schemas import settle_http_urls
+from cathouse.platform.schemas import Email, settle_http_urls
 
 MANIFEST_NAMES = ("cat.yaml", "cat.yml", "cat.json")
 MANIFEST_SCHEMA_ID = "urn:cathouse:schema:cat-manifest:v1"
@@ -65,7 +65,7 @@ class Manifest(CatIn):
     Image paths are relative to that folder.
     """
 
-    publisher: EmailStr | None = Field(
+    publisher: Email | None = Field(
         default=None,
         description="Email of the developer account that owns the cat; absent, the platform owns it.",
     )

@@ -15,7 +15,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    EmailStr,
     Field,
     HttpUrl,
     StringConstraints,
@@ -24,7 +23,7 @@ from pydantic import (
 )
 
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
-from cathouse.platform.schemas import HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
+from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # Slugs that name routes under /api/v1/cats rather than a cat.
@@ -109,7 +108,7 @@ class CatFields(Strict):
     category: str = Field(max_length=32, pattern=SLUG_PATTERN, description="A slug from `GET /api/v1/cats/categories`.")
     tags: Tags = Field(default_factory=list)
     homepage: WebUrl | None = None
-    support_email: EmailStr | None = None
+    support_email: Email | None = None
     support_url: WebUrl | None = None
 
 
@@ -126,7 +125,7 @@ class CatUpdate(Strict):
     category: Annotated[str | None, Field(max_length=32, pattern=SLUG_PATTERN), NotNull()] = None
     tags: Annotated[Tags | None, NotNull()] = None
     homepage: WebUrl | None = None
-    support_email: EmailStr | None = None
+    support_email: Email | None = None
     support_url: WebUrl | None = None
 
     @model_validator(mode="after")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+import email_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -78,6 +79,18 @@ SingleLine = Text()
 Prose = Text(prose=True)
 NonBlankLine = Text(blank=False)
 NonBlankProse = Text(prose=True, blank=False)
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# What email-validator refuses beyond the syntax `format: email` stands for: the special-use
+# domains (RFC 6761 and kin), in any case. Published as what an email must `not` match, so the
+# schema refuses them too and a generator starts from an email, not from a pattern.
+_SPECIAL_USE = "|".join(_any_case(d) for d in sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES))
+SPECIAL_USE_DOMAIN_PATTERN = rf"[@.]({_SPECIAL_USE})\.?$"
+Email = Annotated[EmailStr, Field(json_schema_extra={"not": {"pattern": SPECIAL_USE_DOMAIN_PATTERN}})]
 
 
 # An https URL, as its published pattern says (the scheme is case-insensitive). Where a field
