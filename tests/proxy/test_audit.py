@@ -41,6 +41,7 @@ from cathouse.proxy.audit import (
 )
 from cathouse.proxy.audit import chain as chain_module
 from cathouse.proxy.audit import writer as audit_writer
+from cathouse.proxy.audit.records import retry_delay
 from cathouse.proxy.models import AuditLog
 from cathouse.proxy.router import router as audit_router
 from cathouse.services import SERVICES
@@ -731,3 +732,11 @@ async def test_signing_in_is_required(calls: AuditScene) -> None:
     response = await calls.client.get("/api/v1/proxy/audit")
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_writer_waits_out_an_outage_of_any_length() -> None:
+    # Doubling without a bound overflowed a float after about 1,000 failures in a row and ended
+    # the loop that retries: the audit writer (and the checkpoint store) stopped for good.
+    assert [retry_delay(n, 0.1, 5.0) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert retry_delay(10, 0.1, 5.0) == 5.0
+    assert retry_delay(1_000_000, 0.1, 5.0) == 5.0

@@ -23,6 +23,7 @@ from prometheus_client import Counter
 from cathouse.platform.settings import Settings
 from cathouse.proxy.audit.chain import Appended
 from cathouse.proxy.audit.checkpoints import Checkpoint, CheckpointStore, iso, store_from_settings
+from cathouse.proxy.audit.records import retry_delay
 from cathouse.proxy.audit.signing import Signer, signer_from_settings
 
 CHECKPOINTS_STORED = Counter("cathouse_proxy_audit_checkpoints_total", "Audit checkpoints signed and stored.")
@@ -149,7 +150,7 @@ class Checkpointer:
             except Exception as exc:
                 failures += 1
                 CHECKPOINT_FAILURES.inc()
-                delay = min(self._max_backoff, self._retry_backoff * 2 ** (failures - 1))
+                delay = retry_delay(failures, self._retry_backoff, self._max_backoff)
                 logger.warning(
                     "audit checkpoint not stored; retrying",
                     store=self.store.where,

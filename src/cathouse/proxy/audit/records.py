@@ -65,3 +65,10 @@ class AuditRecord:
     latency_ms: float = 0.0
     bytes_in: int = 0
     bytes_out: int = 0
+
+
+def retry_delay(failures: int, base: float, cap: float) -> float:
+    """How long to wait after ``failures`` failed tries in a row: doubling from ``base`` up to
+    ``cap``. The exponent is bounded: 2 ** n past about 1,000 no longer fits a float, and an
+    outage that long must not end the loop that waits it out."""
+    return float(min(cap, base * 2 ** min(max(failures - 1, 0), 32)))

@@ -16,7 +16,7 @@ from cathouse.platform.db import sessionmaker
 from cathouse.platform.settings import Settings
 from cathouse.proxy.audit.chain import append
 from cathouse.proxy.audit.checkpointer import Checkpointer
-from cathouse.proxy.audit.records import AUDIT_FLUSH_FAILURES, AUDIT_LOST, AUDIT_WRITTEN, AuditRecord
+from cathouse.proxy.audit.records import AUDIT_FLUSH_FAILURES, AUDIT_LOST, AUDIT_WRITTEN, AuditRecord, retry_delay
 
 _PENDING_GAUGE = Gauge("cathouse_proxy_audit_pending", "Audit records waiting to be written.")
 # The gauge is read at scrape time, so recording a call costs no metric update.
@@ -173,7 +173,7 @@ class AuditWriter:
             except Exception as exc:
                 failures += 1
                 AUDIT_FLUSH_FAILURES.inc()
-                delay = min(self._max_backoff, self._retry_backoff * 2 ** (failures - 1))
+                delay = retry_delay(failures, self._retry_backoff, self._max_backoff)
                 logger.warning(
                     "audit batch not written; retrying", pending=len(self._pending), retry_in=delay, error=str(exc)
                 )
