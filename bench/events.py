@@ -71,14 +71,14 @@ from cathouse.activity import catalogue as c
 from cathouse.activity.consumer import Consumer
 from cathouse.activity.hub import Hub
 from cathouse.activity.stores import open_read_model
-from cathouse.activity.views import Viewer
+from cathouse.activity.views import Readers, Viewer
 from cathouse.platform import migrations
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.embedded import embedded_database
 from cathouse.platform.outbox import record_event
 from cathouse.platform.outbox.relay import Event
 from cathouse.platform.settings import Settings
-from cathouse.services import COMPONENTS
+from cathouse.services import COMPONENTS, registry
 from harness import stop
 
 TARGET_P99 = 0.250
@@ -229,7 +229,13 @@ class Watcher:
 
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.model = open_read_model(settings, engine)
-        self.hub = Hub(self.model, engine, sessionmaker(engine), poll_interval=settings.activity.stream_poll_interval)
+        self.hub = Hub(
+            self.model,
+            engine,
+            sessionmaker(engine),
+            Readers.of(registry()),
+            poll_interval=settings.activity.stream_poll_interval,
+        )
         self.seen: dict[str, float] = {}
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -1,6 +1,13 @@
-"""Every service of the platform, in migration order, and the one-process app that serves them."""
+"""Every service of the platform, in migration order, and the one-process app that serves them.
+
+Here, above the services, they are wired together: every app and every relay gets a registry
+holding what each service provides to the others (``Service.register``), whichever of them
+the process serves; a process serving only the proxy still reads the catalog through it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fastapi import FastAPI
 
@@ -8,8 +15,9 @@ from cathouse.activity.app import SERVICE as ACTIVITY
 from cathouse.auth.app import SERVICE as AUTH
 from cathouse.catalog.app import SERVICE as CATALOG
 from cathouse.installation.app import SERVICE as INSTALLATION
-from cathouse.platform.app import create_app
+from cathouse.platform import app as kernel
 from cathouse.platform.outbox.models import COMPONENT as EVENTS
+from cathouse.platform.registry import Registry
 from cathouse.platform.service import Component, Service
 from cathouse.platform.settings import Settings
 from cathouse.proxy.app import SERVICE as PROXY
@@ -18,6 +26,18 @@ SERVICES: dict[str, Service] = {s.name: s for s in (AUTH, CATALOG, INSTALLATION,
 
 # Migration order: each service, then the kernel's events schema.
 COMPONENTS: dict[str, Component] = {**SERVICES, EVENTS.name: EVENTS}
+
+
+def registry() -> Registry:
+    """What every service provides to the others (its readers), for one process."""
+    return kernel.registry_of(list(SERVICES.values()))
+
+
+def create_app(
+    services: Sequence[Service], *, name: str | None = None, settings: Settings | None = None, run_relay: bool = False
+) -> FastAPI:
+    """The kernel's app serving ``services``, able to read every service's data through the registry."""
+    return kernel.create_app(services, name=name, settings=settings, run_relay=run_relay, registry=registry())
 
 
 def create_platform_app(settings: Settings | None = None) -> FastAPI:

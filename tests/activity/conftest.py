@@ -21,10 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.activity.readmodel import ReadModel
 from cathouse.activity.stores import PostgresReadModel, RedisReadModel
-from cathouse.platform.app import create_app
 from cathouse.platform.outbox.relay import Event
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import signed_up
 from tests.conftest import truncate_all, truncate_schemas
 from tests.installation.conftest import KEYRING_TABLES, People, install_body, publish

@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import signed_up
 from tests.authorization.matrix import METHODS, ROLES, Row, read_matrix
 from tests.authorization.world import Cast, FakeCat

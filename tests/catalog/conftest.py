@@ -12,9 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import Account, signed_up
 from tests.conftest import truncate_all, truncate_schemas
 from tests.support import in_process

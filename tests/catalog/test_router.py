@@ -13,9 +13,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import signed_up
 from tests.catalog.conftest import VERSION, People, cat_body, draft, published, version
 

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog.assets.storage import AssetStorage, storage_from_settings
 from cathouse.catalog.sync import CatalogSync, SyncOutcome
-from cathouse.platform.app import create_app
+from cathouse.contracts.reads import AccountReader
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app, registry
 from tests.catalog.conftest import People, draft
 from tests.conftest import truncate_schemas
 
@@ -40,7 +40,8 @@ def storage(settings: Settings) -> AssetStorage:
 
 async def sync(engine: AsyncEngine, settings: Settings, storage: AssetStorage, root: Path) -> dict[str, str]:
     async with sessionmaker(engine)() as session:
-        outcomes: list[SyncOutcome] = await CatalogSync(session, settings, storage).run(root)
+        syncing = CatalogSync(session, settings, storage, registry().get(AccountReader))
+        outcomes: list[SyncOutcome] = await syncing.run(root)
         await session.commit()
     return {o.folder: o.result for o in outcomes}
 
@@ -302,7 +303,7 @@ async def test_a_base_url_the_proxy_would_refuse_fails_the_sync_naming_the_field
     manifest = cats_dir / "quest-board" / "cat.yaml"
     edit(manifest, "base_url: https://api.quest-board.example.com/v1", f"base_url: {base_url}")
     async with sessionmaker(committed)() as session:
-        outcomes = await CatalogSync(session, settings, storage).run(cats_dir)
+        outcomes = await CatalogSync(session, settings, storage, registry().get(AccountReader)).run(cats_dir)
         await session.commit()
     [quests] = [o for o in outcomes if o.folder == "quest-board"]
     assert quests.result == "failed"

@@ -17,9 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import Account, signed_up
 from tests.catalog.conftest import VERSION, cat_body
 from tests.conftest import truncate_all, truncate_schemas

@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cathouse.catalog import queries as catalog
+from cathouse.contracts.reads import CatReader
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.keyring import Keyring, KeyringError
 from cathouse.installation.models import DataKey, Installation
 from cathouse.platform import migrations
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.settings import Settings
-from cathouse.services import COMPONENTS, create_service_app
+from cathouse.services import COMPONENTS, create_service_app, registry
 from tests.installation.conftest import People, publish
 from tests.support import RUN_MASTER_KEY, cathouse_env, own_database
 
@@ -88,7 +88,7 @@ async def plant(
     """``count`` installations of the cat, each with a secret of its own, as the service stores them."""
     planted: dict[uuid.UUID, dict[str, str]] = {}
     async with sessions() as session:
-        cat = await catalog.cat_by_slug(session, slug)
+        cat = await registry().get(CatReader).cat_by_slug(session, slug)
         assert cat is not None
         assert cat.current_version_id is not None
         for i in range(count):

@@ -23,7 +23,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from cathouse.platform.app import create_app
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
@@ -44,7 +43,7 @@ from cathouse.proxy.audit import writer as audit_writer
 from cathouse.proxy.audit.records import retry_delay
 from cathouse.proxy.models import AuditLog
 from cathouse.proxy.router import router as audit_router
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.auth.conftest import Account, signed_up
 from tests.conftest import truncate_all, truncate_schemas
 from tests.proxy.conftest import audit_record, write

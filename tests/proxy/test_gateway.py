@@ -18,10 +18,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
 from cathouse.proxy.ratelimit import RedisRateLimiter
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.catalog.conftest import VERSION
 from tests.conftest import truncate_all, truncate_schemas
 from tests.installation.conftest import FAST_WEBHOOKS, KEYRING_TABLES, version, wait_for_status

@@ -17,10 +17,9 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.platform.app import create_app
 from cathouse.platform.settings import Settings
 from cathouse.proxy.ssrf import Guard
-from cathouse.services import SERVICES
+from cathouse.services import SERVICES, create_app
 from tests.catalog.conftest import cat_body
 from tests.conftest import truncate_all, truncate_schemas
 from tests.installation.conftest import FAST_WEBHOOKS, KEYRING_TABLES, version

@@ -12,8 +12,8 @@ from cathouse.activity.hub import Hub
 from cathouse.activity.models import Base
 from cathouse.activity.router import router
 from cathouse.activity.stores import open_read_model
+from cathouse.activity.views import Readers
 from cathouse.activity.worker import worker
-from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
 
@@ -27,6 +27,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model,
         engine,
         app.state.sessionmakers["activity"],
+        Readers.of(app.state.registry),
         listener=app.state.listener,  # the process's one LISTEN connection, the relay's too
         poll_interval=settings.activity.stream_poll_interval,
     )
@@ -53,7 +54,3 @@ SERVICE = Service(
     lifespan=lifespan,
     worker=worker,
 )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app([SERVICE], settings=settings)

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cathouse.activity.hub import Hub
 from cathouse.activity.readmodel import ReadModel
+from cathouse.activity.views import Readers
 from cathouse.platform.db import session_dependency
 
-# Read-only: names of cats and people, and the proxy's call counts, through their query modules.
 Session = Annotated[AsyncSession, Depends(session_dependency("activity"), scope="function")]
 
 
@@ -35,5 +35,11 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
+def _readers(request: Request) -> Readers:
+    return Readers.of(request.app.state.registry)
+
+
 Model = Annotated[ReadModel, Depends(_model)]
+# Read-only: names of cats and people, and the proxy's call counts, as their services registered them.
+ReadersDep = Annotated[Readers, Depends(_readers)]
 HubDep = Annotated[Hub, Depends(_hub)]

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cathouse.activity.metrics import STREAMS
 from cathouse.activity.readmodel import Entry, Feed, ReadModel
 from cathouse.activity.stores.postgres import NOTIFY_CHANNEL
-from cathouse.activity.views import Names, Viewer, names
+from cathouse.activity.views import Names, Readers, Viewer, names
 from cathouse.platform.listen import Listener
 
 BATCH = 500
@@ -51,6 +51,7 @@ class Hub:
         model: ReadModel,
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
+        readers: Readers,
         *,
         listener: Listener | None = None,
         poll_interval: float = 2.0,
@@ -58,6 +59,7 @@ class Hub:
         self.model = model
         self.engine = engine
         self.sessions = sessions
+        self.readers = readers
         self.poll_interval = poll_interval
         self._subscriptions: set[Subscription] = set()
         self._wake = asyncio.Event()
@@ -133,7 +135,7 @@ class Hub:
             self._last = entries[-1].id
             if self._subscriptions:
                 async with self.sessions() as session:
-                    found = await names(session, entries)
+                    found = await names(session, self.readers, entries)
                 for subscription in list(self._subscriptions):
                     subscription.offer(entries, found)
             if len(entries) < BATCH:

@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cathouse.activity.dependencies import HubDep, Model, Session, Sessions
+from cathouse.activity.dependencies import HubDep, Model, ReadersDep, Session, Sessions
 from cathouse.activity.errors import CatNotFound
 from cathouse.activity.readmodel import Feed, ReadModel
 from cathouse.activity.schemas import ActivityPage, CatStatsOut, PlatformStatsOut
 from cathouse.activity.stream import EventStreamResponse, entry_stream
-from cathouse.activity.views import Viewer, cat_stats, platform_stats, present_all
-from cathouse.catalog import queries as catalog
+from cathouse.activity.views import Readers, Viewer, cat_stats, platform_stats, present_all
+from cathouse.contracts.reads import CatInfo, CatReader
 from cathouse.platform.errors import Forbidden
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser, OptionalUser, Principal
@@ -40,11 +40,17 @@ def _before(cursor: str | None) -> int | None:
 
 
 async def _page(
-    model: ReadModel, session: AsyncSession, feed: Feed, viewer: Viewer, cursor: str | None, limit: int
+    model: ReadModel,
+    session: AsyncSession,
+    readers: Readers,
+    feed: Feed,
+    viewer: Viewer,
+    cursor: str | None,
+    limit: int,
 ) -> ActivityPage:
     rows = await model.page(feed, before=_before(cursor), limit=limit + 1)
     next_cursor = encode_cursor([rows[limit - 1].id]) if len(rows) > limit else None
-    return ActivityPage(items=await present_all(session, rows[:limit], viewer), next_cursor=next_cursor)
+    return ActivityPage(items=await present_all(session, readers, rows[:limit], viewer), next_cursor=next_cursor)
 
 
 def _viewer(user: Principal | None, everyone: bool) -> Viewer:
@@ -54,14 +60,14 @@ def _viewer(user: Principal | None, everyone: bool) -> Viewer:
 
 
 async def _visible_cat(
-    sessions: async_sessionmaker[AsyncSession], slug: str, user: Principal | None
-) -> catalog.CatInfo:
+    sessions: async_sessionmaker[AsyncSession], cats: CatReader, slug: str, user: Principal | None
+) -> CatInfo:
     # A session of its own, closed before the read model takes a connection of the same pool: a
     # request holding two at once could wait for itself when the pool is small (one by default).
     cat = None
     if _SLUG.fullmatch(slug):
         async with sessions() as session:
-            cat = await catalog.cat_by_slug(session, slug)
+            cat = await cats.cat_by_slug(session, slug)
     if cat is None:
         raise CatNotFound()
     # As in the catalog: a cat not published is known only to its publisher and admins.
@@ -75,20 +81,21 @@ async def global_feed(
     user: OptionalUser,
     model: Model,
     session: Session,
+    readers: ReadersDep,
     everyone: Everyone = False,
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ActivityPage:
     viewer = _viewer(user, everyone)
     feed = Feed.everything() if everyone else Feed.public()
-    return await _page(model, session, feed, viewer, cursor, limit)
+    return await _page(model, session, readers, feed, viewer, cursor, limit)
 
 
 @router.get("/me", response_model=ActivityPage, summary="What happened to you, your installations and your cats")
 async def my_feed(
-    user: CurrentUser, model: Model, session: Session, cursor: Cursor = None, limit: Limit = 20
+    user: CurrentUser, model: Model, session: Session, readers: ReadersDep, cursor: Cursor = None, limit: Limit = 20
 ) -> ActivityPage:
-    return await _page(model, session, Feed.user(user.user_id), Viewer(user), cursor, limit)
+    return await _page(model, session, readers, Feed.user(user.user_id), Viewer(user), cursor, limit)
 
 
 @router.get("/stats", response_model=PlatformStatsOut, summary="Platform statistics")
@@ -103,21 +110,28 @@ async def cat_feed(
     model: Model,
     sessions: Sessions,
     session: Session,
+    readers: ReadersDep,
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ActivityPage:
-    cat = await _visible_cat(sessions, slug, user)
-    return await _page(model, session, Feed.cat(cat.id), Viewer(user), cursor, limit)
+    cat = await _visible_cat(sessions, readers.cats, slug, user)
+    return await _page(model, session, readers, Feed.cat(cat.id), Viewer(user), cursor, limit)
 
 
 @router.get("/cats/{slug}/stats", response_model=CatStatsOut, summary="A cat's installs, ratings and calls")
 async def cat_statistics(
-    slug: SlugPath, user: OptionalUser, model: Model, sessions: Sessions, session: Session, request: Request
+    slug: SlugPath,
+    user: OptionalUser,
+    model: Model,
+    sessions: Sessions,
+    session: Session,
+    readers: ReadersDep,
+    request: Request,
 ) -> CatStatsOut:
-    cat = await _visible_cat(sessions, slug, user)
+    cat = await _visible_cat(sessions, readers.cats, slug, user)
     settings: Settings = request.app.state.settings
     counters = await model.cat_counters(cat.id)  # before the session takes its connection
-    return await cat_stats(session, cat, counters, settings.activity.proxy_days)
+    return await cat_stats(session, readers.audit, cat, counters, settings.activity.proxy_days)
 
 
 _EVENT = {
@@ -161,6 +175,7 @@ async def stream(
     user: CurrentUser,
     model: Model,
     hub: HubDep,
+    readers: ReadersDep,
     everyone: Everyone = False,
     last_event_id: Annotated[
         str | None, Header(pattern=r"^([0-9]{1,18})?$", description="The id of the last event received.")
@@ -175,6 +190,7 @@ async def stream(
         hub=hub,
         model=model,
         sessions=request.app.state.sessionmakers["activity"],
+        readers=readers,
         viewer=viewer,
         last_event_id=after,
         heartbeat=settings.activity.stream_heartbeat,

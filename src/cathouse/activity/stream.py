@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from cathouse.activity.hub import Hub
 from cathouse.activity.readmodel import Entry, Feed, ReadModel
-from cathouse.activity.views import Names, Viewer, names, present
+from cathouse.activity.views import Names, Readers, Viewer, names, present
 
 BACKLOG_BATCH = 200
 # How soon an EventSource reconnects after a stream ends, in milliseconds.
@@ -68,9 +68,11 @@ def frame(entry: Entry, found: Names, viewer: Viewer) -> str:
     return f"id: {entry.id}\ndata: {present(entry, found, viewer).model_dump_json()}\n\n"
 
 
-async def _frames(entries: Sequence[Entry], sessions: async_sessionmaker[AsyncSession], viewer: Viewer) -> list[str]:
+async def _frames(
+    entries: Sequence[Entry], sessions: async_sessionmaker[AsyncSession], readers: Readers, viewer: Viewer
+) -> list[str]:
     async with sessions() as session:
-        found = await names(session, entries)
+        found = await names(session, readers, entries)
     return [frame(e, found, viewer) for e in entries]
 
 
@@ -79,6 +81,7 @@ async def entry_stream(
     hub: Hub,
     model: ReadModel,
     sessions: async_sessionmaker[AsyncSession],
+    readers: Readers,
     viewer: Viewer,
     last_event_id: int | None,
     heartbeat: float,
@@ -95,7 +98,7 @@ async def entry_stream(
             while True:
                 backlog = await model.since(feeds_of(viewer), last, limit=BACKLOG_BATCH)
                 if backlog:
-                    for chunk in await _frames(backlog, sessions, viewer):
+                    for chunk in await _frames(backlog, sessions, readers, viewer):
                         yield chunk
                     last = backlog[-1].id
                 if len(backlog) < BACKLOG_BATCH:

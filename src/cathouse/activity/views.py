@@ -24,10 +24,9 @@ from cathouse.activity.schemas import (
     Rating,
     UserRef,
 )
-from cathouse.auth import queries as auth
-from cathouse.catalog import queries as catalog
+from cathouse.contracts.reads import AccountReader, AuditReader, CatInfo, CatReader
+from cathouse.platform.registry import Registry
 from cathouse.platform.security import Principal
-from cathouse.proxy import queries as proxy
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,28 @@ class Viewer:
 
 
 @dataclass(frozen=True)
+class Readers:
+    """What the feeds read of other services, as those registered it: names of cats and people,
+    and the proxy's call counts."""
+
+    cats: CatReader
+    accounts: AccountReader
+    audit: AuditReader
+
+    @classmethod
+    def of(cls, registry: Registry) -> Readers:
+        return cls(registry.get(CatReader), registry.get(AccountReader), registry.get(AuditReader))
+
+
+@dataclass(frozen=True)
 class Names:
-    cats: dict[uuid.UUID, catalog.CatInfo]
+    cats: dict[uuid.UUID, CatInfo]
     users: dict[uuid.UUID, str]
 
 
-async def names(session: AsyncSession, entries: Sequence[Entry]) -> Names:
-    cats = await catalog.cats_by_id(session, {e.cat_id for e in entries if e.cat_id})
-    users = await auth.display_names(session, {e.user_id for e in entries if e.user_id})
+async def names(session: AsyncSession, readers: Readers, entries: Sequence[Entry]) -> Names:
+    cats = await readers.cats.cats_by_id(session, {e.cat_id for e in entries if e.cat_id})
+    users = await readers.accounts.display_names(session, {e.user_id for e in entries if e.user_id})
     return Names(cats, users)
 
 
@@ -81,8 +94,10 @@ def present(entry: Entry, found: Names, viewer: Viewer) -> EntryOut:
     )
 
 
-async def present_all(session: AsyncSession, entries: Sequence[Entry], viewer: Viewer) -> list[EntryOut]:
-    found = await names(session, entries)
+async def present_all(
+    session: AsyncSession, readers: Readers, entries: Sequence[Entry], viewer: Viewer
+) -> list[EntryOut]:
+    found = await names(session, readers, entries)
     return [present(e, found, viewer) for e in entries]
 
 
@@ -95,8 +110,10 @@ def rating(counters: dict[str, int]) -> Rating:
     )
 
 
-async def cat_stats(session: AsyncSession, cat: catalog.CatInfo, counters: dict[str, int], days: int) -> CatStatsOut:
-    calls = await proxy.calls_per_day(session, cat.id, days)
+async def cat_stats(
+    session: AsyncSession, audit: AuditReader, cat: CatInfo, counters: dict[str, int], days: int
+) -> CatStatsOut:
+    calls = await audit.calls_per_day(session, cat.id, days)
     return CatStatsOut(
         cat=CatRef(id=cat.id, slug=cat.slug, name=cat.name),
         installs=Installs(active=counters["installs_active"], total=counters["installs_total"]),

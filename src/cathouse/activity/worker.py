@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.activity.consumer import BATCH_SIZE, Consumer, LagProbe
 from cathouse.activity.stores import open_read_model
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
 
 @asynccontextmanager
-async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) -> AsyncIterator[Worker]:
     model = open_read_model(settings, engine)
     try:
         consumer = Consumer(model)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.auth import queries
 from cathouse.auth.keys import SigningKeys
 from cathouse.auth.models import Base
 from cathouse.auth.passwords import Passwords
 from cathouse.auth.router import router
 from cathouse.auth.service import AuthContext
 from cathouse.auth.users.router import router as users_router
-from cathouse.platform.app import create_app as build_app
 from cathouse.platform.ratelimit import RateLimiter, storage_for
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
@@ -46,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 SERVICE = Service(
     name="auth",
+    register=queries.register,
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Auth",
@@ -53,7 +54,3 @@ SERVICE = Service(
     routers=(router, users_router),
     lifespan=lifespan,
 )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app([SERVICE], settings=settings)

@@ -9,21 +9,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.auth.models import User
+from cathouse.contracts.reads import AccountReader
+from cathouse.platform.registry import Registry
 
 
-async def display_names(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
-    ids = set(user_ids)
-    if not ids:
-        return {}
-    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
-    return {row.id: row.display_name for row in rows}
+class Accounts:
+    async def display_names(self, session: AsyncSession, user_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+        ids = set(user_ids)
+        if not ids:
+            return {}
+        rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
+        return {row.id: row.display_name for row in rows}
+
+    async def active_developer_by_email(self, session: AsyncSession, email: str) -> uuid.UUID | None:
+        statement = select(User.id).where(
+            User.email == email.strip().lower(),
+            User.status == "active",
+            User.roles.overlap(["developer", "admin"]),
+        )
+        return await session.scalar(statement)
 
 
-async def active_developer_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
-    """The id of an active account with the developer (or admin) role, by its email."""
-    statement = select(User.id).where(
-        User.email == email.strip().lower(),
-        User.status == "active",
-        User.roles.overlap(["developer", "admin"]),
-    )
-    return await session.scalar(statement)
+def register(registry: Registry) -> None:
+    accounts: AccountReader = Accounts()
+    registry.provide(AccountReader, accounts)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cathouse.catalog import search
+from cathouse.catalog import queries, search
 from cathouse.catalog.assets.router import router as assets_router
 from cathouse.catalog.assets.storage import storage_from_settings
 from cathouse.catalog.manifest_router import router as manifest_router
@@ -16,7 +16,6 @@ from cathouse.catalog.reviews.router import router as reviews_router
 from cathouse.catalog.router import router
 from cathouse.catalog.webhook_router import router as webhook_router
 from cathouse.catalog.worker import worker
-from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
 
@@ -34,6 +33,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 SERVICE = Service(
     name="catalog",
+    register=queries.register,
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Catalog",
@@ -43,7 +43,3 @@ SERVICE = Service(
     lifespan=lifespan,
     worker=worker,
 )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app([SERVICE], settings=settings)

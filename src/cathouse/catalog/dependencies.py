@@ -10,10 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cathouse.catalog.search import FacetCache
 from cathouse.catalog.service import CatService
 from cathouse.catalog.views import CatViews
+from cathouse.contracts.reads import AccountReader, InstallationReader
 from cathouse.platform.db import session_dependency
+from cathouse.platform.registry import registered
 from cathouse.platform.settings import Settings
 
 Session = Annotated[AsyncSession, Depends(session_dependency("catalog"), scope="function")]
+# What the catalog reads of other services, as they registered it (see cathouse.services).
+Accounts = Annotated[AccountReader, Depends(registered(AccountReader))]
+Installations = Annotated[InstallationReader, Depends(registered(InstallationReader))]
 
 
 def _settings(request: Request) -> Settings:
@@ -28,8 +33,8 @@ def _cats(session: Session, settings: AppSettings) -> CatService:
     return CatService(session, settings)
 
 
-def _views(session: Session) -> CatViews:
-    return CatViews(session)
+def _views(session: Session, accounts: Accounts) -> CatViews:
+    return CatViews(session, accounts)
 
 
 Cats = Annotated[CatService, Depends(_cats)]

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from cathouse.catalog.assets.router import storage as asset_storage
 from cathouse.catalog.assets.storage import AssetStorage
-from cathouse.catalog.dependencies import AppSettings, Cats, Session
+from cathouse.catalog.dependencies import Accounts, AppSettings, Cats, Session
 from cathouse.catalog.manifests import MAX_MANIFEST_BYTES, ManifestProblem, manifest_json_schema, parse_manifest
 from cathouse.catalog.schemas import SyncProblem
 from cathouse.catalog.sync import CatalogSync
@@ -110,11 +110,12 @@ async def sync(
     session: Session,
     settings: AppSettings,
     storage: Annotated[AssetStorage, Depends(asset_storage)],
+    accounts: Accounts,
 ) -> SyncReport:
     directory = settings.catalog.manifest_dir
     if directory is None or not directory.is_dir():
         raise Conflict("No manifest directory is configured: set CATHOUSE_CATALOG__MANIFEST_DIR to one.")
-    outcomes = await CatalogSync(session, settings, storage).run(directory, by=admin.user_id)
+    outcomes = await CatalogSync(session, settings, storage, accounts).run(directory, by=admin.user_id)
     return SyncReport(
         cats=[
             SyncedCat(

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth import queries as accounts
 from cathouse.catalog import events
 from cathouse.catalog.assets.images import ImageKind, ProcessedImage
 from cathouse.catalog.assets.service import AssetService
@@ -30,6 +29,7 @@ from cathouse.catalog.models import Cat, CatVersion
 from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.schemas import VersionSpec
 from cathouse.catalog.service import CatService
+from cathouse.contracts.reads import AccountReader
 from cathouse.platform.errors import CatHouseError
 from cathouse.platform.settings import Settings
 
@@ -52,8 +52,11 @@ class SyncFailed(Exception):
 
 
 class CatalogSync:
-    def __init__(self, session: AsyncSession, settings: Settings, storage: AssetStorage) -> None:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, storage: AssetStorage, accounts: AccountReader
+    ) -> None:
         self.session = session
+        self.accounts = accounts
         self.cats = CatService(session, settings)
         self.assets = AssetService(session, storage, settings)
         self.repository = CatRepository(session)
@@ -123,7 +126,7 @@ class CatalogSync:
     async def _publisher(self, folder: LoadedCat, manifest: Manifest) -> uuid.UUID | None:
         if manifest.publisher is None:
             return None
-        found = await accounts.active_developer_by_email(self.session, str(manifest.publisher))
+        found = await self.accounts.active_developer_by_email(self.session, str(manifest.publisher))
         if found is None:
             message = "no active developer account has this email"
             raise SyncFailed([ManifestProblem(folder.file, "publisher", message)])

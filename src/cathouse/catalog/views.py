@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth import queries as accounts
 from cathouse.catalog.models import Asset, Cat, CatVersion
 from cathouse.catalog.repository import AssetRepository, VersionRepository
 from cathouse.catalog.schemas import (
@@ -22,6 +21,7 @@ from cathouse.catalog.schemas import (
     secret_fields,
 )
 from cathouse.catalog.service import can_inspect, newest
+from cathouse.contracts.reads import AccountReader
 from cathouse.platform.security import Principal
 
 ASSET_PATH = "/api/v1/cats/assets/"
@@ -63,13 +63,14 @@ def version_out(cat: Cat, version: CatVersion, principal: Principal | None) -> V
 
 
 class CatViews:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, accounts: AccountReader) -> None:
         self.session = session
+        self.accounts = accounts
         self.assets = AssetRepository(session)
         self.versions = VersionRepository(session)
 
     async def _publishers(self, cats: Sequence[Cat]) -> dict[uuid.UUID, str]:
-        return await accounts.display_names(self.session, (c.publisher_id for c in cats if c.publisher_id))
+        return await self.accounts.display_names(self.session, (c.publisher_id for c in cats if c.publisher_id))
 
     async def summaries(self, cats: Sequence[Cat]) -> list[CatSummary]:
         names = await self._publishers(cats)

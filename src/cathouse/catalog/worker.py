@@ -14,9 +14,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog.models import Cat, Review
-from cathouse.installation import queries as installations
+from cathouse.contracts.reads import InstallationReader
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox.relay import Event
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
@@ -24,8 +25,9 @@ INSTALLATION_EVENTS = ("installation.created", "installation.status_changed")
 
 
 @asynccontextmanager
-async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) -> AsyncIterator[Worker]:
     sessions = sessionmaker(engine)
+    installations = registry.get(InstallationReader)
 
     async def recount(event: Event) -> None:
         cat_id = uuid.UUID(event.payload["cat_id"])

@@ -17,9 +17,11 @@ from cathouse.catalog.manifests import ManifestProblem, validate_directory
 from cathouse.catalog.sync import CatalogSync, SyncOutcome
 from cathouse.cli.database import database_settings, require_migrated
 from cathouse.cli.output import err, out
+from cathouse.contracts.reads import AccountReader
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
+from cathouse.services import registry
 
 app = typer.Typer(help="Feed the catalog from manifest files.")
 Directory = Annotated[Path, typer.Argument(exists=True, file_okay=False, help="One folder per cat.")]
@@ -55,7 +57,9 @@ async def sync_directory(settings: Settings, directory: Path, *, show_progress: 
                 progress.update(task, advance=1, description=outcome.folder)
 
             async with sessionmaker(engine)() as session:
-                outcomes = await CatalogSync(session, settings, storage).run(directory, progress=advance)
+                outcomes = await CatalogSync(session, settings, storage, registry().get(AccountReader)).run(
+                    directory, progress=advance
+                )
                 await session.commit()
     finally:
         await storage.close()

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.installation import queries
 from cathouse.installation.api_keys import router as api_keys_router
 from cathouse.installation.deliveries import router as deliveries_router
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import Base
 from cathouse.installation.router import router
 from cathouse.installation.worker import worker
-from cathouse.platform.app import create_app as build_app
 from cathouse.platform.service import Service
 from cathouse.platform.settings import Settings
 
@@ -29,6 +29,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 SERVICE = Service(
     name="installation",
+    register=queries.register,
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Installation",
@@ -37,7 +38,3 @@ SERVICE = Service(
     lifespan=lifespan,
     worker=worker,
 )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app([SERVICE], settings=settings)

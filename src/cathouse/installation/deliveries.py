@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from cathouse.catalog import queries as catalog
-from cathouse.installation.dependencies import Installations, Session
+from cathouse.contracts.reads import CatReader
+from cathouse.installation.dependencies import Cats, Installations, Session
 from cathouse.installation.models import Installation, WebhookAttempt, WebhookDelivery
 from cathouse.platform.errors import NotFound
 from cathouse.platform.pagination import MAX_LIMIT
@@ -77,12 +77,12 @@ def _out(row: WebhookDelivery, history: list[WebhookAttempt] | None = None) -> D
     )
 
 
-async def _publisher_of(session: Session, user: Principal, cat_id: uuid.UUID) -> bool:
+async def _publisher_of(session: Session, cats: CatReader, user: Principal, cat_id: uuid.UUID) -> bool:
     """Whether the caller publishes the cat: its developer, or an admin for the platform's own."""
-    cats = await catalog.cats_by_id(session, [cat_id])
-    if cat_id not in cats:
+    found = await cats.cats_by_id(session, [cat_id])
+    if cat_id not in found:
         return False
-    publisher = cats[cat_id].publisher_id
+    publisher = found[cat_id].publisher_id
     return publisher == user.user_id if publisher is not None else user.is_admin
 
 
@@ -94,7 +94,7 @@ async def _readable(
     if installation is None or not (
         installation.user_id == user.user_id
         or (admin and user.is_admin)
-        or await _publisher_of(session, user, installation.cat_id)
+        or await _publisher_of(session, installations.cats, user, installation.cat_id)
     ):
         raise NotFound("There is no such installation.")
     return installation
@@ -115,12 +115,13 @@ async def _delivery(session: Session, installation: Installation, delivery_id: u
 async def deliveries_of_cat(
     user: CurrentUser,
     session: Session,
+    cats: Cats,
     cat: Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="The cat's slug.")],
     status: Literal["pending", "succeeded", "failed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> list[DeliveryOut]:
-    found = await catalog.cat_by_slug(session, cat)
-    if found is None or not (user.is_admin or await _publisher_of(session, user, found.id)):
+    found = await cats.cat_by_slug(session, cat)
+    if found is None or not (user.is_admin or await _publisher_of(session, cats, user, found.id)):
         raise NotFound("There is no such cat.")
     statement = select(WebhookDelivery).where(WebhookDelivery.cat_id == found.id)
     if status:

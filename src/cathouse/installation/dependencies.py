@@ -7,11 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cathouse.contracts.reads import CatReader
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.service import InstallationService
+from cathouse.installation.views import InstallationViews
 from cathouse.platform.db import session_dependency
+from cathouse.platform.registry import registered
 
 Session = Annotated[AsyncSession, Depends(session_dependency("installation"), scope="function")]
+# What installations read of the catalog, as the catalog registered it (see cathouse.services).
+Cats = Annotated[CatReader, Depends(registered(CatReader))]
 
 
 def _keyring(request: Request) -> Keyring:
@@ -22,8 +27,15 @@ def _keyring(request: Request) -> Keyring:
 KeyringDep = Annotated[Keyring, Depends(_keyring)]
 
 
-def _installations(session: Session, keyring: KeyringDep) -> InstallationService:
-    return InstallationService(session, keyring)
+def _installations(session: Session, keyring: KeyringDep, cats: Cats) -> InstallationService:
+    return InstallationService(session, keyring, cats)
 
 
 Installations = Annotated[InstallationService, Depends(_installations)]
+
+
+def _views(session: Session, cats: Cats) -> InstallationViews:
+    return InstallationViews(session, cats)
+
+
+Shown = Annotated[InstallationViews, Depends(_views)]

@@ -12,6 +12,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cathouse.contracts.reads import CatReader
 from cathouse.installation import lifecycle
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.service import InstallationService
@@ -22,14 +23,15 @@ CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"  # {installation_id, cat_id}
 
 
 class CredentialFeedback:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], keyring: Keyring) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], keyring: Keyring, cats: CatReader) -> None:
         self.sessions = sessions
         self.keyring = keyring
+        self.cats = cats
 
     async def on_event(self, event: Event) -> None:
         installation_id = uuid.UUID(event.payload["installation_id"])
         async with self.sessions() as session, session.begin():
-            service = InstallationService(session, self.keyring)
+            service = InstallationService(session, self.keyring, self.cats)
             installation = await service.installations.get(installation_id, for_update=True)
             if installation is None:
                 return

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from cathouse import webhooks
-from cathouse.catalog import queries as catalog
+from cathouse.contracts.reads import CatReader
 from cathouse.installation import events, lifecycle
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import Installation, WebhookAttempt, WebhookDelivery
@@ -66,9 +66,15 @@ def webhook_for(event: Event) -> str | None:
 
 class Provisioner:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], settings: Settings, keyring: Keyring, http: httpx.AsyncClient
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        keyring: Keyring,
+        http: httpx.AsyncClient,
+        cats: CatReader,
     ) -> None:
         self.sessions = sessions
+        self.cats = cats
         self.settings = settings
         self.config = settings.installation
         self.keyring = keyring
@@ -82,7 +88,7 @@ class Provisioner:
             return
         installation_id = uuid.UUID(event.payload["installation_id"])
         async with self.sessions() as session, session.begin():
-            service = InstallationService(session, self.keyring)
+            service = InstallationService(session, self.keyring, self.cats)
             installation = await service.installations.get(installation_id, for_update=True)
             if installation is None:
                 return
@@ -162,7 +168,7 @@ class Provisioner:
     ) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         async with self.sessions() as session:
-            secrets = await catalog.webhook_signing_secrets(session, cat_id, self._master_key)
+            secrets = await self.cats.webhook_signing_secrets(session, cat_id, self._master_key)
         headers = {
             **webhooks.headers(secrets, f"msg_{delivery_id.hex}", int(time.time()), body),
             "content-type": "application/json",
@@ -232,7 +238,7 @@ class Provisioner:
 
     async def _settle(self, session: AsyncSession, delivery: WebhookDelivery, succeeded: bool) -> None:
         """What a final answer means for the installation the webhook was about."""
-        service = InstallationService(session, self.keyring)
+        service = InstallationService(session, self.keyring, self.cats)
         installation = await service.installations.get(delivery.installation_id, for_update=True)
         if installation is None:
             return

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cathouse.installation import lifecycle
-from cathouse.installation.dependencies import Installations, Session
+from cathouse.installation.dependencies import Installations, Session, Shown
 from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.schemas import (
     InstallationOut,
@@ -21,7 +21,6 @@ from cathouse.installation.schemas import (
     Status,
     UpgradeIn,
 )
-from cathouse.installation.views import present, present_one
 from cathouse.platform.pagination import MAX_LIMIT, decode_time_cursor, encode_time_cursor
 from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import CurrentUser
@@ -30,16 +29,15 @@ router = APIRouter(prefix="/api/v1/installations", tags=["installations"])
 
 
 @router.post("", status_code=201, response_model=InstallationOut, summary="Install a cat")
-async def install(
-    body: InstallIn, user: CurrentUser, installations: Installations, session: Session
-) -> InstallationOut:
-    return await present_one(session, await installations.install(user, body))
+async def install(body: InstallIn, user: CurrentUser, installations: Installations, shown: Shown) -> InstallationOut:
+    return await shown.one(await installations.install(user, body))
 
 
 @router.get("", response_model=InstallationPage, summary="Your installations, newest first (admins: everyone's)")
 async def list_installations(
     user: CurrentUser,
     session: Session,
+    shown: Shown,
     status: Status | None = None,
     everyone: Annotated[bool, Query(description="Admins only: every user's installations.")] = False,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -49,14 +47,14 @@ async def list_installations(
     after = decode_time_cursor(cursor) if cursor else None
     rows = list(await InstallationRepository(session).of_user(owner, after=after, limit=limit + 1, status=status))
     next_cursor = encode_time_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return InstallationPage(items=await present(session, rows[:limit]), next_cursor=next_cursor)
+    return InstallationPage(items=await shown.many(rows[:limit]), next_cursor=next_cursor)
 
 
 @router.get("/{installation_id}", response_model=InstallationOut, summary="One installation")
 async def read(
-    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
-    return await present_one(session, await installations.visible(user, installation_id))
+    return await shown.one(await installations.visible(user, installation_id))
 
 
 @router.patch("/{installation_id}", response_model=InstallationOut, summary="Rename, or change settings")
@@ -65,32 +63,32 @@ async def update(
     body: InstallationUpdate,
     user: CurrentUser,
     installations: Installations,
-    session: Session,
+    shown: Shown,
 ) -> InstallationOut:
     changes = body.model_dump(exclude_unset=True)
-    return await present_one(session, await installations.update(user, installation_id, changes))
+    return await shown.one(await installations.update(user, installation_id, changes))
 
 
 @router.put("/{installation_id}/secrets", response_model=InstallationOut, summary="Replace every secret field")
 async def replace_secrets(
-    installation_id: uuid.UUID, body: SecretsIn, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, body: SecretsIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
-    return await present_one(session, await installations.replace_secrets(user, installation_id, body.secrets))
+    return await shown.one(await installations.replace_secrets(user, installation_id, body.secrets))
 
 
 @router.put("/{installation_id}/permissions", response_model=InstallationOut, summary="Grant or revoke optional ones")
 async def set_permissions(
-    installation_id: uuid.UUID, body: PermissionsIn, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, body: PermissionsIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     updated = await installations.set_permissions(user, installation_id, set(body.permissions))
-    return await present_one(session, updated)
+    return await shown.one(updated)
 
 
 @router.post("/{installation_id}/upgrade", response_model=InstallationOut, summary="Move to another version")
 async def upgrade(
-    installation_id: uuid.UUID, body: UpgradeIn, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, body: UpgradeIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
-    return await present_one(session, await installations.upgrade(user, installation_id, body.version))
+    return await shown.one(await installations.upgrade(user, installation_id, body.version))
 
 
 @router.post(
@@ -99,16 +97,16 @@ async def upgrade(
     summary="Accept what an upgrade asks for, and finish it",
 )
 async def accept_permissions(
-    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
-    return await present_one(session, await installations.accept_permissions(user, installation_id))
+    return await shown.one(await installations.accept_permissions(user, installation_id))
 
 
 @router.post("/{installation_id}/suspend", response_model=InstallationOut, summary="Pause (admins: with a reason)")
 async def suspend(
-    installation_id: uuid.UUID, body: Reason, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, body: Reason, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
-    return await present_one(session, await installations.suspend(user, installation_id, body.reason))
+    return await shown.one(await installations.suspend(user, installation_id, body.reason))
 
 
 @router.post(
@@ -120,20 +118,20 @@ async def resume(
     installation_id: uuid.UUID,
     user: CurrentUser,
     installations: Installations,
-    session: Session,
+    shown: Shown,
     body: Reason | None = None,
 ) -> InstallationOut:
     reason = body.reason if body is not None else None
-    return await present_one(session, await installations.resume(user, installation_id, reason))
+    return await shown.one(await installations.resume(user, installation_id, reason))
 
 
 @router.post("/{installation_id}/retry", response_model=InstallationOut, summary="Provision a failed one again")
 async def retry(
-    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
+    installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     installation = await installations.owned(user, installation_id, lock=True)
     await installations.move(installation, lifecycle.PROVISIONING, by=user.user_id)
-    return await present_one(session, installation)
+    return await shown.one(installation)
 
 
 @router.delete("/{installation_id}", response_model=InstallationOut, summary="Uninstall; its secrets are destroyed")
@@ -141,10 +139,10 @@ async def uninstall(
     installation_id: uuid.UUID,
     user: CurrentUser,
     installations: Installations,
-    session: Session,
+    shown: Shown,
     reason: Annotated[
         Annotated[str, SingleLine] | None,
         Query(max_length=500, description="Required of an admin uninstalling another user's installation."),
     ] = None,
 ) -> InstallationOut:
-    return await present_one(session, await installations.uninstall(user, installation_id, reason))
+    return await shown.one(await installations.uninstall(user, installation_id, reason))

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog import queries as catalog
+from cathouse.contracts.reads import CatReader, VersionInfo
 from cathouse.installation import events, lifecycle
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
@@ -23,8 +23,9 @@ from cathouse.platform.security import Principal
 
 
 class InstallationService:
-    def __init__(self, session: AsyncSession, keyring: Keyring) -> None:
+    def __init__(self, session: AsyncSession, keyring: Keyring, cats: CatReader) -> None:
         self.session = session
+        self.cats = cats
         self.installations = InstallationRepository(session)
         self.credentials = Credentials(session, keyring)
 
@@ -70,19 +71,19 @@ class InstallationService:
             raise Unprocessable(loc, "an admin acting on another user's installation must give a reason")
         return installation, moderating
 
-    async def version_of(self, installation: Installation) -> catalog.VersionInfo:
-        version = await catalog.version_by_id(self.session, installation.version_id)
+    async def version_of(self, installation: Installation) -> VersionInfo:
+        version = await self.cats.version_by_id(self.session, installation.version_id)
         assert version is not None, "an installation's version is kept by a foreign key"
         return version
 
     async def install(self, principal: Principal, body: InstallIn) -> Installation:
-        cat = await catalog.cat_by_slug(self.session, body.cat)
+        cat = await self.cats.cat_by_slug(self.session, body.cat)
         if cat is None or cat.status != "published" or cat.current_version_id is None:
             raise NoSuchCat()
         if body.version is None:
-            version = await catalog.version_by_id(self.session, cat.current_version_id)
+            version = await self.cats.version_by_id(self.session, cat.current_version_id)
         else:
-            version = await catalog.published_version(self.session, cat.id, body.version)
+            version = await self.cats.published_version(self.session, cat.id, body.version)
         if version is None:
             raise NoSuchVersion()
         granted = _check_grant(version, set(body.permissions), "body.permissions")
@@ -208,7 +209,7 @@ class InstallationService:
         if installation.status not in lifecycle.RUNNING | {lifecycle.SUSPENDED}:
             raise lifecycle.IllegalTransition(installation.status, "upgraded")
         current = await self.version_of(installation)
-        target = await catalog.published_version(self.session, installation.cat_id, version_label)
+        target = await self.cats.published_version(self.session, installation.cat_id, version_label)
         if target is None:
             raise NoSuchVersion()
         if target.id == current.id:
@@ -229,7 +230,7 @@ class InstallationService:
         if installation.status != lifecycle.PERMISSIONS_PENDING or installation.target_version_id is None:
             raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
         current = await self.version_of(installation)
-        target = await catalog.version_by_id(self.session, installation.target_version_id)
+        target = await self.cats.version_by_id(self.session, installation.target_version_id)
         assert target is not None
         granted = {g.permission for g in (await self.installations.grants([installation.id]))[installation.id]}
         await self._switch(installation, current, target, granted, principal.user_id)
@@ -239,8 +240,8 @@ class InstallationService:
     async def _switch(
         self,
         installation: Installation,
-        current: catalog.VersionInfo,
-        target: catalog.VersionInfo,
+        current: VersionInfo,
+        target: VersionInfo,
         granted: set[str],
         by: uuid.UUID,
     ) -> None:
@@ -277,7 +278,7 @@ class InstallationService:
         return installation
 
 
-def _check_grant(version: catalog.VersionInfo, wanted: set[str], loc: str) -> set[str]:
+def _check_grant(version: VersionInfo, wanted: set[str], loc: str) -> set[str]:
     unknown = sorted(wanted - version.permission_names)
     if unknown:
         raise Unprocessable(loc, f"version {version.version} does not request {', '.join(unknown)}")

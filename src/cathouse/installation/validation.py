@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from cathouse.catalog.queries import VersionInfo
+from cathouse.contracts.reads import VersionInfo
 from cathouse.platform.errors import CatHouseError
 
 

@@ -8,24 +8,27 @@ from contextlib import asynccontextmanager
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cathouse.contracts.reads import CatReader
 from cathouse.installation import events
 from cathouse.installation.feedback import CREDENTIALS_ACCEPTED, CREDENTIALS_REJECTED, CredentialFeedback
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.provisioning import Provisioner
 from cathouse.platform.db import sessionmaker
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
 
 @asynccontextmanager
-async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) -> AsyncIterator[Worker]:
     sessions = sessionmaker(engine)
+    cats = registry.get(CatReader)
     keyring = Keyring(sessions, settings.master_key_value())
     await keyring.load()
     # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        provisioner = Provisioner(sessions, settings, keyring, http)
-        feedback = CredentialFeedback(sessions, keyring)
+        provisioner = Provisioner(sessions, settings, keyring, http, cats)
+        feedback = CredentialFeedback(sessions, keyring, cats)
         handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
         handlers = {t: [provisioner.on_event] for t in handled}
         handlers.update({t: [feedback.on_event] for t in (CREDENTIALS_REJECTED, CREDENTIALS_ACCEPTED)})

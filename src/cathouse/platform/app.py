@@ -23,6 +23,7 @@ from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
 from cathouse.platform.openapi import install_openapi
 from cathouse.platform.problems import install_error_handlers
+from cathouse.platform.registry import Registry
 from cathouse.platform.routing import install_method_gate
 from cathouse.platform.security import JwksKeySource, KeySource, TokenVerifier
 from cathouse.platform.security.revocations import RevocationFeed, Revocations
@@ -45,6 +46,15 @@ def _verifier(app: FastAPI, settings: Settings, revocations: Revocations) -> Tok
         cache_size=settings.tokens.verified_cache_size,
         revocations=revocations,
     )
+
+
+def registry_of(services: Sequence[Service]) -> Registry:
+    """A registry holding what each of ``services`` provides to the others."""
+    registry = Registry()
+    for service in services:
+        if service.register is not None:
+            service.register(registry)
+    return registry
 
 
 def engine_name(services: Sequence[Service], app_name: str) -> str:
@@ -89,6 +99,7 @@ def create_app(
     name: str | None = None,
     settings: Settings | None = None,
     run_relay: bool = False,
+    registry: Registry | None = None,
 ) -> FastAPI:
     """Build the FastAPI app serving ``services``; the engine and the relay start in its lifespan.
 
@@ -99,6 +110,9 @@ def create_app(
     (``CATHOUSE_<SERVICE>__POOL_SIZE``, plus ``CATHOUSE_EVENTS__POOL_SIZE`` when the relay runs
     beside it); several services in one process name it after the app (``cathouse``) and size it by
     ``CATHOUSE_POOL_SIZE``.
+
+    ``registry`` holds what the services read of each other (``cathouse.services`` passes one
+    with every service's readers); without it, only the served services register theirs.
     """
     settings = settings or get_settings()
     app_name = name or (services[0].name if len(services) == 1 else "cathouse")
@@ -131,7 +145,7 @@ def create_app(
             if run_relay:
                 factories = [s.worker for s in services if s.worker is not None]
                 app.state.relay = await stack.enter_async_context(
-                    workers.running(settings, factories, engine=engine, listener=listener)
+                    workers.running(settings, factories, engine=engine, listener=listener, registry=app.state.registry)
                 )
             await stack.enter_async_context(metrics.listener(settings))
             logger.info("started", services=[s.name for s in services])
@@ -156,6 +170,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service_name = app_name
+    app.state.registry = registry if registry is not None else registry_of(services)
     app.state.engines = {}
     app.state.sessionmakers = {}
     app.state.relay = None

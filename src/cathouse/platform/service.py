@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 from starlette.types import ASGIApp
 
 if TYPE_CHECKING:
+    from cathouse.platform.registry import Registry
     from cathouse.platform.workers import WorkerFactory
 
 
@@ -51,6 +52,9 @@ class Service(Component):
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None
     # Event handlers and loops that run beside the relay (see platform/workers.py).
     worker: WorkerFactory | None = None
+    # Puts what other services may read of this one's data in the registry: called for every
+    # service in every process (see ``cathouse.services``), not only for those it serves.
+    register: Callable[[Registry], None] | None = None
     # ASGI middleware put in front of everything else (the app's own middleware included),
     # each built as ``factory(app, owner)`` with ``owner`` the FastAPI app: for a hot path
     # that must not pay for routing and dependency injection.

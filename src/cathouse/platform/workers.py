@@ -29,6 +29,7 @@ from cathouse.platform.db import create_engine
 from cathouse.platform.listen import Listener
 from cathouse.platform.outbox.fanout import Fanout, Group
 from cathouse.platform.outbox.relay import Handler, InProcessPublisher, Publisher, Relay
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 
 
@@ -46,8 +47,9 @@ class Worker:
     concurrency: int = 1
 
 
-# Called with the settings and the process's engine, which the worker must not dispose of.
-WorkerFactory = Callable[[Settings, AsyncEngine], AbstractAsyncContextManager[Worker]]
+# Called with the settings, the process's engine, which the worker must not dispose of, and
+# the registry in which it finds what it reads of other services.
+WorkerFactory = Callable[[Settings, AsyncEngine, Registry], AbstractAsyncContextManager[Worker]]
 
 
 def group_name(worker: Worker, factory: WorkerFactory) -> str:
@@ -79,10 +81,13 @@ async def running(
     *,
     engine: AsyncEngine | None = None,
     listener: Listener | None = None,
+    registry: Registry | None = None,
 ) -> AsyncIterator[Relay]:
     """The relay, feeding every worker's handlers (in process, or through the broker), and every
     worker's loops, all on ``engine`` and ``listener`` (the process's), or on an engine of
-    ``events.pool_size`` connections named ``cathouse-relay`` and a LISTEN connection of their own."""
+    ``events.pool_size`` connections named ``cathouse-relay`` and a LISTEN connection of their own.
+    The workers find what they read of other services in ``registry`` (empty if not given)."""
+    registry = registry if registry is not None else Registry()
     broker = broker_from_settings(settings)
     async with AsyncExitStack() as stack:
         if engine is None:
@@ -95,7 +100,7 @@ async def running(
         groups: dict[str, Worker] = {}
         loops: list[Callable[[], Awaitable[None]]] = []
         for factory in factories:
-            worker = await stack.enter_async_context(factory(settings, engine))
+            worker = await stack.enter_async_context(factory(settings, engine, registry))
             if worker.handlers:
                 name = base = group_name(worker, factory)
                 suffix = 1

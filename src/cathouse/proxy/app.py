@@ -12,13 +12,15 @@ from loguru import logger
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cathouse.installation.queries import SecretReader
-from cathouse.platform.app import create_app as build_app
+from cathouse.contracts.reads import CatReader, InstallationReader
+from cathouse.contracts.secrets import SecretVault
 from cathouse.platform.db import sessionmaker
+from cathouse.platform.registry import Registry
 from cathouse.platform.security import TokenVerifier
 from cathouse.platform.service import AppendOnly, Service
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
+from cathouse.proxy import queries
 from cathouse.proxy.audit import AuditWriter, prune_forever
 from cathouse.proxy.context import Contexts
 from cathouse.proxy.gateway import GatewayMiddleware, Proxy
@@ -34,9 +36,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     section = settings.proxy
     sessions = app.state.sessionmakers["proxy"]
+    registry: Registry = app.state.registry
     async with AsyncExitStack() as stack:
-        secrets = SecretReader(sessions, settings.master_key_value())
-        await secrets.load()  # refuses to start with a master key that does not fit
+        # The proxy alone decrypts credentials, to inject them into calls to the cat; unlocking
+        # refuses to start with a master key that does not fit.
+        secrets = await registry.get(SecretVault).unlock(sessions, settings.master_key_value())
         pool = UpstreamPool(
             connect_timeout=section.connect_timeout,
             read_timeout=section.read_timeout,
@@ -60,7 +64,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         proxy = Proxy(
             settings=section,
             sessions=sessions,
-            contexts=Contexts(sessions, secrets, section.context_cache_ttl),
+            contexts=Contexts(
+                sessions,
+                registry.get(InstallationReader),
+                registry.get(CatReader),
+                secrets,
+                section.context_cache_ttl,
+            ),
             guard=Guard(allow=section.allow_hosts, dns_ttl=section.dns_cache_ttl),
             pool=pool,
             limiter=limiter,
@@ -74,7 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def worker(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) -> AsyncIterator[Worker]:
     sessions = sessionmaker(engine)
     yield Worker(loops=[lambda: prune_when_allowed(engine, sessions, settings)])
 
@@ -96,6 +106,7 @@ async def prune_when_allowed(
 
 SERVICE = Service(
     name="proxy",
+    register=queries.register,
     metadata=Base.metadata,
     migrations=Path(__file__).parent / "migrations",
     title="Proxy",
@@ -108,7 +119,3 @@ SERVICE = Service(
     # head forward, but never changes, deletes or empties them (`cathouse audit prune` does, as the owner).
     append_only=(AppendOnly("audit_log"), AppendOnly("audit_chain", updatable=("last_seq", "last_hash"))),
 )
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    return build_app([SERVICE], settings=settings)

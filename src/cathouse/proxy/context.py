@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cathouse.catalog import queries as catalog
-from cathouse.installation import queries as installations
+from cathouse.contracts.reads import CatReader, InstallationReader, KeyOwner
+from cathouse.contracts.secrets import SecretReader
 from cathouse.proxy.routes import RouteMap
 
 # The states in which calls go through (credentials_invalid: a success moves it back).
@@ -121,18 +121,23 @@ class TTLCache(Generic[K, V]):
 
 
 class Contexts:
-    """Installation contexts and API keys, from the installation and catalog services' query modules."""
+    """Installation contexts and API keys, read through what the installation and catalog
+    services registered (see ``cathouse.contracts``)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        secrets: installations.SecretReader,
+        installations: InstallationReader,
+        cats: CatReader,
+        secrets: SecretReader,
         ttl: float,
     ) -> None:
         self.sessions = sessions
+        self.installations = installations
+        self.cats = cats
         self.secrets = secrets
         self._contexts: TTLCache[uuid.UUID, InstallationContext | None] = TTLCache(ttl)
-        self._keys: TTLCache[bytes, installations.KeyOwner | None] = TTLCache(ttl)
+        self._keys: TTLCache[bytes, KeyOwner | None] = TTLCache(ttl)
 
     def forget(self, installation_id: uuid.UUID) -> None:
         self._contexts.forget(installation_id)
@@ -140,21 +145,21 @@ class Contexts:
     async def installation(self, installation_id: uuid.UUID) -> InstallationContext | None:
         return await self._contexts.get(installation_id, self._load)
 
-    async def api_key(self, key: str) -> installations.KeyOwner | None:
+    async def api_key(self, key: str) -> KeyOwner | None:
         digest = hashlib.sha256(key.encode()).digest()
         return await self._keys.get(digest, lambda _: self._load_key(key))
 
-    async def _load_key(self, key: str) -> installations.KeyOwner | None:
+    async def _load_key(self, key: str) -> KeyOwner | None:
         async with self.sessions() as session:
-            return await installations.api_key_owner(session, key)
+            return await self.installations.api_key_owner(session, key)
 
     async def _load(self, installation_id: uuid.UUID) -> InstallationContext | None:
         async with self.sessions() as session:
-            view = await installations.proxy_view(session, installation_id)
+            view = await self.installations.proxy_view(session, installation_id)
             if view is None:
                 return None
-            version = await catalog.version_by_id(session, view.version_id)
-            cat = (await catalog.cats_by_id(session, [view.cat_id])).get(view.cat_id)
+            version = await self.cats.version_by_id(session, view.version_id)
+            cat = (await self.cats.cats_by_id(session, [view.cat_id])).get(view.cat_id)
             if version is None or cat is None:
                 return None
             secrets = await self.secrets.secrets(session, installation_id) if view.status in RUNNING else {}

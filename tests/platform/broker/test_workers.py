@@ -16,6 +16,7 @@ from cathouse.platform import workers
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
 from cathouse.platform.outbox.relay import Handler
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker, WorkerFactory
 from tests.platform.broker.conftest import Collector, forget, new_prefix, url_of
@@ -23,7 +24,7 @@ from tests.platform.broker.conftest import Collector, forget, new_prefix, url_of
 
 def worker(name: str | None, handlers: dict[str, list[Handler]]) -> WorkerFactory:
     @asynccontextmanager
-    async def factory(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Worker]:
+    async def factory(settings: Settings, engine: AsyncEngine, registry: Registry) -> AsyncIterator[Worker]:
         yield Worker(handlers=handlers, name=name)
 
     return factory

@@ -16,7 +16,7 @@ from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.repository import ReviewRepository
 from cathouse.catalog.service import can_manage, can_see
-from cathouse.installation import queries as installations
+from cathouse.contracts.reads import InstallationReader
 from cathouse.platform.errors import Conflict, Forbidden
 from cathouse.platform.outbox import record_event
 from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
@@ -24,8 +24,9 @@ from cathouse.platform.security import Principal
 
 
 class ReviewService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, installations: InstallationReader) -> None:
         self.session = session
+        self.installations = installations
         self.cats = CatRepository(session)
         self.reviews = ReviewRepository(session)
 
@@ -60,7 +61,7 @@ class ReviewService:
             raise CannotReviewOwnCat()
         if await self.reviews.by_author(cat.id, principal.user_id) is not None:
             raise AlreadyReviewed()
-        verified = await installations.has_installed(self.session, principal.user_id, cat.id)
+        verified = await self.installations.has_installed(self.session, principal.user_id, cat.id)
         review = Review(
             id=uuid.uuid4(),
             cat_id=cat.id,
