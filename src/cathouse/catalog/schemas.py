@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from cathouse.contracts.reads import secret_fields
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
 from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
 
@@ -236,11 +237,6 @@ SettingsSchema = Annotated[
         ],
     ),
 ]
-
-
-def secret_fields(schema: dict[str, Any]) -> list[str]:
-    properties = schema.get("properties", {})
-    return sorted(name for name, spec in properties.items() if isinstance(spec, dict) and spec.get("writeOnly") is True)
 
 
 class VersionSpec(Strict):

@@ -18,10 +18,9 @@ from cathouse.catalog.schemas import (
     SyncProblem,
     VersionBrief,
     VersionOut,
-    secret_fields,
 )
 from cathouse.catalog.service import can_inspect, newest
-from cathouse.contracts.reads import AccountReader
+from cathouse.contracts.reads import AccountReader, secret_fields
 from cathouse.platform.security import Principal
 
 ASSET_PATH = "/api/v1/cats/assets/"
