@@ -27,7 +27,7 @@ from cathouse.platform import workers
 from cathouse.platform.corked import CorkedHttpToolsProtocol
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
-from cathouse.services import SERVICES, create_platform_app, create_service_app
+from cathouse.services import SERVICES, create_platform_app, create_service_app, registry
 
 STOP_GRACE_SECONDS = 10.0
 # uvicorn's exit code for a server that could not start (its port taken, its lifespan failed).
@@ -184,7 +184,7 @@ def relay() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         factories = [s.worker for s in SERVICES.values() if s.worker is not None]
-        async with workers.running(live, factories):
+        async with workers.running(live, factories, registry=registry()):
             await stop.wait()
 
     with database_settings(settings) as live:

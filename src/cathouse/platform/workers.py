@@ -81,13 +81,12 @@ async def running(
     *,
     engine: AsyncEngine | None = None,
     listener: Listener | None = None,
-    registry: Registry | None = None,
+    registry: Registry,
 ) -> AsyncIterator[Relay]:
     """The relay, feeding every worker's handlers (in process, or through the broker), and every
     worker's loops, all on ``engine`` and ``listener`` (the process's), or on an engine of
     ``events.pool_size`` connections named ``cathouse-relay`` and a LISTEN connection of their own.
-    The workers find what they read of other services in ``registry`` (empty if not given)."""
-    registry = registry if registry is not None else Registry()
+    The workers find what they read of other services in ``registry``."""
     broker = broker_from_settings(settings)
     async with AsyncExitStack() as stack:
         if engine is None:

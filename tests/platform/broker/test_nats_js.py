@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform import workers
 from cathouse.platform.broker.nats_js import NatsBroker
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from tests.platform.broker.conftest import Collector, PrivateServer, event, forget, new_prefix
 from tests.platform.broker.test_workers import broker_settings, outbox, worker, write
@@ -22,7 +23,7 @@ async def test_a_nats_outage_keeps_events_in_the_outbox_and_they_drain_after(
     got = Collector(expect=10)
     settings = broker_settings(make_settings, database_url, url, new_prefix())
     with run() as nats_server:
-        async with workers.running(settings, [worker("feed", {"*": [got]})]):
+        async with workers.running(settings, [worker("feed", {"*": [got]})], registry=Registry()):
             await write(committed, "before", 2)
             await got.wait_for(2)
             nats_server.terminate()

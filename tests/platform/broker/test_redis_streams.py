@@ -9,6 +9,7 @@ from cathouse.platform import workers
 from cathouse.platform.broker.base import ConsumerOptions
 from cathouse.platform.broker.redis_streams import RedisStreamsBroker
 from cathouse.platform.outbox.relay import Event
+from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from tests.platform.broker.conftest import Collector, PrivateServer, event, forget, new_prefix
 from tests.platform.broker.test_workers import broker_settings, outbox, worker, write
@@ -24,7 +25,7 @@ async def test_a_redis_outage_keeps_events_in_the_outbox_and_they_drain_after(
     got = Collector(expect=10)
     settings = broker_settings(make_settings, database_url, url, new_prefix())
     with run() as redis_server:
-        async with workers.running(settings, [worker("feed", {"*": [got]})]):
+        async with workers.running(settings, [worker("feed", {"*": [got]})], registry=Registry()):
             await write(committed, "before", 2)
             await got.wait_for(2)
             redis_server.terminate()

@@ -77,7 +77,9 @@ async def test_committed_events_reach_each_workers_handlers_through_the_broker(
         worker(None, {"cat.published": [published_only]}),  # named after its factory
     ]
     try:
-        async with workers.running(broker_settings(make_settings, database_url, url, prefix), factories):
+        async with workers.running(
+            broker_settings(make_settings, database_url, url, prefix), factories, registry=Registry()
+        ):
             await write(committed, "a", 3)
             await write(committed, "b", 3)
             await write(committed, "c", 3, event_type="cat.published")
@@ -101,8 +103,8 @@ async def test_two_relays_and_two_consumers_lose_nothing_double_nothing_and_keep
     settings = broker_settings(make_settings, database_url, url, prefix)
     try:
         async with (
-            workers.running(settings, [worker("feed", {"*": [timeline]})]),
-            workers.running(settings, [worker("feed", {"*": [timeline]})]),
+            workers.running(settings, [worker("feed", {"*": [timeline]})], registry=Registry()),
+            workers.running(settings, [worker("feed", {"*": [timeline]})], registry=Registry()),
         ):
             await asyncio.gather(*(write(committed, aggregate, 20) for aggregate in aggregates))
             await timeline.wait(within=30)
