@@ -1,6 +1,6 @@
 """The catalog's background work: keep install counts and verified reviews in step with installations.
 
-Each event makes the catalog recount from the installation service's read-only queries, so
+Each event makes the catalog recount through the installation service's reader (from the registry), so
 applying an event twice, or out of order, leaves the same figures.
 """
 
