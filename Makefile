@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing Cat House with its dependencies"
 	$(PYTHON) -m venv $(VENV)
 	@if $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; then \
-		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev]'; \
+		$(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'; \
 	else \
 		echo "==> uv is not available; installing with pip (a few minutes)"; \
-		$(BIN)/python -m pip install --progress-bar on -e '.[dev]'; \
+		$(BIN)/python -m pip install --progress-bar on -e '.[dev,bench]'; \
 	fi
 	touch $(STAMP)
 
@@ -47,6 +47,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/resp.py
+	$(BIN)/python bench/upstream_client.py
+	$(BIN)/python bench/canonical.py
+	$(BIN)/python bench/caches.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

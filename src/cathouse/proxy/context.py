@@ -9,28 +9,25 @@ long to reach a running proxy. API keys are kept the same way, by the key's hash
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cathouse.contracts.reads import CatReader, InstallationReader, KeyOwner
 from cathouse.contracts.secrets import SecretReader
+from cathouse.platform.cache import Cache
 from cathouse.proxy.routes import RouteMap
 
 # The states in which calls go through (credentials_invalid: a success moves it back).
 RUNNING = frozenset({"active", "permissions_pending", "credentials_invalid"})
 
-K = TypeVar("K")
-V = TypeVar("V")
+# Entries kept per cache: far more installations and keys than one process serves at once.
+_KEPT = 10_000
 
 
 @dataclass(slots=True)
@@ -81,45 +78,6 @@ def injection(
     return [], None
 
 
-class TTLCache(Generic[K, V]):
-    """A bounded map whose entries expire; concurrent misses for one key share one load."""
-
-    def __init__(self, ttl: float, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl = ttl
-        self.size = size
-        self.clock = clock
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-        self._loading: dict[K, asyncio.Future[V]] = {}
-
-    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > self.clock():
-            return entry[1]
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        try:
-            value = await load(key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        finally:
-            del self._loading[key]
-        future.set_result(value)
-        if self.ttl > 0:
-            self._entries[key] = (self.clock() + self.ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-        return value
-
-    def forget(self, key: K) -> None:
-        self._entries.pop(key, None)
-
-
 class Contexts:
     """Installation contexts and API keys, read through what the installation and catalog
     services registered (see ``cathouse.contracts``)."""
@@ -136,18 +94,18 @@ class Contexts:
         self.installations = installations
         self.cats = cats
         self.secrets = secrets
-        self._contexts: TTLCache[uuid.UUID, InstallationContext | None] = TTLCache(ttl)
-        self._keys: TTLCache[bytes, KeyOwner | None] = TTLCache(ttl)
+        self._contexts: Cache[uuid.UUID, InstallationContext | None] = Cache(_KEPT, ttl)
+        self._keys: Cache[bytes, KeyOwner | None] = Cache(_KEPT, ttl)
 
     def forget(self, installation_id: uuid.UUID) -> None:
-        self._contexts.forget(installation_id)
+        self._contexts.discard(installation_id)
 
     async def installation(self, installation_id: uuid.UUID) -> InstallationContext | None:
-        return await self._contexts.get(installation_id, self._load)
+        return await self._contexts.load(installation_id, self._load)
 
     async def api_key(self, key: str) -> KeyOwner | None:
         digest = hashlib.sha256(key.encode()).digest()
-        return await self._keys.get(digest, lambda _: self._load_key(key))
+        return await self._keys.load(digest, lambda _: self._load_key(key))
 
     async def _load_key(self, key: str) -> KeyOwner | None:
         async with self.sessions() as session:

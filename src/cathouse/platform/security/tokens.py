@@ -19,7 +19,6 @@ import hashlib
 import re
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ import jwt
 from jwt import PyJWK
 from loguru import logger
 
+from cathouse.platform.cache import MISSING, Cache
 from cathouse.platform.security.principal import Principal, Role
 from cathouse.platform.security.revocations import Revocations, Revoked
 
@@ -158,7 +158,8 @@ class TokenVerifier:
         self.leeway = leeway
         self.cache_size = cache_size
         self.revocations = revocations if revocations is not None else Revocations(keep_for=_DEFAULT_TTL + leeway)
-        self._verified: OrderedDict[bytes, tuple[Principal, str]] = OrderedDict()
+        # Kept until the token expires, checked on each hit against the principal's own expiry.
+        self._verified: Cache[bytes, tuple[Principal, str]] = Cache(cache_size)
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -169,18 +170,14 @@ class TokenVerifier:
     async def _verified_principal(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
-        if cached is not None:
+        if cached is not MISSING:
             principal, kid = cached
             # Still unexpired, and its key not retired since (a rotation after a key leak).
             if principal.expires_at + self.leeway > time.time() and await self.source.get(kid) is not None:
-                self._verified.move_to_end(digest)
                 return principal
-            del self._verified[digest]
+            self._verified.discard(digest)
         principal, kid = await self._verify(token)
-        if self.cache_size:
-            self._verified[digest] = (principal, kid)
-            if len(self._verified) > self.cache_size:
-                self._verified.popitem(last=False)
+        self._verified.set(digest, (principal, kid))
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, str]:
