@@ -108,20 +108,6 @@ class RefreshTokenRepository:
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    async def live_count(self, family_id: uuid.UUID) -> int:
-        return int(
-            await self.session.scalar(
-                select(func.count())
-                .select_from(RefreshToken)
-                .where(
-                    RefreshToken.family_id == family_id,
-                    RefreshToken.used_at.is_(None),
-                    RefreshToken.revoked_at.is_(None),
-                )
-            )
-            or 0
-        )
-
 
 class RevocationRepository:
     def __init__(self, session: AsyncSession) -> None:

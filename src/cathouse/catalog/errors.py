@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from cathouse.platform.errors import Conflict, Forbidden, NotFound
+from cathouse.platform.errors import Conflict, NotFound
 
 
 class CatNotFound(NotFound):
@@ -38,8 +38,3 @@ class IllegalTransition(Conflict):
 class VersionNotDraft(Conflict):
     def __init__(self, version: str) -> None:
         super().__init__(f"Version {version} is published; published versions never change. Add a new version.")
-
-
-class NotYourCat(Forbidden):
-    def __init__(self) -> None:
-        super().__init__("Only the cat's publisher or an admin may do this.")

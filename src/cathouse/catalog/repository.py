@@ -122,9 +122,6 @@ class AssetRepository:
     async def by_key(self, key: str) -> Asset | None:
         return await self.session.scalar(select(Asset).where(Asset.storage_key == key).limit(1))
 
-    async def key_in_use(self, key: str) -> bool:
-        return await self.by_key(key) is not None
-
     async def delete(self, asset: Asset) -> None:
         await self.session.delete(asset)
 

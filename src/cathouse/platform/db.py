@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from fastapi import Request
 from sqlalchemy import URL, MetaData, make_url
@@ -37,11 +36,6 @@ def async_url(url: str) -> URL:
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
     return parsed.set(drivername="postgresql+asyncpg", query=query)
-
-
-def sync_url(url: str) -> str:
-    """The URL as libpq writes it, for tools that are not asyncpg (psql, logs without password)."""
-    return async_url(url).set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def create_engine(
@@ -107,7 +101,3 @@ def session_dependency(service: str) -> Callable[[Request], AsyncIterator[AsyncS
 
     get_session.__name__ = f"get_{service}_session"
     return get_session
-
-
-def engine_info(engine: AsyncEngine) -> dict[str, Any]:
-    return {"url": engine.url.render_as_string(hide_password=True), "pool": engine.pool.status()}

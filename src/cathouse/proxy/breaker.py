@@ -52,7 +52,3 @@ class CircuitBreakers:
         if state.trial_running or state.failures >= self.failures:
             state.open_until = self.clock() + self.open_seconds
             state.trial_running = False
-
-    def is_open(self, key: object) -> bool:
-        state = self._states.get(key)
-        return state is not None and state.open_until > self.clock()
