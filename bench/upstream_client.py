@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import aiohttp
 import httpx
@@ -66,7 +67,7 @@ class _Upstream(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is one, unregistered
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is one, though not registered as one
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -7,11 +8,17 @@ from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cathouse.platform.db import schema_metadata
+from cathouse.platform.db import schema_metadata, string_enum
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("auth")
+
+
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    DELETED = "deleted"
 
 
 class User(Base):
@@ -27,7 +34,7 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(String(35))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)), server_default=text("'{user}'"))
-    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    status: Mapped[UserStatus] = mapped_column(string_enum(UserStatus, 16), server_default=UserStatus.ACTIVE.value)
     email_verified: Mapped[bool] = mapped_column(server_default=text("false"))
     failed_logins: Mapped[int] = mapped_column(Integer, server_default="0")
     last_failed_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth.models import User
+from cathouse.auth.models import User, UserStatus
 from cathouse.contracts.reads import AccountReader
 from cathouse.platform.registry import Registry
 
@@ -24,7 +24,7 @@ class Accounts:
     async def active_developer_by_email(self, session: AsyncSession, email: str) -> uuid.UUID | None:
         statement = select(User.id).where(
             User.email == email.strip().lower(),
-            User.status == "active",
+            User.status == UserStatus.ACTIVE,
             User.roles.overlap(["developer", "admin"]),
         )
         return await session.scalar(statement)

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth.models import RefreshToken, Revocation, SigningKey, User
+from cathouse.auth.models import RefreshToken, Revocation, SigningKey, User, UserStatus
 
 
 class UserRepository:
@@ -123,7 +123,7 @@ class RevocationRepository:
             "user_id": user.id,
             "version": user.token_version,
             "roles": list(user.roles),
-            "disabled": user.status != "active",
+            "disabled": user.status != UserStatus.ACTIVE,
             "valid_from": valid_from,
             "kept_session": kept_session if end_sessions else None,
             "changed_at": func.clock_timestamp(),

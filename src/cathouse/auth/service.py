@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cathouse.auth import events, throttle
 from cathouse.auth.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from cathouse.auth.keys import SigningKeys
-from cathouse.auth.models import RefreshToken, User
+from cathouse.auth.models import RefreshToken, User, UserStatus
 from cathouse.auth.passwords import Passwords
 from cathouse.auth.repository import RefreshTokenRepository, RevocationRepository, UserRepository
 from cathouse.auth.schemas import TokenPair
@@ -95,7 +95,7 @@ class AccountService:
         """Every failure takes one password check and gives the same answer."""
         now = datetime.now(UTC)
         user = await self.users.by_email(normalise_email(email), for_update=True)
-        if user is None or user.status != "active":
+        if user is None or user.status != UserStatus.ACTIVE:
             await self.context.passwords.waste_time(password)
             raise InvalidCredentials()
         if throttle.is_locked(user.failed_logins, user.locked_until, now):
@@ -135,13 +135,13 @@ class AccountService:
         if used is None:
             known = await self.tokens.by_hash(token_hash)
             if known is not None and known.used_at is not None and known.revoked_at is None:
-                if user is not None and user.status == "active":
+                if user is not None and user.status == UserStatus.ACTIVE:
                     retried = await self._retried(known, presented, client)
                     if retried is not None:
                         return await self._pair(user, retried, known.family_id)
                 await self._reused(known)
             raise InvalidRefreshToken()
-        if user is None or user.status != "active":
+        if user is None or user.status != UserStatus.ACTIVE:
             await self.tokens.revoke_family(used.family_id, "account_inactive")
             raise InvalidRefreshToken()
         refresh = self.context.successor(presented)

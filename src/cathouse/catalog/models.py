@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,11 +24,44 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cathouse.platform.db import schema_metadata
+from cathouse.platform.db import schema_metadata, string_enum
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("catalog")
+
+
+# The statuses and kinds below are VARCHAR columns whose CHECK constraints (migration
+# catalog_0002) list the same values.
+
+
+class CatStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PENDING_REVIEW = "pending_review"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    SUSPENDED = "suspended"
+    DELISTED = "delisted"
+
+
+class CatSource(enum.StrEnum):
+    API = "api"
+    MANIFEST = "manifest"
+
+
+class VersionStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class ReviewStatus(enum.StrEnum):
+    VISIBLE = "visible"
+    HIDDEN = "hidden"
+
+
+class AssetKind(enum.StrEnum):
+    ICON = "icon"
+    SCREENSHOT = "screenshot"
 
 
 class Category(Base):
@@ -64,7 +98,7 @@ class Cat(Base):
     # None: a cat the platform itself publishes from manifests, managed by admins. The foreign
     # key to auth.users lives in the migration; the ORM does not map another service's tables.
     publisher_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
-    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    status: Mapped[CatStatus] = mapped_column(string_enum(CatStatus, 16), server_default=CatStatus.DRAFT.value)
     moderation_reason: Mapped[str | None] = mapped_column(String(500))
 
     # What the current (newest published) version requests, for the permission filter.
@@ -88,7 +122,7 @@ class Cat(Base):
     search_vector: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR, persisted=True), deferred=True)
 
     # Manifest-driven cats: where they came from and what last went wrong.
-    source: Mapped[str] = mapped_column(String(16), server_default="api")
+    source: Mapped[CatSource] = mapped_column(string_enum(CatSource, 16), server_default=CatSource.API.value)
     manifest_path: Mapped[str | None] = mapped_column(String(300))
     manifest_hash: Mapped[str | None] = mapped_column(String(64))
     sync_error: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
@@ -117,7 +151,9 @@ class CatVersion(Base):
     minor: Mapped[int] = mapped_column(Integer)
     patch: Mapped[int] = mapped_column(Integer)
     prerelease: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    status: Mapped[VersionStatus] = mapped_column(
+        string_enum(VersionStatus, 16), server_default=VersionStatus.DRAFT.value
+    )
     base_url: Mapped[str] = mapped_column(Text)
     credentials: Mapped[dict[str, Any]] = mapped_column(JSONB)
     permissions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
@@ -139,7 +175,9 @@ class Review(Base):
     rating: Mapped[int] = mapped_column(SmallInteger)
     title: Mapped[str] = mapped_column(String(120))
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), server_default="visible")
+    status: Mapped[ReviewStatus] = mapped_column(
+        string_enum(ReviewStatus, 16), server_default=ReviewStatus.VISIBLE.value
+    )
     hidden_reason: Mapped[str | None] = mapped_column(String(500))
     verified: Mapped[bool] = mapped_column(server_default=text("false"))
     reply_body: Mapped[str | None] = mapped_column(Text)
@@ -155,7 +193,7 @@ class Asset(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     cat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog.cats.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[AssetKind] = mapped_column(string_enum(AssetKind, 16))
     position: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     content_type: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog.models import Cat, CatVersion
+from cathouse.catalog.models import Cat, CatVersion, VersionStatus
 from cathouse.catalog.webhook_secrets import WebhookSecrets
 from cathouse.contracts.reads import CatInfo, CatReader, VersionInfo
 from cathouse.platform.registry import Registry
@@ -47,7 +47,7 @@ class Cats:
 
     async def published_version(self, session: AsyncSession, cat_id: uuid.UUID, version: str) -> VersionInfo | None:
         statement = select(CatVersion).where(
-            CatVersion.cat_id == cat_id, CatVersion.version == version, CatVersion.status == "published"
+            CatVersion.cat_id == cat_id, CatVersion.version == version, CatVersion.status == VersionStatus.PUBLISHED
         )
         row = (await session.scalars(statement)).one_or_none()
         return _version(row) if row else None

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog.models import Asset, Cat, Category, CatVersion
+from cathouse.catalog.models import Asset, AssetKind, Cat, Category, CatSource, CatStatus, CatVersion, VersionStatus
 from cathouse.platform.security import Principal
 
 
@@ -41,7 +41,7 @@ class CatRepository:
         return (await self.session.scalars(statement)).all()
 
     async def by_manifest_path(self) -> dict[str, Cat]:
-        rows = await self.session.scalars(select(Cat).where(Cat.source == "manifest").with_for_update())
+        rows = await self.session.scalars(select(Cat).where(Cat.source == CatSource.MANIFEST).with_for_update())
         return {cat.manifest_path: cat for cat in rows if cat.manifest_path}
 
     async def delete(self, cat: Cat) -> None:
@@ -58,7 +58,7 @@ class VersionRepository:
     async def of_cat(self, cat_id: uuid.UUID, *, published_only: bool = False) -> Sequence[CatVersion]:
         statement = select(CatVersion).where(CatVersion.cat_id == cat_id)
         if published_only:
-            statement = statement.where(CatVersion.status == "published")
+            statement = statement.where(CatVersion.status == VersionStatus.PUBLISHED)
         return (await self.session.scalars(statement)).all()
 
     async def get(self, cat_id: uuid.UUID, version: str) -> CatVersion | None:
@@ -87,7 +87,7 @@ class CategoryRepository:
         return (await self.session.scalar(select(Category.slug).where(Category.slug == slug))) is not None
 
     async def with_counts(self) -> Sequence[tuple[Category, int]]:
-        count = func.count(Cat.id).filter(Cat.status == "published")
+        count = func.count(Cat.id).filter(Cat.status == CatStatus.PUBLISHED)
         statement = (
             select(Category, count)
             .outerjoin(Cat, Cat.category == Category.slug)
@@ -112,7 +112,7 @@ class AssetRepository:
         ids = list(cat_ids)
         if not ids:
             return {}
-        rows = await self.session.scalars(select(Asset).where(Asset.cat_id.in_(ids), Asset.kind == "icon"))
+        rows = await self.session.scalars(select(Asset).where(Asset.cat_id.in_(ids), Asset.kind == AssetKind.ICON))
         return {asset.cat_id: asset for asset in rows}
 
     async def by_id(self, cat_id: uuid.UUID, asset_id: uuid.UUID) -> Asset | None:
@@ -129,7 +129,7 @@ class AssetRepository:
         """Whether someone may fetch these bytes: a published cat uses them, or one the caller owns."""
         statement = select(Asset.id).join(Cat, Cat.id == Asset.cat_id).where(Asset.storage_key == key)
         if principal is None:
-            statement = statement.where(Cat.status == "published")
+            statement = statement.where(Cat.status == CatStatus.PUBLISHED)
         elif not principal.is_admin:
-            statement = statement.where(or_(Cat.status == "published", Cat.publisher_id == principal.user_id))
+            statement = statement.where(or_(Cat.status == CatStatus.PUBLISHED, Cat.publisher_id == principal.user_id))
         return (await self.session.scalar(statement.limit(1))) is not None

@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from cathouse.catalog.models import AssetKind, CatSource, CatStatus, VersionStatus
 from cathouse.contracts.reads import secret_fields
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
 from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
@@ -288,7 +289,7 @@ class VersionOut(BaseModel):
 
     id: uuid.UUID
     version: str
-    status: Literal["draft", "published"]
+    status: Literal[VersionStatus.DRAFT, VersionStatus.PUBLISHED]
     base_url: str
     credentials: dict[str, Any]
     permissions: list[PermissionOut]
@@ -304,7 +305,7 @@ class VersionOut(BaseModel):
 
 class VersionBrief(BaseModel):
     version: str
-    status: Literal["draft", "published"]
+    status: Literal[VersionStatus.DRAFT, VersionStatus.PUBLISHED]
     published_at: datetime | None
 
 
@@ -321,7 +322,7 @@ class Rating(BaseModel):
 
 class AssetOut(BaseModel):
     id: uuid.UUID
-    kind: Literal["icon", "screenshot"]
+    kind: Literal[AssetKind.ICON, AssetKind.SCREENSHOT]
     url: str
     content_type: str
     width: int
@@ -329,7 +330,16 @@ class AssetOut(BaseModel):
     size: int
 
 
-CatStatus = Literal["draft", "pending_review", "published", "rejected", "suspended", "delisted"]
+# Every status, spelled as a Literal rather than the enum so that the OpenAPI document lists
+# the values in place, as it does for every other closed set here.
+CatStatusOut = Literal[
+    CatStatus.DRAFT,
+    CatStatus.PENDING_REVIEW,
+    CatStatus.PUBLISHED,
+    CatStatus.REJECTED,
+    CatStatus.SUSPENDED,
+    CatStatus.DELISTED,
+]
 
 
 class CatSummary(BaseModel):
@@ -339,7 +349,7 @@ class CatSummary(BaseModel):
     category: str
     tags: list[str]
     publisher: Publisher
-    status: CatStatus
+    status: CatStatusOut
     rating: Rating
     install_count: int
     current_version: str | None
@@ -367,7 +377,7 @@ class CatDetail(CatSummary):
     created_at: datetime
     updated_at: datetime
     moderation_reason: str | None = Field(default=None, description="Shown to the publisher and admins only.")
-    source: Literal["api", "manifest"]
+    source: Literal[CatSource.API, CatSource.MANIFEST]
     sync_errors: list[SyncProblem] | None = Field(
         default=None, description="What the last manifest sync refused (publisher and admins only)."
     )

@@ -18,7 +18,7 @@ from cathouse.catalog.errors import (
     VersionNotDraft,
     VersionNotFound,
 )
-from cathouse.catalog.models import Cat, CatVersion
+from cathouse.catalog.models import Cat, CatStatus, CatVersion, VersionStatus
 from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
 from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
 from cathouse.catalog.webhook_secrets import WebhookSecrets
@@ -28,11 +28,11 @@ from cathouse.platform.outbox import record_event
 from cathouse.platform.security import Principal
 from cathouse.platform.settings import Settings
 
-HIDDEN = ("suspended", "delisted")
+HIDDEN = (CatStatus.SUSPENDED, CatStatus.DELISTED)
 
 
 def can_see(cat: Cat, principal: Principal | None) -> bool:
-    if cat.status == "published":
+    if cat.status == CatStatus.PUBLISHED:
         return True
     return principal is not None and (principal.is_admin or cat.publisher_id == principal.user_id)
 
@@ -153,7 +153,7 @@ class CatService:
             setattr(cat, key, columns[key])
         if changed:
             cat.updated_at = datetime.now(UTC)
-            if cat.status == "published":
+            if cat.status == CatStatus.PUBLISHED:
                 self.event(cat, events.CAT_UPDATED, fields=changed)
         await self.session.flush()
         return changed
@@ -186,7 +186,7 @@ class CatService:
             minor=minor,
             patch=patch,
             prerelease=pre,
-            status="draft",
+            status=VersionStatus.DRAFT,
             **spec.model_dump(mode="json", exclude={"version"}),
         )
         self.versions.add(version)
@@ -196,25 +196,25 @@ class CatService:
     async def listed_versions(self, cat: Cat, principal: Principal | None) -> list[CatVersion]:
         """Newest first; drafts only for the cat's owner and admins."""
         manager = can_inspect(cat, principal)
-        found = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == "published"]
+        found = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == VersionStatus.PUBLISHED]
         return sorted(found, key=lambda v: v.created_at, reverse=True)
 
     async def version(self, cat: Cat, version: str, principal: Principal | None) -> CatVersion:
         found = await self.versions.get(cat.id, version)
-        if found is None or (found.status != "published" and not can_inspect(cat, principal)):
+        if found is None or (found.status != VersionStatus.PUBLISHED and not can_inspect(cat, principal)):
             raise VersionNotFound()
         return found
 
     async def publish_version(self, principal: Principal, slug: str, version: str) -> CatVersion:
         cat = await self.managed(slug, principal)
-        if cat.status != "published":
+        if cat.status != CatStatus.PUBLISHED:
             raise IllegalTransition(
                 "given a new version before it is approved (approval publishes its drafts)", cat.status
             )
         found = await self.versions.get(cat.id, version)
         if found is None:
             raise VersionNotFound()
-        if found.status != "draft":
+        if found.status != VersionStatus.DRAFT:
             raise VersionNotDraft(version)
         await self.publish_versions(cat, [found])
         return found
@@ -224,7 +224,7 @@ class CatService:
         found = await self.versions.get(cat.id, version)
         if found is None:
             raise VersionNotFound()
-        if found.status != "draft":
+        if found.status != VersionStatus.DRAFT:
             raise VersionNotDraft(version)
         await self.versions.delete(found)
         await self.session.flush()
@@ -232,14 +232,14 @@ class CatService:
     async def publish_versions(self, cat: Cat, drafts: list[CatVersion]) -> None:
         now = datetime.now(UTC)
         for draft in drafts:
-            draft.status, draft.published_at = "published", now
+            draft.status, draft.published_at = VersionStatus.PUBLISHED, now
         await self.session.flush()  # sessions do not autoflush: the query below must see these
         current = newest(list(await self.versions.of_cat(cat.id, published_only=True)))
         if current is not None:
             cat.current_version_id = current.id
             cat.permissions = [p["name"] for p in current.permissions]
         await self.session.flush()
-        if cat.status == "published":
+        if cat.status == CatStatus.PUBLISHED:
             for draft in drafts:
                 self.event(
                     cat,
@@ -253,29 +253,29 @@ class CatService:
 
     async def submit(self, principal: Principal, slug: str) -> Cat:
         cat = await self.managed(slug, principal)
-        if cat.status not in ("draft", "rejected"):
+        if cat.status not in (CatStatus.DRAFT, CatStatus.REJECTED):
             raise IllegalTransition("submitted", cat.status)
-        if not any(v.status == "draft" for v in await self.versions.of_cat(cat.id)):
+        if not any(v.status == VersionStatus.DRAFT for v in await self.versions.of_cat(cat.id)):
             raise Conflict("Add a version before submitting the cat for review.")
-        cat.status, cat.submitted_at, cat.moderation_reason = "pending_review", datetime.now(UTC), None
+        cat.status, cat.submitted_at, cat.moderation_reason = CatStatus.PENDING_REVIEW, datetime.now(UTC), None
         self.event(cat, events.CAT_SUBMITTED, publisher_id=_str(cat.publisher_id))
         await self.session.flush()
         return cat
 
     async def approve(self, admin: Principal, slug: str) -> Cat:
         cat = await self.moderated(slug)
-        if cat.status != "pending_review":
+        if cat.status != CatStatus.PENDING_REVIEW:
             raise IllegalTransition("approved", cat.status)
         await self.go_live(cat)
         return cat
 
     async def go_live(self, cat: Cat) -> None:
         """Publish a cat with every draft version it has: one ``cat.published`` says it all."""
-        drafts = [v for v in await self.versions.of_cat(cat.id) if v.status == "draft"]
+        drafts = [v for v in await self.versions.of_cat(cat.id) if v.status == VersionStatus.DRAFT]
         await self.publish_versions(cat, drafts)  # before the status flips: no version events
         await self.webhook_secrets.ensure(cat.id)  # provisioning webhooks are signed from the start
         now = datetime.now(UTC)
-        cat.status, cat.moderation_reason, cat.updated_at = "published", None, now
+        cat.status, cat.moderation_reason, cat.updated_at = CatStatus.PUBLISHED, None, now
         cat.published_at = cat.published_at or now
         current = await self.versions.by_id(cat.current_version_id) if cat.current_version_id else None
         self.event(
@@ -289,13 +289,14 @@ class CatService:
         await self.session.flush()
 
     async def reject(self, admin: Principal, slug: str, reason: str) -> Cat:
-        return await self._moderate(admin, slug, ("pending_review",), "rejected", "rejected", reason)
+        return await self._moderate(admin, slug, (CatStatus.PENDING_REVIEW,), CatStatus.REJECTED, "rejected", reason)
 
     async def suspend(self, admin: Principal, slug: str, reason: str) -> Cat:
-        return await self._moderate(admin, slug, ("published",), "suspended", "suspended", reason)
+        return await self._moderate(admin, slug, (CatStatus.PUBLISHED,), CatStatus.SUSPENDED, "suspended", reason)
 
     async def delist(self, admin: Principal, slug: str, reason: str) -> Cat:
-        return await self._moderate(admin, slug, ("published", "suspended"), "delisted", "delisted", reason)
+        sources = (CatStatus.PUBLISHED, CatStatus.SUSPENDED)
+        return await self._moderate(admin, slug, sources, CatStatus.DELISTED, "delisted", reason)
 
     async def reinstate(self, admin: Principal, slug: str) -> Cat:
         cat = await self.moderated(slug)
@@ -303,13 +304,13 @@ class CatService:
             raise IllegalTransition("reinstated", cat.status)
         if cat.orphaned_at is not None:
             raise Conflict("The cat's manifest folder is gone; restore it and sync again to bring the cat back.")
-        cat.status, cat.moderation_reason, cat.updated_at = "published", None, datetime.now(UTC)
+        cat.status, cat.moderation_reason, cat.updated_at = CatStatus.PUBLISHED, None, datetime.now(UTC)
         self.event(cat, events.CAT_REINSTATED, by=str(admin.user_id))
         await self.session.flush()
         return cat
 
     async def _moderate(
-        self, admin: Principal, slug: str, sources: tuple[str, ...], target: str, action: str, reason: str
+        self, admin: Principal, slug: str, sources: tuple[CatStatus, ...], target: CatStatus, action: str, reason: str
     ) -> Cat:
         cat = await self.moderated(slug)
         if cat.status not in sources:
@@ -317,10 +318,14 @@ class CatService:
         await self.take_down(cat, target, reason, by=str(admin.user_id))
         return cat
 
-    async def take_down(self, cat: Cat, target: str, reason: str, *, by: str | None, orphaned: bool = False) -> None:
+    async def take_down(
+        self, cat: Cat, target: CatStatus, reason: str, *, by: str | None, orphaned: bool = False
+    ) -> None:
         cat.status, cat.moderation_reason, cat.updated_at = target, reason, datetime.now(UTC)
-        kind = {"rejected": events.CAT_REJECTED, "suspended": events.CAT_SUSPENDED}.get(target, events.CAT_DELISTED)
-        extra: dict[str, Any] = {"orphaned": orphaned} if target == "delisted" else {}
+        kind = {CatStatus.REJECTED: events.CAT_REJECTED, CatStatus.SUSPENDED: events.CAT_SUSPENDED}.get(
+            target, events.CAT_DELISTED
+        )
+        extra: dict[str, Any] = {"orphaned": orphaned} if target == CatStatus.DELISTED else {}
         self.event(cat, kind, reason=reason, by=by, **extra)
         await self.session.flush()
 

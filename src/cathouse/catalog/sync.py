@@ -25,7 +25,7 @@ from cathouse.catalog.assets.service import AssetService
 from cathouse.catalog.assets.storage import AssetStorage
 from cathouse.catalog.errors import SlugTaken
 from cathouse.catalog.manifests import LoadedCat, Manifest, ManifestProblem, load_directory
-from cathouse.catalog.models import Cat, CatVersion
+from cathouse.catalog.models import AssetKind, Cat, CatSource, CatStatus, CatVersion
 from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.schemas import VersionSpec
 from cathouse.catalog.service import CatService
@@ -134,7 +134,9 @@ class CatalogSync:
 
     async def _create(self, folder: LoadedCat, manifest: Manifest) -> None:
         publisher = await self._publisher(folder, manifest)
-        cat = await self.cats.create(publisher, manifest, loc="", source="manifest", manifest_path=folder.folder)
+        cat = await self.cats.create(
+            publisher, manifest, loc="", source=CatSource.MANIFEST, manifest_path=folder.folder
+        )
         for index, spec in enumerate(manifest.versions):
             await self.cats.new_version(cat, spec, loc=f"versions.{index}")
         await self._images(folder, manifest, cat)
@@ -165,8 +167,8 @@ class CatalogSync:
         await self.session.flush()
 
     async def _images(self, folder: LoadedCat, manifest: Manifest, cat: Cat) -> None:
-        wanted: list[tuple[str, str, ImageKind]] = [("icon", manifest.icon, "icon")] if manifest.icon else []
-        wanted += [(f"screenshots.{i}", path, "screenshot") for i, path in enumerate(manifest.screenshots)]
+        wanted: list[tuple[str, str, ImageKind]] = [("icon", manifest.icon, AssetKind.ICON)] if manifest.icon else []
+        wanted += [(f"screenshots.{i}", path, AssetKind.SCREENSHOT) for i, path in enumerate(manifest.screenshots)]
         images: list[tuple[ProcessedImage, ImageKind]] = []
         for loc, path, kind in wanted:
             try:
@@ -178,8 +180,10 @@ class CatalogSync:
     async def _orphan(self, cat: Cat, by: uuid.UUID | None) -> SyncOutcome:
         if cat.orphaned_at is None:
             cat.orphaned_at = datetime.now(UTC)
-            if cat.status in ("published", "suspended"):
-                await self.cats.take_down(cat, "delisted", ORPHANED_REASON, by=str(by) if by else None, orphaned=True)
+            if cat.status in (CatStatus.PUBLISHED, CatStatus.SUSPENDED):
+                await self.cats.take_down(
+                    cat, CatStatus.DELISTED, ORPHANED_REASON, by=str(by) if by else None, orphaned=True
+                )
             await self.session.flush()
         return SyncOutcome(cat.manifest_path or "", cat.slug, "orphaned")
 

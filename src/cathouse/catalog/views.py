@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog.models import Asset, Cat, CatVersion
+from cathouse.catalog.models import Asset, AssetKind, Cat, CatStatus, CatVersion, VersionStatus
 from cathouse.catalog.repository import AssetRepository, VersionRepository
 from cathouse.catalog.schemas import (
     AssetOut,
@@ -34,7 +36,7 @@ def asset_url(asset: Asset) -> str:
 def asset_out(asset: Asset) -> AssetOut:
     return AssetOut(
         id=asset.id,
-        kind=asset.kind,  # type: ignore[arg-type]
+        kind=asset.kind,
         url=asset_url(asset),
         content_type=asset.content_type,
         width=asset.width,
@@ -77,7 +79,7 @@ class CatViews:
         labels = await self.versions.labels(c.current_version_id for c in cats)
         return [
             CatSummary(
-                **_summary_fields(  # type: ignore[arg-type]
+                **_summary_fields(
                     c, names, icons.get(c.id), labels.get(c.current_version_id) if c.current_version_id else None
                 )
             )
@@ -87,14 +89,14 @@ class CatViews:
     async def detail(self, cat: Cat, principal: Principal | None) -> CatDetail:
         names = await self._publishers([cat])
         assets = await self.assets.of_cat(cat.id)
-        icon = next((a for a in assets if a.kind == "icon"), None)
+        icon = next((a for a in assets if a.kind == AssetKind.ICON), None)
         manager = can_inspect(cat, principal)
-        versions = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == "published"]
+        versions = [v for v in await self.versions.of_cat(cat.id) if manager or v.status == VersionStatus.PUBLISHED]
         current = next((v for v in versions if v.id == cat.current_version_id), None)
         if current is None and manager:
             current = newest(versions)  # a draft's owner sees what will be published
         return CatDetail(
-            **_summary_fields(cat, names, icon, current.version if current else None),  # type: ignore[arg-type]
+            **_summary_fields(cat, names, icon, current.version if current else None),
             id=cat.id,
             description=cat.description,
             homepage=cat.homepage,
@@ -104,22 +106,37 @@ class CatViews:
             active_install_count=cat.active_install_count,
             version=version_out(cat, current, principal) if current else None,
             versions=[
-                VersionBrief(version=v.version, status=v.status, published_at=v.published_at)  # type: ignore[arg-type]
+                VersionBrief(version=v.version, status=v.status, published_at=v.published_at)
                 for v in sorted(versions, key=lambda v: v.created_at, reverse=True)
             ],
-            screenshots=[asset_out(a) for a in assets if a.kind == "screenshot"],
+            screenshots=[asset_out(a) for a in assets if a.kind == AssetKind.SCREENSHOT],
             created_at=cat.created_at,
             updated_at=cat.updated_at,
             moderation_reason=cat.moderation_reason if manager else None,
-            source=cat.source,  # type: ignore[arg-type]
+            source=cat.source,
             sync_errors=[SyncProblem(**p) for p in cat.sync_error] if manager and cat.sync_error else None,
             orphaned=cat.orphaned_at is not None,
         )
 
 
-def _summary_fields(
-    cat: Cat, names: dict[uuid.UUID, str], icon: Asset | None, current: str | None
-) -> dict[str, object]:
+class _SummaryFields(TypedDict):
+    """What a summary and a detail share, typed so that both constructors are checked."""
+
+    slug: str
+    name: str
+    summary: str
+    category: str
+    tags: list[str]
+    publisher: Publisher
+    status: CatStatus
+    rating: Rating
+    install_count: int
+    current_version: str | None
+    icon_url: str | None
+    published_at: datetime | None
+
+
+def _summary_fields(cat: Cat, names: dict[uuid.UUID, str], icon: Asset | None, current: str | None) -> _SummaryFields:
     publisher = (
         Publisher(id=cat.publisher_id, display_name=names.get(cat.publisher_id, "Unknown"))
         if cat.publisher_id

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
-from cathouse.installation.models import ApiKey
+from cathouse.installation.models import ApiKey, InstallationStatus
 from cathouse.platform.errors import Conflict, NotFound
 from cathouse.platform.schemas import NonBlankLine, Strict
 from cathouse.platform.security import CurrentUser
@@ -67,7 +67,7 @@ async def create(
     installation_id: uuid.UUID, body: ApiKeyIn, user: CurrentUser, installations: Installations, session: Session
 ) -> NewApiKey:
     installation = await installations.owned(user, installation_id, lock=True)
-    if installation.status in (lifecycle.UNINSTALLING, lifecycle.UNINSTALLED):
+    if installation.status in (InstallationStatus.UNINSTALLING, InstallationStatus.UNINSTALLED):
         raise lifecycle.IllegalTransition(installation.status, "given a key")
     live = (
         await session.scalars(

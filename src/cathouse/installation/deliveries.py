@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cathouse.contracts.reads import CatReader
 from cathouse.installation.dependencies import Cats, Installations, Session
-from cathouse.installation.models import Installation, WebhookAttempt, WebhookDelivery
+from cathouse.installation.models import DeliveryStatus, Installation, WebhookAttempt, WebhookDelivery
 from cathouse.platform.errors import NotFound
 from cathouse.platform.pagination import MAX_LIMIT
 from cathouse.platform.security import CurrentUser, Principal
@@ -28,13 +28,16 @@ class AttemptOut(BaseModel):
     response_excerpt: str | None
 
 
+Delivery = Literal[DeliveryStatus.PENDING, DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED]
+
+
 class DeliveryOut(BaseModel):
     id: uuid.UUID
     webhook_id: str
     installation_id: uuid.UUID
     event_type: str
     url: str
-    status: Literal["pending", "succeeded", "failed"]
+    status: Delivery
     attempts: int
     next_attempt_at: datetime | None
     last_status: int | None
@@ -53,9 +56,9 @@ def _out(row: WebhookDelivery, history: list[WebhookAttempt] | None = None) -> D
         installation_id=row.installation_id,
         event_type=row.event_type,
         url=row.url,
-        status=row.status,  # type: ignore[arg-type]
+        status=row.status,
         attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
+        next_attempt_at=row.next_attempt_at if row.status == DeliveryStatus.PENDING else None,
         last_status=row.last_status,
         last_latency_ms=row.last_latency_ms,
         last_error=row.last_error,
@@ -117,7 +120,7 @@ async def deliveries_of_cat(
     session: Session,
     cats: Cats,
     cat: Annotated[str, Query(max_length=63, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="The cat's slug.")],
-    status: Literal["pending", "succeeded", "failed"] | None = None,
+    status: Delivery | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
 ) -> list[DeliveryOut]:
     found = await cats.cat_by_slug(session, cat)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cathouse.contracts.reads import CatReader
 from cathouse.installation import lifecycle
 from cathouse.installation.keyring import Keyring
+from cathouse.installation.models import InstallationStatus
 from cathouse.installation.service import InstallationService
 from cathouse.platform.outbox.relay import Event
 
@@ -36,10 +37,12 @@ class CredentialFeedback:
             if installation is None:
                 return
             if event.event_type == CREDENTIALS_REJECTED:
-                if lifecycle.CREDENTIALS_INVALID in lifecycle.TRANSITIONS[installation.status]:
+                if InstallationStatus.CREDENTIALS_INVALID in lifecycle.TRANSITIONS[installation.status]:
                     reason = f"the cat answered {event.payload.get('upstream_status', 401)} to its credentials"
-                    await service.move(installation, lifecycle.CREDENTIALS_INVALID, reason=reason)
-            elif installation.status == lifecycle.CREDENTIALS_INVALID:
+                    await service.move(installation, InstallationStatus.CREDENTIALS_INVALID, reason=reason)
+            elif installation.status == InstallationStatus.CREDENTIALS_INVALID:
                 # Back to where it was: an upgrade still waiting for consent keeps waiting.
                 pending = installation.target_version_id is not None
-                await service.move(installation, lifecycle.PERMISSIONS_PENDING if pending else lifecycle.ACTIVE)
+                await service.move(
+                    installation, InstallationStatus.PERMISSIONS_PENDING if pending else InstallationStatus.ACTIVE
+                )

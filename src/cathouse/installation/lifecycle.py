@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
+from cathouse.installation.models import InstallationStatus as S
 from cathouse.platform.errors import Conflict
 
-PENDING = "pending"
-PROVISIONING = "provisioning"
-ACTIVE = "active"
-FAILED = "failed"
-SUSPENDED = "suspended"
-PERMISSIONS_PENDING = "permissions_pending"
-CREDENTIALS_INVALID = "credentials_invalid"
-UNINSTALLING = "uninstalling"
-UNINSTALLED = "uninstalled"
-
 # Running: the cat has been provisioned and the installation exists for it.
-RUNNING = frozenset({ACTIVE, PERMISSIONS_PENDING, CREDENTIALS_INVALID})
+RUNNING = frozenset({S.ACTIVE, S.PERMISSIONS_PENDING, S.CREDENTIALS_INVALID})
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({PROVISIONING, ACTIVE, FAILED, UNINSTALLING}),
-    PROVISIONING: frozenset({ACTIVE, FAILED, UNINSTALLING}),
-    FAILED: frozenset({PROVISIONING, UNINSTALLING}),
-    ACTIVE: frozenset({SUSPENDED, PERMISSIONS_PENDING, CREDENTIALS_INVALID, UNINSTALLING}),
-    PERMISSIONS_PENDING: frozenset({ACTIVE, SUSPENDED, CREDENTIALS_INVALID, UNINSTALLING}),
-    CREDENTIALS_INVALID: frozenset({ACTIVE, PERMISSIONS_PENDING, SUSPENDED, UNINSTALLING}),
-    SUSPENDED: frozenset({ACTIVE, PERMISSIONS_PENDING, UNINSTALLING}),
-    UNINSTALLING: frozenset({UNINSTALLED}),
-    UNINSTALLED: frozenset(),
+TRANSITIONS: dict[S, frozenset[S]] = {
+    S.PENDING: frozenset({S.PROVISIONING, S.ACTIVE, S.FAILED, S.UNINSTALLING}),
+    S.PROVISIONING: frozenset({S.ACTIVE, S.FAILED, S.UNINSTALLING}),
+    S.FAILED: frozenset({S.PROVISIONING, S.UNINSTALLING}),
+    S.ACTIVE: frozenset({S.SUSPENDED, S.PERMISSIONS_PENDING, S.CREDENTIALS_INVALID, S.UNINSTALLING}),
+    S.PERMISSIONS_PENDING: frozenset({S.ACTIVE, S.SUSPENDED, S.CREDENTIALS_INVALID, S.UNINSTALLING}),
+    S.CREDENTIALS_INVALID: frozenset({S.ACTIVE, S.PERMISSIONS_PENDING, S.SUSPENDED, S.UNINSTALLING}),
+    S.SUSPENDED: frozenset({S.ACTIVE, S.PERMISSIONS_PENDING, S.UNINSTALLING}),
+    S.UNINSTALLING: frozenset({S.UNINSTALLED}),
+    S.UNINSTALLED: frozenset(),
 }
 
 
@@ -38,6 +29,6 @@ class IllegalTransition(Conflict):
         )
 
 
-def check(current: str, target: str) -> None:
+def check(current: S, target: S) -> None:
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(current, target)

@@ -6,6 +6,7 @@ maps this schema only.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -27,11 +28,31 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cathouse.platform.db import schema_metadata
+from cathouse.platform.db import schema_metadata, string_enum
 
 
 class Base(DeclarativeBase):
     metadata = schema_metadata("installation")
+
+
+class InstallationStatus(enum.StrEnum):
+    """Where an installation is in its life; the moves between them are in ``lifecycle``."""
+
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    FAILED = "failed"
+    SUSPENDED = "suspended"
+    PERMISSIONS_PENDING = "permissions_pending"
+    CREDENTIALS_INVALID = "credentials_invalid"
+    UNINSTALLING = "uninstalling"
+    UNINSTALLED = "uninstalled"
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Installation(Base):
@@ -44,7 +65,7 @@ class Installation(Base):
     # An upgrade that asks for more than was granted waits here for the owner's consent.
     target_version_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     name: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[InstallationStatus] = mapped_column(string_enum(InstallationStatus, 24))
     status_reason: Mapped[str | None] = mapped_column(String(500))
     # Suspended by an admin acting on someone else's installation: only an admin resumes it.
     suspended_by_moderator: Mapped[bool] = mapped_column(Boolean, server_default=false())
@@ -141,7 +162,9 @@ class WebhookDelivery(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    status: Mapped[DeliveryStatus] = mapped_column(
+        string_enum(DeliveryStatus, 16), server_default=DeliveryStatus.PENDING.value
+    )
     attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_status: Mapped[int | None] = mapped_column(SmallInteger)

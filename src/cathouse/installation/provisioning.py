@@ -30,7 +30,13 @@ from cathouse import webhooks
 from cathouse.contracts.reads import CatReader
 from cathouse.installation import events, lifecycle
 from cathouse.installation.keyring import Keyring
-from cathouse.installation.models import Installation, WebhookAttempt, WebhookDelivery
+from cathouse.installation.models import (
+    DeliveryStatus,
+    Installation,
+    InstallationStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from cathouse.installation.service import InstallationService
 from cathouse.platform.netguard import check_public_url
 from cathouse.platform.outbox.relay import Event
@@ -53,13 +59,13 @@ def webhook_for(event: Event) -> str | None:
     if event.event_type != events.STATUS_CHANGED:
         return None
     before, after = event.payload["from"], event.payload["to"]
-    if after == lifecycle.PROVISIONING and before == lifecycle.FAILED:
+    if after == InstallationStatus.PROVISIONING and before == InstallationStatus.FAILED:
         return INSTALL
-    if after == lifecycle.UNINSTALLING:
+    if after == InstallationStatus.UNINSTALLING:
         return UNINSTALL
-    if after == lifecycle.SUSPENDED:
+    if after == InstallationStatus.SUSPENDED:
         return SUSPEND
-    if before == lifecycle.SUSPENDED and after in lifecycle.RUNNING:
+    if before == InstallationStatus.SUSPENDED and after in lifecycle.RUNNING:
         return RESUME
     return None
 
@@ -113,8 +119,8 @@ class Provisioner:
             )
             if inserted.scalar() is None:
                 return  # this event was handled before: a redelivery from the relay
-            if kind == INSTALL and installation.status == lifecycle.PENDING:
-                await service.move(installation, lifecycle.PROVISIONING)
+            if kind == INSTALL and installation.status == InstallationStatus.PENDING:
+                await service.move(installation, InstallationStatus.PROVISIONING)
         self._wake.set()
 
     async def run(self) -> None:
@@ -138,7 +144,7 @@ class Provisioner:
             select(earlier.id)
             .where(
                 earlier.installation_id == WebhookDelivery.installation_id,
-                earlier.status == "pending",
+                earlier.status == DeliveryStatus.PENDING,
                 earlier.seq < WebhookDelivery.seq,
             )
             .exists()
@@ -148,7 +154,7 @@ class Provisioner:
                 await session.scalars(
                     select(WebhookDelivery)
                     .where(
-                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.status == DeliveryStatus.PENDING,
                         WebhookDelivery.next_attempt_at <= datetime.now(UTC),
                         ~waiting_behind,
                     )
@@ -215,9 +221,9 @@ class Provisioner:
             delivery.attempts, delivery.last_status, delivery.last_latency_ms = attempt, status, latency
             delivery.last_error, delivery.response_excerpt = error, excerpt
             if succeeded:
-                delivery.status, delivery.delivered_at = "succeeded", datetime.now(UTC)
+                delivery.status, delivery.delivered_at = DeliveryStatus.SUCCEEDED, datetime.now(UTC)
             elif exhausted:
-                delivery.status = "failed"
+                delivery.status = DeliveryStatus.FAILED
             else:
                 delivery.next_attempt_at = datetime.now(UTC) + timedelta(seconds=self._backoff(attempt))
             if succeeded or exhausted:
@@ -242,15 +248,15 @@ class Provisioner:
         installation = await service.installations.get(delivery.installation_id, for_update=True)
         if installation is None:
             return
-        if delivery.event_type == INSTALL and installation.status == lifecycle.PROVISIONING:
+        if delivery.event_type == INSTALL and installation.status == InstallationStatus.PROVISIONING:
             if succeeded:
-                await service.move(installation, lifecycle.ACTIVE)
+                await service.move(installation, InstallationStatus.ACTIVE)
             else:
                 failure = f"the cat did not accept the install after {delivery.attempts} attempts ({_why(delivery)})"
-                await service.move(installation, lifecycle.FAILED, reason=failure)
-        elif delivery.event_type == UNINSTALL and installation.status == lifecycle.UNINSTALLING:
+                await service.move(installation, InstallationStatus.FAILED, reason=failure)
+        elif delivery.event_type == UNINSTALL and installation.status == InstallationStatus.UNINSTALLING:
             unanswered = None if succeeded else f"the cat did not acknowledge the uninstall ({_why(delivery)})"
-            await service.move(installation, lifecycle.UNINSTALLED, reason=unanswered)
+            await service.move(installation, InstallationStatus.UNINSTALLED, reason=unanswered)
 
 
 async def post(
@@ -291,10 +297,10 @@ async def post(
 
 async def _without_webhook(service: InstallationService, installation: Installation, kind: str) -> None:
     """A cat with no webhook URL needs no answer: the install and uninstall complete at once."""
-    if kind == INSTALL and installation.status in (lifecycle.PENDING, lifecycle.PROVISIONING):
-        await service.move(installation, lifecycle.ACTIVE)
-    elif kind == UNINSTALL and installation.status == lifecycle.UNINSTALLING:
-        await service.move(installation, lifecycle.UNINSTALLED)
+    if kind == INSTALL and installation.status in (InstallationStatus.PENDING, InstallationStatus.PROVISIONING):
+        await service.move(installation, InstallationStatus.ACTIVE)
+    elif kind == UNINSTALL and installation.status == InstallationStatus.UNINSTALLING:
+        await service.move(installation, InstallationStatus.UNINSTALLED)
 
 
 def _data(installation: Installation, event: Event) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from cathouse.contracts.secrets import SecretReader, SecretVault
 from cathouse.installation.api_keys import hash_key
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.keyring import Keyring
-from cathouse.installation.models import ApiKey, GrantedPermission, Installation
+from cathouse.installation.models import ApiKey, GrantedPermission, Installation, InstallationStatus
 from cathouse.platform.registry import Registry
 
 
@@ -23,7 +23,7 @@ class Installations:
             await session.execute(
                 select(
                     func.count().filter(Installation.activated_at.is_not(None)),
-                    func.count().filter(Installation.status == "active"),
+                    func.count().filter(Installation.status == InstallationStatus.ACTIVE),
                 ).where(Installation.cat_id == cat_id)
             )
         ).one()

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.installation.models import Credential, DataKey, GrantedPermission, Installation
+from cathouse.installation.models import Credential, DataKey, GrantedPermission, Installation, InstallationStatus
 
 
 class InstallationRepository:
@@ -29,7 +29,7 @@ class InstallationRepository:
         statement = select(Installation.id).where(
             Installation.user_id == user_id,
             func.lower(Installation.name) == name.lower(),
-            Installation.status != "uninstalled",
+            Installation.status != InstallationStatus.UNINSTALLED,
         )
         if other_than is not None:
             statement = statement.where(Installation.id != other_than)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session, Shown
+from cathouse.installation.models import InstallationStatus
 from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.schemas import (
     InstallationOut,
@@ -130,7 +130,7 @@ async def retry(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     installation = await installations.owned(user, installation_id, lock=True)
-    await installations.move(installation, lifecycle.PROVISIONING, by=user.user_id)
+    await installations.move(installation, InstallationStatus.PROVISIONING, by=user.user_id)
     return await shown.one(installation)
 
 

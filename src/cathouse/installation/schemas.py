@@ -8,18 +8,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from cathouse.installation.models import InstallationStatus
 from cathouse.platform.schemas import NonBlankLine, SingleLine, Strict
 
+# Every status, as a Literal of the enum's members: the OpenAPI document lists the values in place.
 Status = Literal[
-    "pending",
-    "provisioning",
-    "active",
-    "failed",
-    "suspended",
-    "permissions_pending",
-    "credentials_invalid",
-    "uninstalling",
-    "uninstalled",
+    InstallationStatus.PENDING,
+    InstallationStatus.PROVISIONING,
+    InstallationStatus.ACTIVE,
+    InstallationStatus.FAILED,
+    InstallationStatus.SUSPENDED,
+    InstallationStatus.PERMISSIONS_PENDING,
+    InstallationStatus.CREDENTIALS_INVALID,
+    InstallationStatus.UNINSTALLING,
+    InstallationStatus.UNINSTALLED,
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
 PermissionName = Annotated[str, StringConstraints(max_length=64)]

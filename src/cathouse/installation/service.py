@@ -13,7 +13,7 @@ from cathouse.installation import events, lifecycle
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
 from cathouse.installation.keyring import Keyring
-from cathouse.installation.models import GrantedPermission, Installation
+from cathouse.installation.models import GrantedPermission, Installation, InstallationStatus
 from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.schemas import InstallIn
 from cathouse.installation.validation import check_secrets, check_settings
@@ -97,7 +97,7 @@ class InstallationService:
             cat_id=cat.id,
             version_id=version.id,
             name=body.name,
-            status=lifecycle.PENDING,
+            status=InstallationStatus.PENDING,
             settings=body.settings,
         )
         self.installations.add(installation)
@@ -147,7 +147,7 @@ class InstallationService:
     async def move(
         self,
         installation: Installation,
-        target: str,
+        target: InstallationStatus,
         *,
         reason: str | None = None,
         by: uuid.UUID | None = None,
@@ -158,9 +158,9 @@ class InstallationService:
         previous = installation.status
         now = datetime.now(UTC)
         installation.status, installation.status_reason, installation.updated_at = target, reason or None, now
-        if target == lifecycle.ACTIVE and installation.activated_at is None:
+        if target == InstallationStatus.ACTIVE and installation.activated_at is None:
             installation.activated_at = now
-        if target == lifecycle.UNINSTALLED:
+        if target == InstallationStatus.UNINSTALLED:
             installation.uninstalled_at = now
         version = await self.version_of(installation)
         by_id = str(by) if by else None
@@ -173,7 +173,9 @@ class InstallationService:
     async def suspend(self, principal: Principal, installation_id: uuid.UUID, reason: str) -> Installation:
         installation, moderating = await self.moderated(principal, installation_id, reason, "body.reason")
         installation.suspended_by_moderator = moderating
-        await self.move(installation, lifecycle.SUSPENDED, reason=reason, by=principal.user_id, by_admin=moderating)
+        await self.move(
+            installation, InstallationStatus.SUSPENDED, reason=reason, by=principal.user_id, by_admin=moderating
+        )
         return installation
 
     async def resume(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:
@@ -181,7 +183,7 @@ class InstallationService:
         (with a reason the owner is told), or moderation would last until the owner's next click."""
         installation = await self.visible(principal, installation_id, lock=True)
         moderating = installation.user_id != principal.user_id
-        by_moderator = installation.status == lifecycle.SUSPENDED and installation.suspended_by_moderator
+        by_moderator = installation.status == InstallationStatus.SUSPENDED and installation.suspended_by_moderator
         if moderating and not by_moderator:
             raise InstallationNotFound()  # the owner's own pause: admins do not act as owners
         if moderating and not (reason or "").strip():
@@ -190,23 +192,25 @@ class InstallationService:
             raise Conflict(
                 f"An admin suspended this installation ({installation.status_reason}); only an admin can resume it."
             )
-        if installation.status != lifecycle.SUSPENDED:
-            raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
-        target = lifecycle.PERMISSIONS_PENDING if installation.target_version_id else lifecycle.ACTIVE
+        if installation.status != InstallationStatus.SUSPENDED:
+            raise lifecycle.IllegalTransition(installation.status, InstallationStatus.ACTIVE)
+        target = InstallationStatus.PERMISSIONS_PENDING if installation.target_version_id else InstallationStatus.ACTIVE
         installation.suspended_by_moderator = False
         await self.move(installation, target, reason=reason, by=principal.user_id, by_admin=moderating)
         return installation
 
     async def uninstall(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:
         installation, moderating = await self.moderated(principal, installation_id, reason, "query.reason")
-        await self.move(installation, lifecycle.UNINSTALLING, reason=reason, by=principal.user_id, by_admin=moderating)
+        await self.move(
+            installation, InstallationStatus.UNINSTALLING, reason=reason, by=principal.user_id, by_admin=moderating
+        )
         # From here no secret of this installation can ever be read again.
         await self.credentials.destroy(installation.id)
         return installation
 
     async def upgrade(self, principal: Principal, installation_id: uuid.UUID, version_label: str) -> Installation:
         installation = await self.owned(principal, installation_id, lock=True)
-        if installation.status not in lifecycle.RUNNING | {lifecycle.SUSPENDED}:
+        if installation.status not in lifecycle.RUNNING | {InstallationStatus.SUSPENDED}:
             raise lifecycle.IllegalTransition(installation.status, "upgraded")
         current = await self.version_of(installation)
         target = await self.cats.published_version(self.session, installation.cat_id, version_label)
@@ -219,22 +223,24 @@ class InstallationService:
         if target.required_permissions - granted:
             # Calls that need only what was granted keep working until the owner accepts.
             installation.target_version_id = target.id
-            if installation.status != lifecycle.SUSPENDED:
-                await self.move(installation, lifecycle.PERMISSIONS_PENDING, reason=f"version {target.version}")
+            if installation.status != InstallationStatus.SUSPENDED:
+                await self.move(
+                    installation, InstallationStatus.PERMISSIONS_PENDING, reason=f"version {target.version}"
+                )
             return installation
         await self._switch(installation, current, target, granted, principal.user_id)
         return installation
 
     async def accept_permissions(self, principal: Principal, installation_id: uuid.UUID) -> Installation:
         installation = await self.owned(principal, installation_id, lock=True)
-        if installation.status != lifecycle.PERMISSIONS_PENDING or installation.target_version_id is None:
-            raise lifecycle.IllegalTransition(installation.status, lifecycle.ACTIVE)
+        if installation.status != InstallationStatus.PERMISSIONS_PENDING or installation.target_version_id is None:
+            raise lifecycle.IllegalTransition(installation.status, InstallationStatus.ACTIVE)
         current = await self.version_of(installation)
         target = await self.cats.version_by_id(self.session, installation.target_version_id)
         assert target is not None
         granted = {g.permission for g in (await self.installations.grants([installation.id]))[installation.id]}
         await self._switch(installation, current, target, granted, principal.user_id)
-        await self.move(installation, lifecycle.ACTIVE, by=principal.user_id)
+        await self.move(installation, InstallationStatus.ACTIVE, by=principal.user_id)
         return installation
 
     async def _switch(
@@ -289,5 +295,5 @@ def _check_grant(version: VersionInfo, wanted: set[str], loc: str) -> set[str]:
 
 
 def _not_gone(installation: Installation) -> None:
-    if installation.status in (lifecycle.UNINSTALLING, lifecycle.UNINSTALLED):
+    if installation.status in (InstallationStatus.UNINSTALLING, InstallationStatus.UNINSTALLED):
         raise lifecycle.IllegalTransition(installation.status, "changed")

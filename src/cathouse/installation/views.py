@@ -34,7 +34,7 @@ class InstallationViews:
                 cat=CatRef(id=r.cat_id, slug=cats[r.cat_id].slug, name=cats[r.cat_id].name),
                 version=versions[r.version_id].version,
                 target_version=versions[r.target_version_id].version if r.target_version_id else None,
-                status=r.status,  # type: ignore[arg-type]
+                status=r.status,
                 status_reason=r.status_reason,
                 suspended_by_moderator=r.suspended_by_moderator,
                 settings=r.settings,

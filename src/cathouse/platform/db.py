@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import Request
-from sqlalchemy import URL, MetaData, make_url
+from sqlalchemy import URL, Enum, MetaData, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from cathouse.platform.errors import CatHouseError
@@ -23,6 +24,20 @@ NAMING_CONVENTION = {
 
 def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def string_enum(values: type[enum.StrEnum], length: int) -> Enum:
+    """A column of ``values`` stored as their values in a VARCHAR(``length``), as the migrations
+    made it: no native PostgreSQL enum and no CHECK constraint from here (the migrations write
+    their own), so mapping a status column to an enum changes nothing in the database."""
+    return Enum(
+        values,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
 
 
 def async_url(url: str) -> URL:

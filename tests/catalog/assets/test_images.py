@@ -11,6 +11,7 @@ from PIL import ExifTags, Image, ImageCms, ImageFile
 from PIL.PngImagePlugin import PngInfo
 
 from cathouse.catalog.assets.images import ImageRefused, ProcessedImage, process_image
+from cathouse.catalog.models import AssetKind
 from cathouse.platform.settings import CatalogSettings
 
 LIMITS = CatalogSettings()
@@ -31,7 +32,7 @@ def make(fmt: str, size: tuple[int, int] = (640, 400), mode: str = "RGB", *, noi
 def process(data: bytes, kind: str = "screenshot", **limits: int) -> ProcessedImage:
     return process_image(
         data,
-        kind="icon" if kind == "icon" else "screenshot",
+        kind=AssetKind(kind),
         max_bytes=limits.get("max_bytes", LIMITS.max_image_bytes),
         max_pixels=limits.get("max_pixels", LIMITS.max_image_pixels),
     )

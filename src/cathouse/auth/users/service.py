@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.auth import events
 from cathouse.auth.errors import AccountInactive, CannotChangeOwnAdmin, UserNotFound, WrongPassword
-from cathouse.auth.models import User
+from cathouse.auth.models import User, UserStatus
 from cathouse.auth.repository import RefreshTokenRepository, RevocationRepository, UserRepository
 from cathouse.auth.service import AuthContext
 from cathouse.platform.outbox import record_event
@@ -35,7 +35,7 @@ class UserService:
 
     async def me(self, principal: Principal, *, for_update: bool = False) -> User:
         user = await self.users.by_id(principal.user_id, for_update=for_update)
-        if user is None or user.status != "active":
+        if user is None or user.status != UserStatus.ACTIVE:
             raise AccountInactive()
         return user
 
@@ -69,7 +69,7 @@ class UserService:
         if not matches:
             raise WrongPassword()
         now = datetime.now(UTC)
-        user.status = "deleted"
+        user.status = UserStatus.DELETED
         user.deleted_at = user.updated_at = now
         user.email = f"deleted+{user.id}@invalid"
         user.display_name = "Deleted user"
@@ -101,7 +101,7 @@ class UserService:
         if user_id == admin.user_id and "admin" not in roles:
             raise CannotChangeOwnAdmin()
         user = await self.users.by_id(user_id, for_update=True)
-        if user is None or user.status == "deleted":
+        if user is None or user.status == UserStatus.DELETED:
             raise UserNotFound()
         user.roles = ["user", *sorted(set(roles))]
         user.updated_at = datetime.now(UTC)
@@ -114,9 +114,9 @@ class UserService:
         if user_id == admin.user_id and not enabled:
             raise CannotChangeOwnAdmin()
         user = await self.users.by_id(user_id, for_update=True)
-        if user is None or user.status == "deleted":
+        if user is None or user.status == UserStatus.DELETED:
             raise UserNotFound()
-        user.status = "active" if enabled else "disabled"
+        user.status = UserStatus.ACTIVE if enabled else UserStatus.DISABLED
         user.updated_at = datetime.now(UTC)
         if enabled:
             user.failed_logins, user.locked_until = 0, None

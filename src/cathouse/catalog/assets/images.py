@@ -11,13 +11,13 @@ import hashlib
 import io
 import struct
 from dataclasses import dataclass
-from typing import Literal
 
 from PIL import Image, ImageCms, ImageOps
 
+from cathouse.catalog.models import AssetKind
 from cathouse.platform.errors import CatHouseError
 
-ImageKind = Literal["icon", "screenshot"]
+ImageKind = AssetKind  # what an image is processed as: the kind of asset it becomes
 
 # Icons are shown from list thumbnails up to a detail page on a high-density screen.
 ICON_MIN_SIDE = 64
@@ -132,7 +132,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 def _check_dimensions(kind: ImageKind, width: int, height: int) -> None:
     size = f"{width}x{height} pixels"
-    if kind == "icon":
+    if kind == AssetKind.ICON:
         if width != height:
             raise ImageWrongSize(f"An icon must be square; this image is {size}.")
         if not ICON_MIN_SIDE <= width <= ICON_MAX_SIDE:

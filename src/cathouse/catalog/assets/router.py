@@ -11,6 +11,7 @@ from cathouse.catalog.assets.images import ImageTooLarge
 from cathouse.catalog.assets.service import AssetService
 from cathouse.catalog.assets.storage import IMMUTABLE_CACHE_CONTROL, KEY_PATTERN, AssetStorage, check_key
 from cathouse.catalog.dependencies import AppSettings, Cats, Session
+from cathouse.catalog.models import AssetKind
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.schemas import AssetOut, SlugPath
 from cathouse.catalog.views import asset_out
@@ -52,7 +53,7 @@ async def put_icon(slug: SlugPath, request: Request, user: DeveloperUser, cats: 
 
 @router.delete("/{slug}/icon", status_code=204, summary="Remove a cat's icon")
 async def delete_icon(slug: SlugPath, user: DeveloperUser, cats: Cats, assets: Assets) -> Response:
-    await assets.remove(await cats.managed(slug, user), "icon")
+    await assets.remove(await cats.managed(slug, user), AssetKind.ICON)
     return Response(status_code=204)
 
 
@@ -73,7 +74,7 @@ async def add_screenshot(slug: SlugPath, request: Request, user: DeveloperUser, 
 async def delete_screenshot(
     slug: SlugPath, asset_id: uuid.UUID, user: DeveloperUser, cats: Cats, assets: Assets
 ) -> Response:
-    await assets.remove(await cats.managed(slug, user), "screenshot", asset_id)
+    await assets.remove(await cats.managed(slug, user), AssetKind.SCREENSHOT, asset_id)
     return Response(status_code=204)
 
 

@@ -11,7 +11,7 @@ from cathouse.catalog import events
 from cathouse.catalog.assets.images import ImageKind, ProcessedImage, process_image
 from cathouse.catalog.assets.storage import AssetStorage
 from cathouse.catalog.errors import AssetNotFound
-from cathouse.catalog.models import Asset, Cat
+from cathouse.catalog.models import Asset, AssetKind, Cat, CatStatus
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.service import CatService
 from cathouse.platform.errors import Conflict, NotFound
@@ -44,21 +44,21 @@ class AssetService:
         return image
 
     async def set_icon(self, cat: Cat, data: bytes) -> Asset:
-        image = await self.process(data, "icon")
+        image = await self.process(data, AssetKind.ICON)
         for old in await self.assets.of_cat(cat.id):
-            if old.kind == "icon":
+            if old.kind == AssetKind.ICON:
                 await self.assets.delete(old)
         await self.session.flush()
-        asset = self._row(cat, image, "icon", 0)
+        asset = self._row(cat, image, AssetKind.ICON, 0)
         await self._changed(cat, "icon")
         return asset
 
     async def add_screenshot(self, cat: Cat, data: bytes) -> Asset:
-        shots = [a for a in await self.assets.of_cat(cat.id) if a.kind == "screenshot"]
+        shots = [a for a in await self.assets.of_cat(cat.id) if a.kind == AssetKind.SCREENSHOT]
         if len(shots) >= MAX_SCREENSHOTS:
             raise Conflict(f"A cat has at most {MAX_SCREENSHOTS} screenshots; delete one first.")
-        image = await self.process(data, "screenshot")
-        asset = self._row(cat, image, "screenshot", max((a.position for a in shots), default=-1) + 1)
+        image = await self.process(data, AssetKind.SCREENSHOT)
+        asset = self._row(cat, image, AssetKind.SCREENSHOT, max((a.position for a in shots), default=-1) + 1)
         await self._changed(cat, "screenshots")
         return asset
 
@@ -68,7 +68,7 @@ class AssetService:
             raise NotFound(f"The cat has no such {kind}.")
         for asset in found:
             await self.assets.delete(asset)
-        await self._changed(cat, "icon" if kind == "icon" else "screenshots")
+        await self._changed(cat, "icon" if kind == AssetKind.ICON else "screenshots")
 
     async def replace_all(self, cat: Cat, images: list[tuple[ProcessedImage, ImageKind]]) -> None:
         """What a manifest sync does: the cat's images become exactly these (processed and stored)."""
@@ -76,10 +76,10 @@ class AssetService:
             await self.assets.delete(old)
         await self.session.flush()
         for position, (image, kind) in enumerate(images):
-            self._row(cat, image, kind, 0 if kind == "icon" else position)
+            self._row(cat, image, kind, 0 if kind == AssetKind.ICON else position)
         await self.session.flush()
 
-    def _row(self, cat: Cat, image: ProcessedImage, kind: str, position: int) -> Asset:
+    def _row(self, cat: Cat, image: ProcessedImage, kind: AssetKind, position: int) -> Asset:
         asset = Asset(
             id=uuid.uuid4(),
             cat_id=cat.id,
@@ -97,7 +97,7 @@ class AssetService:
 
     async def _changed(self, cat: Cat, field: str) -> None:
         await self.session.flush()
-        if cat.status == "published":
+        if cat.status == CatStatus.PUBLISHED:
             self.cats.event(cat, events.CAT_UPDATED, fields=[field])
 
     async def read(self, key: str, visible: bool) -> tuple[Asset, bytes]:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog.models import Cat, Review
+from cathouse.catalog.models import Cat, Review, ReviewStatus
 
 
 class ReviewRepository:
@@ -48,7 +48,7 @@ class ReviewRepository:
             .limit(limit)
         )
         if not include_hidden:
-            statement = statement.where(Review.status == "visible")
+            statement = statement.where(Review.status == ReviewStatus.VISIBLE)
         if rating is not None:
             statement = statement.where(Review.rating == rating)
         if after is not None:

@@ -44,7 +44,7 @@ class ReviewViews:
                 title=r.title,
                 body=r.body,
                 verified=r.verified,
-                status=r.status,  # type: ignore[arg-type]
+                status=r.status,
                 hidden_reason=r.hidden_reason if admin else None,
                 reply=Reply(body=r.reply_body, replied_at=r.reply_at) if r.reply_body and r.reply_at else None,
                 created_at=r.created_at,

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from cathouse.catalog.models import ReviewStatus
 from cathouse.platform.schemas import NonBlankLine, NonBlankProse, NotNull, Prose, Strict
 
 Stars = Annotated[int, Field(ge=1, le=5, description="1 to 5 stars.")]
@@ -55,7 +56,7 @@ class ReviewOut(BaseModel):
     title: str
     body: str
     verified: bool = Field(description="The author has installed the cat.")
-    status: Literal["visible", "hidden"]
+    status: Literal[ReviewStatus.VISIBLE, ReviewStatus.HIDDEN]
     hidden_reason: str | None = Field(default=None, description="Shown to admins only.")
     reply: Reply | None = Field(description="The publisher's public answer.")
     created_at: datetime

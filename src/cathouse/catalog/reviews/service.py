@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.catalog import events
 from cathouse.catalog.errors import CatNotFound
-from cathouse.catalog.models import Cat, Review
+from cathouse.catalog.models import Cat, CatStatus, Review, ReviewStatus
 from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.repository import ReviewRepository
@@ -48,14 +48,14 @@ class ReviewService:
 
     async def _review(self, cat: Cat, review_id: uuid.UUID, principal: Principal | None) -> Review:
         review = await self.reviews.get(cat.id, review_id, for_update=True)
-        if review is None or (review.status == "hidden" and not (principal and principal.is_admin)):
+        if review is None or (review.status == ReviewStatus.HIDDEN and not (principal and principal.is_admin)):
             raise ReviewNotFound()
         return review
 
     async def create(self, principal: Principal, slug: str, rating: int, title: str, body: str) -> tuple[Cat, Review]:
         # Every review write locks the cat first: its figures and its events stay in one order.
         cat = await self._cat(slug, principal, lock=True)
-        if cat.status != "published":
+        if cat.status != CatStatus.PUBLISHED:
             raise Conflict("Only published cats can be reviewed.")
         if cat.publisher_id == principal.user_id:
             raise CannotReviewOwnCat()
@@ -94,7 +94,7 @@ class ReviewService:
         for field, value in changes.items():
             setattr(review, field, value)
         review.updated_at = datetime.now(UTC)
-        if review.status == "visible" and review.rating != previous:
+        if review.status == ReviewStatus.VISIBLE and review.rating != previous:
             await self.reviews.count_rating(cat.id, previous, -1)
             await self.reviews.count_rating(cat.id, review.rating, 1)
         self._event(
@@ -114,7 +114,7 @@ class ReviewService:
         if review.user_id != principal.user_id:
             # Admins hide a review, with a reason its author is told; they do not delete it.
             raise Forbidden("Only the review's author may delete it; admins hide reviews.")
-        if review.status == "visible":
+        if review.status == ReviewStatus.VISIBLE:
             await self.reviews.count_rating(cat.id, review.rating, -1)
         self._event(cat, review, events.REVIEW_DELETED, user_id=str(review.user_id), rating=review.rating)
         await self.reviews.delete(review)
@@ -138,7 +138,7 @@ class ReviewService:
     ) -> tuple[Cat, Review]:
         cat = await self._cat(slug, admin, lock=True)
         review = await self._review(cat, review_id, admin)
-        target = "hidden" if hide else "visible"
+        target = ReviewStatus.HIDDEN if hide else ReviewStatus.VISIBLE
         if review.status == target:
             raise Conflict(f"The review is {target} already.", current_status=review.status)
         review.status, review.hidden_reason = target, reason

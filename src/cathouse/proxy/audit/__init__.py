@@ -24,7 +24,7 @@ from cathouse.proxy.audit.checkpoints import (
     store_from_settings,
 )
 from cathouse.proxy.audit.crosscheck import CheckpointReport, verify_with_checkpoints
-from cathouse.proxy.audit.records import DECISIONS, GENESIS_HASH, MAX_PATH, UUID_FIELDS, AuditRecord, Decision
+from cathouse.proxy.audit.records import DECISIONS, GENESIS_HASH, MAX_PATH, UUID_FIELDS, AuditRecord
 from cathouse.proxy.audit.redact import REDACTED, audit_path, looks_secret, redact_query
 from cathouse.proxy.audit.verify import (
     Break,
@@ -37,6 +37,7 @@ from cathouse.proxy.audit.verify import (
     walk,
 )
 from cathouse.proxy.audit.writer import AuditWriter
+from cathouse.proxy.models import Decision
 
 __all__ = [
     "DECISIONS",

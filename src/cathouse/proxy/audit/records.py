@@ -5,28 +5,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import get_args
 
 from prometheus_client import Counter
 
-Decision = Literal[
-    "allowed",
-    "unauthenticated",
-    "not_found",
-    "inactive",
-    "no_permission",
-    "rate_limited",
-    "circuit_open",
-    "upstream_error",
-    "upstream_timeout",
-    "too_large",
-    "blocked_address",
-    "limiter_unavailable",
-    "bad_request",
-    "method_not_allowed",
-    "client_closed",
-    "error",
-]
+from cathouse.proxy.models import Decision
+
 DECISIONS: tuple[str, ...] = get_args(Decision)
 
 # The first record's prev_hash; the migration writes the same value into the head row.
