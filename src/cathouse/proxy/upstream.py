@@ -2,8 +2,9 @@
 
 Every user call goes through here, so its cost is the proxy's. General-purpose clients (aiohttp,
 httpx with its connection pool) do far more per request than forwarding needs; a protocol
-feeding an httptools parser does only that (``bench/proxy.py --bare`` measures the result against
-nginx in one run). Hence:
+feeding an httptools parser does only that, at about a quarter of aiohttp's CPU per exchange
+(``bench/upstream_client.py``; ``bench/proxy.py --bare`` measures the whole proxy against nginx).
+Hence:
 
 - One ``_Connection`` per socket; parser callbacks fill the running exchange's state. The caller
   waits on one future at a time, bounded by a ``loop.call_at`` timer (``read_timeout``, capped by

@@ -75,8 +75,9 @@ def _row(rec: AuditRecord) -> dict[str, Any]:
 
 # The JSON string escaping json.dumps(ensure_ascii=True) uses (its C version where there is one).
 _json_string = json.encoder.encode_basestring_ascii
-# The canonical form, its keys in sorted order. Formatting by hand is four times faster than a
-# JSON encoder with sort_keys, and gives the same bytes (tests/proxy/test_audit.py checks that).
+# The canonical form, its keys in sorted order. Formatting by hand is about twice as fast as
+# json.dumps with sort_keys, and gives the same bytes (tests/proxy/test_audit.py checks that);
+# orjson is faster on ASCII but spells non-ASCII differently (bench/canonical.py).
 _CANONICAL = (
     '{"api_key_id":%s,"at":"%s","bytes_in":%d,"bytes_out":%d,"cat_id":%s,"decision":%s,'
     '"installation_id":%s,"latency_ms":"%.3f","method":%s,"owner_id":%s,"path":%s,"request_id":%s,'
