@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import os
+import random
 import secrets
 import signal
 import socket
@@ -69,10 +70,34 @@ async def terminate_connections(engine: AsyncEngine, application_name: str) -> i
     return int(ended or 0)
 
 
+# Ports for the servers a test starts are drawn below Linux's ephemeral range (32768-60999 by
+# default): a port the kernel hands out for bind(0) is also one it hands out to the next outgoing
+# connection (to PostgreSQL, say), which can take it between the test choosing it and the server
+# binding it. Drawn at random, two test runs on one machine rarely pick the same one either.
+_PORTS = range(20000, 32768)
+_PICK = random.SystemRandom()  # untouched by anything that seeds the random module
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on now: each is held until all are chosen."""
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", _PICK.choice(_PORTS)))
+            except OSError:
+                sock.close()
+                continue
+            held.append(sock)
+        return [int(sock.getsockname()[1]) for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def cathouse_env(data_dir: Path, extra: Mapping[str, str] | None = None, *, database_url: str | None) -> dict[str, str]:

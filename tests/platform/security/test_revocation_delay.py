@@ -40,6 +40,7 @@ from tests.support import (
     Routed,
     cathouse_env,
     free_port,
+    free_ports,
     own_database,
     serving,
     start_cathouse,
@@ -66,7 +67,7 @@ class Platform:
 async def platform(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     tmp = tmp_path_factory.mktemp("revocation")
     async with own_database(server_url, "cathouse_revocation") as url:
-        ports = {name: free_port() for name in SERVICES}
+        ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
         extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
         extra |= {
             "CATHOUSE_TOKENS__JWKS_URL": f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json",
