@@ -14,7 +14,8 @@ import grimp
 import pytest
 
 SERVICES = ("auth", "catalog", "installation", "proxy", "activity")
-PACKAGES = ("platform", "contracts", *SERVICES, "cli")
+PACKAGES = ("platform", "contracts", *SERVICES, "web", "cli")
+LAYERS = "The layers: the CLI, the wiring, the services, the contracts, the kernel"
 
 
 def lint_imports(root: Path, config: Path) -> subprocess.CompletedProcess[str]:
@@ -129,6 +130,21 @@ def test_a_module_in_no_layer_breaks_the_build(tmp_path: Path, repo_root: Path) 
     result = lint_imports(root, Path(config))
     assert result.returncode != 0
     assert "cathouse.helpers" in result.stdout
+
+
+@pytest.mark.parametrize("violation", [("catalog", "web"), ("web", "catalog"), ("web", "services")])
+def test_the_web_pages_are_a_client_of_the_services_never_imported_by_them(
+    tmp_path: Path, repo_root: Path, violation: tuple[str, str]
+) -> None:
+    """The pages reach the services through their HTTP API only, and the services know nothing of them."""
+    result = lint_fake(tmp_path, repo_root, violation)
+    assert result.returncode != 0
+    assert f"{LAYERS} BROKEN" in result.stdout
+
+
+def test_the_web_pages_may_import_the_kernel_and_the_contracts(tmp_path: Path, repo_root: Path) -> None:
+    assert lint_fake(tmp_path / "kernel", repo_root, ("web", "platform")).returncode == 0
+    assert lint_fake(tmp_path / "contracts", repo_root, ("web", "contracts.reads")).returncode == 0
 
 
 def test_only_the_proxy_may_read_credentials_in_clear(tmp_path: Path, repo_root: Path) -> None:

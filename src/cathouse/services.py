@@ -21,6 +21,7 @@ from cathouse.platform.registry import Registry
 from cathouse.platform.service import Component, Service
 from cathouse.platform.settings import Settings
 from cathouse.proxy.app import SERVICE as PROXY
+from cathouse.web import app as web
 
 SERVICES: dict[str, Service] = {s.name: s for s in (AUTH, CATALOG, INSTALLATION, PROXY, ACTIVITY)}
 
@@ -41,8 +42,11 @@ def create_app(
 
 
 def create_platform_app(settings: Settings | None = None) -> FastAPI:
-    """Every service's routers in one app, with the outbox relay running beside them."""
-    return create_app(list(SERVICES.values()), name="cathouse", settings=settings, run_relay=True)
+    """Every service's routers in one app, with the outbox relay running beside them, and the
+    web pages at ``/`` calling the API inside the process."""
+    app = create_app(list(SERVICES.values()), name="cathouse", settings=settings, run_relay=True)
+    web.install(app, app.state.settings)
+    return app
 
 
 def create_service_app(name: str, settings: Settings | None = None) -> FastAPI:

@@ -28,6 +28,8 @@ from cathouse.platform.corked import CorkedHttpToolsProtocol
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app, registry
+from cathouse.web.app import NAME as WEB
+from cathouse.web.app import create_web_app
 
 STOP_GRACE_SECONDS = 10.0
 # uvicorn's exit code for a server that could not start (its port taken, its lifespan failed).
@@ -99,6 +101,13 @@ def worker_app() -> FastAPI:
     return create_service_app(os.environ[WORKER_SERVICE_ENV], settings)
 
 
+def web_worker_app() -> FastAPI:
+    """What each worker process of ``cathouse serve web --workers`` serves."""
+    settings = get_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_web_app(settings)
+
+
 def _banner(rows: list[tuple[str, str]], docs: list[str]) -> None:
     """What ``up`` is for, on stdout; printed once every listed address answers."""
     table = Table("service", "listening on", title="Cat House is up")
@@ -132,13 +141,12 @@ def up(
             bind = port or settings.port
             base = f"http://{host}:{bind}"
             docs = [f"{base}/api/v1/docs"] if live.docs_enabled else []
-            _serve(
-                create_platform_app(live), host, bind, live, on_ready=lambda: _banner([("all services", base)], docs)
-            )
+            rows = [("all services", base), ("web pages", f"{base}/")]
+            _serve(create_platform_app(live), host, bind, live, on_ready=lambda: _banner(rows, docs))
 
 
 def serve(
-    service: str = typer.Argument(help=f"One of: {', '.join(SERVICES)}."),
+    service: str = typer.Argument(help=f"One of: {', '.join([*SERVICES, WEB])}."),
     host: str | None = typer.Option(None, help="Interface to listen on (default: CATHOUSE_HOST)."),
     port: int | None = typer.Option(None, help="Port (default: the service's own, e.g. 8005 for auth)."),
     workers: int = typer.Option(
@@ -149,9 +157,15 @@ def serve(
     ),
 ) -> None:
     """Run one service (as a container does). It does not migrate: run `cathouse migrate` first."""
-    if service not in SERVICES:
-        raise typer.BadParameter(f"no service named {service!r}; choose from {', '.join(SERVICES)}")
+    if service not in SERVICES and service != WEB:
+        raise typer.BadParameter(f"no service named {service!r}; choose from {', '.join([*SERVICES, WEB])}")
     settings = get_settings()
+    if service == WEB:
+        # The pages hold no database: they call the API at CATHOUSE_WEB__API_URL.
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+        app: FastAPI | str = create_web_app(settings) if workers == 1 else f"{__name__}:web_worker_app"
+        _serve(app, host or settings.host, port or settings.web.port, settings, workers=workers)
+        return
     if workers > 1 and service in COUNTS_IN_REDIS and settings.redis_url is None:
         raise typer.BadParameter(
             f"{service} shares its rate limits between processes through Redis: "
@@ -208,15 +222,18 @@ def _run_split(settings: Settings, host: str) -> None:
         # The others verify tokens with the keys of the auth process started here, wherever its
         # port was moved (CATHOUSE_AUTH__PORT): the default names 8005.
         env["CATHOUSE_TOKENS__JWKS_URL"] = f"{_reachable(host, settings.auth.port)}/api/v1/auth/.well-known/jwks.json"
+    if "api_url" not in settings.web.model_fields_set:
+        # No gateway here: the pages call the catalog started here, the one service they read.
+        env["CATHOUSE_WEB__API_URL"] = _reachable(host, settings.catalog.port)
     cli = [sys.executable, "-m", "cathouse"]
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
-        port = settings.service(name).port
+    for name in [*SERVICES, WEB]:
+        port = _port(settings, name)
         children[name] = subprocess.Popen([*cli, "serve", name, "--host", host, "--port", str(port)], env=env)
     children["relay"] = subprocess.Popen([*cli, "relay"], env=env)
 
-    urls = {name: f"http://{host}:{settings.service(name).port}" for name in SERVICES}
-    starting = set(SERVICES)  # the banner waits until each of them answers its health check
+    urls = {name: f"http://{host}:{_port(settings, name)}" for name in [*SERVICES, WEB]}
+    starting = set(urls)  # the banner waits until each of them answers its health check
     stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -233,7 +250,8 @@ def _run_split(settings: Settings, host: str) -> None:
             if starting:
                 starting -= {name for name in starting if _answers(settings, host, name)}
                 if not starting:
-                    docs = [f"{url}/api/v1/docs" for url in urls.values()] if settings.docs_enabled else []
+                    apis = [url for name, url in urls.items() if name != WEB]
+                    docs = [f"{url}/api/v1/docs" for url in apis] if settings.docs_enabled else []
                     _banner(list(urls.items()), docs)
             time.sleep(0.2)
     finally:
@@ -244,13 +262,17 @@ def _run_split(settings: Settings, host: str) -> None:
         raise typer.Exit(1)
 
 
+def _port(settings: Settings, name: str) -> int:
+    return settings.web.port if name == WEB else settings.service(name).port
+
+
 def _answers(settings: Settings, host: str, service: str) -> bool:
     """Whether ``service`` answers its health check (on loopback when it listens everywhere)."""
     address = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)  # noqa: S104
     if ":" in address and not address.startswith("["):
         address = f"[{address}]"
     try:
-        health = httpx.get(f"http://{address}:{settings.service(service).port}/api/v1/health", timeout=1.0)
+        health = httpx.get(f"http://{address}:{_port(settings, service)}/api/v1/health", timeout=1.0)
     except httpx.HTTPError:
         return False
     return health.status_code == 200

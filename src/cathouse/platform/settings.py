@@ -163,6 +163,17 @@ class ActivitySettings(ServiceSettings):
     proxy_days: int = Field(default=30, ge=1, le=366)
 
 
+class WebSettings(BaseModel):
+    """The web pages (``cathouse.web``): a client of the services' public HTTP API, holding no
+    database. In the one-process platform they call the API inside the process; served alone
+    (``cathouse serve web``) they call ``api_url``: the gateway, or the catalog's own address
+    where there is none (``cathouse up --split`` sets it so)."""
+
+    port: int = Field(default=8007, ge=1, le=65535)
+    api_url: str = Field(default="http://127.0.0.1:8002", pattern=r"^https?://")
+    api_timeout: float = Field(default=5.0, gt=0, le=60)
+
+
 class TokenSettings(BaseModel):
     """How every service checks an access token."""
 
@@ -282,6 +293,7 @@ class Settings(BaseSettings):
     proxy: ProxySettings = ProxySettings()
     audit: AuditSettings = AuditSettings()
     activity: ActivitySettings = ActivitySettings()
+    web: WebSettings = WebSettings()
     events: EventSettings = EventSettings()
     tokens: TokenSettings = TokenSettings()
     metrics: MetricsSettings = MetricsSettings()
