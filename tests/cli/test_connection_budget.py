@@ -284,8 +284,10 @@ async def test_the_platform_stays_within_its_connection_budget_under_a_mixed_loa
             "CATHOUSE_PROXY__USER_RATE_PER_MINUTE": "1000000",
         }
         if layout == "split":
-            ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+            *service_ports, web = free_ports(len(SERVICES) + 1)
+            ports = dict(zip(SERVICES, service_ports, strict=True))
             env_extra.update({f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()})
+            env_extra["CATHOUSE_WEB__PORT"] = str(web)  # the pages hold no connection
             jwks = f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json"
             env_extra["CATHOUSE_TOKENS__JWKS_URL"] = jwks
             bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}

@@ -136,6 +136,11 @@ def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its
         assert ready.status_code == 200
         assert set(ready.json()["databases"]) == set(SERVICES)
         assert httpx.get(f"{base}/docs").status_code == 200
+        # The web pages at / on the same port, and their script from the platform itself.
+        storefront = httpx.get(f"http://127.0.0.1:{port}/")
+        assert storefront.status_code == 200
+        assert "<h1>Gamification integrations</h1>" in storefront.text
+        assert httpx.get(f"http://127.0.0.1:{port}/static/htmx.min.js").status_code == 200
         # Migrated as the server's superuser; serving as a role that cannot change the schema.
         assert asyncio.run(who_the_platform_connects_as(data_dir)) == {SERVICE_ROLE}
         asyncio.run(leave_a_mark(data_dir))
@@ -152,8 +157,10 @@ def test_up_runs_every_service_in_one_process_on_embedded_postgres_and_keeps_its
 def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
     tmp_path: Path, database_url: str, committed: AsyncEngine
 ) -> None:
-    ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+    *service_ports, web = free_ports(len(SERVICES) + 1)
+    ports = dict(zip(SERVICES, service_ports, strict=True))
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
+    extra["CATHOUSE_WEB__PORT"] = str(web)
     env = cathouse_env(tmp_path / "data", extra, database_url=database_url)
     log = tmp_path / "split.log"
     proc, stdout = start_up(["up", "--split"], env, log)
@@ -169,8 +176,14 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
             assert health["service"] == name
             ready = httpx.get(f"http://127.0.0.1:{port}/api/v1/health/ready").json()
             assert ready == {"status": "ok", "databases": {name: "ok"}, "jwks_url": None if name == "auth" else jwks}
+        # The web pages on their own port, reading the catalog of this platform on its moved port.
+        assert f"http://127.0.0.1:{web}" in banner
+        storefront = httpx.get(f"http://127.0.0.1:{web}/")
+        assert storefront.status_code == 200
+        assert "<h1>Gamification integrations</h1>" in storefront.text
+        assert 'role="alert"' not in storefront.text
         started = process_tree(proc.pid)
-        assert len(started) >= 1 + len(SERVICES) + 1, "a process per service and the relay"
+        assert len(started) >= 1 + len(SERVICES) + 2, "a process per service, the web pages and the relay"
         asyncio.run(token_from_auth_verifies_elsewhere(ports["auth"]))
     finally:
         code = terminate_and_wait(proc)

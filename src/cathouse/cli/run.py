@@ -222,7 +222,7 @@ def _run_split(settings: Settings, host: str) -> None:
         # The others verify tokens with the keys of the auth process started here, wherever its
         # port was moved (CATHOUSE_AUTH__PORT): the default names 8005.
         env["CATHOUSE_TOKENS__JWKS_URL"] = f"{_reachable(host, settings.auth.port)}/api/v1/auth/.well-known/jwks.json"
-    if "api_url" not in settings.web.model_fields_set:
+    if settings.web.api_url is None:
         # No gateway here: the pages call the catalog started here, the one service they read.
         env["CATHOUSE_WEB__API_URL"] = _reachable(host, settings.catalog.port)
     cli = [sys.executable, "-m", "cathouse"]

@@ -166,11 +166,11 @@ class ActivitySettings(ServiceSettings):
 class WebSettings(BaseModel):
     """The web pages (``cathouse.web``): a client of the services' public HTTP API, holding no
     database. In the one-process platform they call the API inside the process; served alone
-    (``cathouse serve web``) they call ``api_url``: the gateway, or the catalog's own address
-    where there is none (``cathouse up --split`` sets it so)."""
+    (``cathouse serve web``) they call ``api_url``: the gateway; unset, the catalog on this
+    machine (its port: ``CATHOUSE_CATALOG__PORT``), as ``cathouse up --split`` runs it."""
 
     port: int = Field(default=8007, ge=1, le=65535)
-    api_url: str = Field(default="http://127.0.0.1:8002", pattern=r"^https?://")
+    api_url: str | None = Field(default=None, pattern=r"^https?://")
     api_timeout: float = Field(default=5.0, gt=0, le=60)
 
 

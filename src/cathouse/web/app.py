@@ -7,7 +7,8 @@ Either way the pages hold an ``httpx.AsyncClient`` of the API in ``app.state.web
   and access log, without knowing which port or address the process was given, and without a
   TCP round trip;
 * served alone (``cathouse serve web``, port 8007), its base URL is ``CATHOUSE_WEB__API_URL``:
-  the gateway in a deployment, the catalog when ``cathouse up --split`` runs without one.
+  the gateway in a deployment; unset, the catalog on this machine (``cathouse up --split``
+  has no gateway, and the pages read only the catalog so far).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ NAME = "web"
 
 
 def _client(settings: Settings, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    base = "http://cathouse" if transport is not None else settings.web.api_url
+    if transport is not None:
+        base = "http://cathouse"
+    else:
+        base = settings.web.api_url or f"http://127.0.0.1:{settings.catalog.port}"
     return httpx.AsyncClient(transport=transport, base_url=base, timeout=settings.web.api_timeout)
 
 
