@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import httpx
@@ -48,9 +49,10 @@ def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def server_durations(log: Path) -> dict[str, float]:
-    """Each request id's duration in milliseconds, as the server's access log has it."""
-    found = {}
+def server_durations(log: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Each request id's duration in milliseconds, as the server's access log has it; and the
+    durations of the API calls the pages made inside the process, by route."""
+    found, inner = {}, defaultdict(list)
     for line in log.read_text().splitlines():
         if not line.startswith("{"):
             continue
@@ -60,7 +62,9 @@ def server_durations(log: Path) -> dict[str, float]:
             continue
         if record.get("logger") == "cathouse.access" and "duration_ms" in record:
             found[record["request_id"]] = float(record["duration_ms"])
-    return found
+            if record["route"].startswith("/api/v1/cats"):
+                inner[record["route"]].append(float(record["duration_ms"]))
+    return found, inner
 
 
 def p95(values: list[float]) -> float:
@@ -89,7 +93,7 @@ def main() -> None:
             time.sleep(0.5)  # the last lines reach the log
         finally:
             stop(proc, Path(tmp) / "data")
-        durations = server_durations(log)
+        durations, inner = server_durations(log)
 
     print(f"server time per page, {args.requests} requests each, demo data (7 cats), one at a time")
     reference = p95([durations[r] for r in ids["health (reference)"]])
@@ -99,6 +103,9 @@ def main() -> None:
             f"  {name:22} p50 {statistics.median(values):6.2f} ms  p95 {p95(values):6.2f} ms"
             f"  = {p95(values) / reference:5.1f}x health's p95"
         )
+    print("the API calls the pages made inside the process (a page's time includes them):")
+    for route, values in sorted(inner.items()):
+        print(f"  {route:32} p50 {statistics.median(values):6.2f} ms  p95 {p95(values):6.2f} ms  ({len(values)} calls)")
 
 
 if __name__ == "__main__":
