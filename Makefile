@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/web.py
 	$(BIN)/python bench/resp.py
 	$(BIN)/python bench/upstream_client.py
 	$(BIN)/python bench/canonical.py
