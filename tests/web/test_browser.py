@@ -9,6 +9,7 @@ Screenshots of every page, 390 and 1280 pixels wide, go to ``CATHOUSE_SCREENSHOT
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -221,3 +222,16 @@ async def test_errors_are_shown_in_words(storefront: Storefront, page: Page) -> 
     await expect(page.get_by_role("alert")).to_contain_text("sort: Input should be 'relevance'")
     # The search box still holds what was asked, to correct it.
     await expect(page.get_by_label("Sort by")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", ["/", "/?q=leaderbord&category=leaderboards", "/cats/leaderboard-live", "/sign-in"])
+async def test_headings_are_in_order_and_every_field_has_a_label(storefront: Storefront, page: Page, path: str) -> None:
+    await page.goto(storefront.base + path)
+    levels = await page.eval_on_selector_all("h1, h2, h3, h4, h5, h6", "hs => hs.map(h => Number(h.tagName[1]))")
+    assert levels[0] == 1
+    assert levels.count(1) == 1
+    assert all(b <= a + 1 for a, b in itertools.pairwise(levels)), levels
+    unlabelled = await page.eval_on_selector_all(
+        "input:not([type=hidden]), select, textarea", "fields => fields.filter(f => f.labels.length === 0).length"
+    )
+    assert unlabelled == 0
