@@ -67,11 +67,13 @@ from urllib.parse import urlsplit
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.activity import catalogue as c
 from cathouse.activity.consumer import Consumer
 from cathouse.activity.hub import Hub
 from cathouse.activity.stores import open_read_model
 from cathouse.activity.views import Readers, Viewer
+from cathouse.contracts.events import auth as users
+from cathouse.contracts.events import catalog as cats
+from cathouse.contracts.events import installation as installs
 from cathouse.platform import migrations
 from cathouse.platform.db import create_engine, sessionmaker
 from cathouse.platform.embedded import embedded_database
@@ -153,24 +155,24 @@ class Traffic:
             cat_id = self.rng.choice(self.cats)
             ids = {"cat_id": str(cat_id), "review_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}
             review = {"slug": f"cat-{cat_id.hex[:8]}", "rating": self.rng.randint(1, 5), "verified": False}
-            return "cat", cat_id, c.REVIEW_CREATED, {**ids, **review}
+            return "cat", cat_id, cats.ReviewCreated.type, {**ids, **review}
         if roll < 0.60:
             user_id = uuid.uuid4()
-            return "user", user_id, c.USER_REGISTERED, {"user_id": str(user_id), "display_name": "Someone"}
+            return "user", user_id, users.UserRegistered.type, {"user_id": str(user_id), "display_name": "Someone"}
         if roll < 0.75 or not self.installations:
             installation_id, cat_id, user_id = uuid.uuid4(), self.rng.choice(self.cats), uuid.uuid4()
             if len(self.installations) < 300:
                 self.installations[installation_id] = (cat_id, user_id, "pending")
             ids = {"installation_id": str(installation_id), "cat_id": str(cat_id), "user_id": str(user_id)}
             created = {"version": "1.0.0", "name": "Main", "permissions": ["points:read"]}
-            return "installation", installation_id, c.INSTALLATION_CREATED, {**ids, **created}
+            return "installation", installation_id, installs.InstallationCreated.type, {**ids, **created}
         installation_id = self.rng.choice(list(self.installations))
         cat_id, user_id, before = self.installations[installation_id]
         after = self.LIFECYCLE[before]
         self.installations[installation_id] = (cat_id, user_id, after)
         ids = {"installation_id": str(installation_id), "cat_id": str(cat_id), "user_id": str(user_id)}
         moved = {"from": before, "to": after, "version": "1.0.0", "reason": None, "by": str(user_id)}
-        return "installation", installation_id, c.INSTALLATION_STATUS_CHANGED, {**ids, **moved}
+        return "installation", installation_id, installs.InstallationStatusChanged.type, {**ids, **moved}
 
     def _cat(self) -> tuple[str, uuid.UUID, str, dict[str, Any]]:
         if len(self.cats) < 50:
@@ -178,14 +180,19 @@ class Traffic:
             self.cats.append(cat_id)
             self.versions[cat_id] = 0
             listing = {"name": "Points", "category": "points", "version": "1.0.0", "publisher_id": str(uuid.uuid4())}
-            return "cat", cat_id, c.CAT_PUBLISHED, {"cat_id": str(cat_id), "slug": f"cat-{cat_id.hex[:8]}", **listing}
+            return (
+                "cat",
+                cat_id,
+                cats.CatPublished.type,
+                {"cat_id": str(cat_id), "slug": f"cat-{cat_id.hex[:8]}", **listing},
+            )
         cat_id = self.rng.choice(self.cats)
         self.versions[cat_id] += 1
         version = {"version": f"1.{self.versions[cat_id]}.0", "permissions": ["points:read"], "current": True}
         return (
             "cat",
             cat_id,
-            c.CAT_VERSION_PUBLISHED,
+            cats.CatVersionPublished.type,
             {"cat_id": str(cat_id), "slug": f"cat-{cat_id.hex[:8]}", **version},
         )
 

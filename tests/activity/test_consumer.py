@@ -13,10 +13,11 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.activity import catalogue as c
 from cathouse.activity.consumer import Consumer, LagProbe
 from cathouse.activity.readmodel import Feed, Outcome, ReadModel
 from cathouse.activity.stores import open_read_model
+from cathouse.contracts.events import auth as users
+from cathouse.contracts.events import catalog as cats
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
 from cathouse.platform.outbox.relay import Event
@@ -46,7 +47,7 @@ async def test_a_transaction_that_fails_after_writing_its_event_leaves_no_event_
                 session,
                 aggregate_type="cat",
                 aggregate_id=str(doomed),
-                event_type=c.CAT_PUBLISHED,
+                event_type=cats.CatPublished.type,
                 payload=published(doomed, "doomed"),
             )
             await session.flush()
@@ -64,7 +65,7 @@ async def test_a_transaction_that_fails_after_writing_its_event_leaves_no_event_
             session,
             aggregate_type="cat",
             aggregate_id=str(kept),
-            event_type=c.CAT_PUBLISHED,
+            event_type=cats.CatPublished.type,
             payload=published(kept, "kept"),
         )
     await live.settle()
@@ -86,8 +87,8 @@ def sample(name: str, **labels: str) -> float:
 
 async def test_the_handler_applies_an_event_once_however_often_it_comes(store: ReadModel) -> None:
     consumer = Consumer(store)
-    once = event(c.USER_REGISTERED, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
-    applied = sample("cathouse_activity_events_applied_total", event_type=c.USER_REGISTERED)
+    once = event(users.UserRegistered.type, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
+    applied = sample("cathouse_activity_events_applied_total", event_type=users.UserRegistered.type)
     duplicates = sample("cathouse_activity_events_skipped_total", reason="duplicate")
     unknown = sample("cathouse_activity_events_skipped_total", reason="unknown_type")
 
@@ -95,11 +96,34 @@ async def test_the_handler_applies_an_event_once_however_often_it_comes(store: R
         await consumer.on_event(once)
     await consumer.on_event(event("user.teleported", uuid.uuid4(), user_id=uuid.uuid4()))
 
-    assert sample("cathouse_activity_events_applied_total", event_type=c.USER_REGISTERED) == applied + 1
+    assert sample("cathouse_activity_events_applied_total", event_type=users.UserRegistered.type) == applied + 1
     assert sample("cathouse_activity_events_skipped_total", reason="duplicate") == duplicates + 2
     assert sample("cathouse_activity_events_skipped_total", reason="unknown_type") == unknown + 1
     assert (await store.platform_counters())["users_registered"] == 1
     assert 0 <= sample("cathouse_activity_lag_seconds") < 60
+
+
+async def test_a_newer_version_or_a_refused_payload_is_acknowledged_skipped_and_counted(store: ReadModel) -> None:
+    # As cathouse.contracts.events documents: skipped and counted, never retried (on_event returns).
+    consumer = Consumer(store)
+    user = uuid.uuid4()
+    newer = event(
+        users.UserRegistered.type,
+        user,
+        schema_version=users.UserRegistered.schema_version + 1,
+        user_id=user,
+        display_name="From the future",
+    )
+    refused = event(users.UserRegistered.type, user, user_id="not-a-uuid")
+    before = {r: sample("cathouse_activity_events_skipped_total", reason=r) for r in ("unknown_version", "malformed")}
+
+    await consumer.on_event(newer)
+    await consumer.on_event(refused)
+
+    after = {r: sample("cathouse_activity_events_skipped_total", reason=r) for r in before}
+    assert after == {r: n + 1 for r, n in before.items()}
+    assert await store.page(Feed.everything(), before=None, limit=10) == []
+    assert (await store.platform_counters())["users_registered"] == 0
 
 
 async def test_the_lag_counts_the_events_still_waiting(committed: AsyncEngine) -> None:
@@ -112,7 +136,7 @@ async def test_the_lag_counts_the_events_still_waiting(committed: AsyncEngine) -
                 session,
                 aggregate_type="user",
                 aggregate_id=user,
-                event_type=c.USER_REGISTERED,
+                event_type=users.UserRegistered.type,
                 payload={"user_id": user},
             )
     waiting, age = await probe.measure()
@@ -164,7 +188,7 @@ class Poisoned:
 
 
 def registered() -> Event:
-    return event(c.USER_REGISTERED, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
+    return event(users.UserRegistered.type, uuid.uuid4(), user_id=uuid.uuid4(), display_name="Bo")
 
 
 async def test_events_in_flight_together_are_applied_together_each_once(store: ReadModel) -> None:

@@ -42,10 +42,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cathouse.activity import catalogue as c
 from cathouse.activity.consumer import DUPLICATE_MESSAGE
 from cathouse.activity.readmodel import Feed, ReadModel
 from cathouse.activity.stores import PostgresReadModel, RedisReadModel
+from cathouse.contracts.events import auth as users
+from cathouse.contracts.events import catalog as cats
+from cathouse.contracts.events import installation as installs
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record_event
 from tests.activity.conftest import REDIS_URL, drop_keys, redis_prefix
@@ -214,7 +216,7 @@ class Marketplace:
         cat_id, publisher = uuid.uuid4(), uuid.uuid4()
         self.publishers[cat_id], self.versions[cat_id] = publisher, 0
         self._add(
-            "cat", cat_id, c.CAT_PUBLISHED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", name="Points",
+            "cat", cat_id, cats.CatPublished.type, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", name="Points",
             category="points", publisher_id=publisher, version="1.0.0",
         )  # fmt: skip
 
@@ -223,7 +225,7 @@ class Marketplace:
         self.versions[cat_id] += 1
         version = f"1.{self.versions[cat_id]}.0"
         self._add(
-            "cat", cat_id, c.CAT_VERSION_PUBLISHED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", version=version,
+            "cat", cat_id, cats.CatVersionPublished.type, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", version=version,
             permissions=["points:read"], current=True,
         )  # fmt: skip
 
@@ -231,7 +233,7 @@ class Marketplace:
         cat_id, review_id, user_id, rating = self._cat(), uuid.uuid4(), uuid.uuid4(), self.rng.randint(1, 5)
         self.reviews[review_id] = (cat_id, user_id, rating)
         self._add(
-            "cat", cat_id, c.REVIEW_CREATED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
+            "cat", cat_id, cats.ReviewCreated.type, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
             user_id=user_id, rating=rating, verified=False,
         )  # fmt: skip
 
@@ -241,20 +243,20 @@ class Marketplace:
         rating = self.rng.randint(1, 5)
         self.reviews[review_id] = (cat_id, user_id, rating)
         self._add(
-            "cat", cat_id, c.REVIEW_UPDATED, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
+            "cat", cat_id, cats.ReviewUpdated.type, cat_id=cat_id, slug=f"cat-{cat_id.hex[:8]}", review_id=review_id,
             user_id=user_id, rating=rating, previous_rating=previous,
         )  # fmt: skip
 
     def _new_user(self) -> None:
         user_id = uuid.uuid4()
         self.users += 1
-        self._add("user", user_id, c.USER_REGISTERED, user_id=user_id, display_name=f"User {self.users}")
+        self._add("user", user_id, users.UserRegistered.type, user_id=user_id, display_name=f"User {self.users}")
 
     def _install(self) -> None:
         installation_id, cat_id, user_id = uuid.uuid4(), self._cat(), uuid.uuid4()
         self.installations[installation_id] = _Installation(cat_id, user_id)
         self._add(
-            "installation", installation_id, c.INSTALLATION_CREATED, installation_id=installation_id,
+            "installation", installation_id, installs.InstallationCreated.type, installation_id=installation_id,
             user_id=user_id, cat_id=cat_id, version="1.0.0", name="Main", permissions=["points:read"],
         )  # fmt: skip
 
@@ -268,7 +270,7 @@ class Marketplace:
         before, state.status = state.status, self.rng.choice(NEXT_STATUS[state.status])
         state.activated = state.activated or state.status == "active"
         self._add(
-            "installation", installation_id, c.INSTALLATION_STATUS_CHANGED, installation_id=installation_id,
+            "installation", installation_id, installs.InstallationStatusChanged.type, installation_id=installation_id,
             user_id=state.user_id, cat_id=state.cat_id, version="1.0.0", reason=None, by=state.user_id,
             **{"from": before, "to": state.status},
         )  # fmt: skip

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from cathouse.activity import catalogue as c
 from cathouse.activity.readmodel import Entry, Feed, ReadModel, Rebuilding
 from cathouse.activity.stores import RedisReadModel
+from cathouse.contracts.events import auth as users
+from cathouse.contracts.events import catalog as cats
+from cathouse.contracts.events import installation as installs
 from cathouse.platform.outbox.relay import Event
 from tests.activity.conftest import REDIS_URL, drop_keys, event, redis_prefix
 
@@ -19,7 +21,7 @@ CAT, PUBLISHER, OWNER, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uu
 
 def published(cat: uuid.UUID = CAT, slug: str = "points") -> Event:
     return event(
-        c.CAT_PUBLISHED,
+        cats.CatPublished.type,
         cat,
         cat_id=cat,
         slug=slug,
@@ -32,7 +34,7 @@ def published(cat: uuid.UUID = CAT, slug: str = "points") -> Event:
 
 def installed(installation: uuid.UUID, owner: uuid.UUID = OWNER, cat: uuid.UUID = CAT) -> Event:
     return event(
-        c.INSTALLATION_CREATED,
+        installs.InstallationCreated.type,
         installation,
         installation_id=installation,
         user_id=owner,
@@ -46,7 +48,7 @@ def installed(installation: uuid.UUID, owner: uuid.UUID = OWNER, cat: uuid.UUID 
 def moved(installation: uuid.UUID, before: str, after: str, owner: uuid.UUID = OWNER) -> Event:
     transition: dict[str, Any] = {"from": before, "to": after, "reason": None, "by": None}
     return event(
-        c.INSTALLATION_STATUS_CHANGED,
+        installs.InstallationStatusChanged.type,
         installation,
         installation_id=installation,
         user_id=owner,
@@ -58,7 +60,14 @@ def moved(installation: uuid.UUID, before: str, after: str, owner: uuid.UUID = O
 
 def reviewed(review: uuid.UUID, author: uuid.UUID, rating: int) -> Event:
     return event(
-        c.REVIEW_CREATED, CAT, cat_id=CAT, slug="points", review_id=review, user_id=author, rating=rating, verified=True
+        cats.ReviewCreated.type,
+        CAT,
+        cat_id=CAT,
+        slug="points",
+        review_id=review,
+        user_id=author,
+        rating=rating,
+        verified=True,
     )
 
 
@@ -110,11 +119,28 @@ async def test_statistics_follow_installs_uninstalls_and_reviews(store: ReadMode
             moved(first, "uninstalling", "uninstalled"),
             reviewed(kept, OWNER, 5),
             reviewed(edited, OTHER, 2),
-            event(c.REVIEW_UPDATED, CAT, cat_id=CAT, slug="points", review_id=edited, user_id=OTHER, rating=4),
+            event(
+                cats.ReviewUpdated.type,
+                CAT,
+                cat_id=CAT,
+                slug="points",
+                review_id=edited,
+                user_id=OTHER,
+                rating=4,
+                previous_rating=2,
+            ),
             reviewed(hidden, uuid.uuid4(), 1),
-            event(c.REVIEW_HIDDEN, CAT, cat_id=CAT, slug="points", review_id=hidden, reason="spam", by=str(PUBLISHER)),
+            event(
+                cats.ReviewHidden.type,
+                CAT,
+                cat_id=CAT,
+                slug="points",
+                review_id=hidden,
+                reason="spam",
+                by=str(PUBLISHER),
+            ),
             reviewed(deleted, uuid.uuid4(), 3),
-            event(c.REVIEW_DELETED, CAT, cat_id=CAT, slug="points", review_id=deleted, user_id=OTHER, rating=3),
+            event(cats.ReviewDeleted.type, CAT, cat_id=CAT, slug="points", review_id=deleted, user_id=OTHER, rating=3),
         ]
     )
 
@@ -131,8 +157,8 @@ async def test_statistics_follow_installs_uninstalls_and_reviews(store: ReadMode
 
     await store.apply(
         [
-            event(c.REVIEW_RESTORED, CAT, cat_id=CAT, slug="points", review_id=hidden, by=str(PUBLISHER)),
-            event(c.CAT_SUSPENDED, CAT, cat_id=CAT, slug="points", reason="broken", by=str(PUBLISHER)),
+            event(cats.ReviewRestored.type, CAT, cat_id=CAT, slug="points", review_id=hidden, by=str(PUBLISHER)),
+            event(cats.CatSuspended.type, CAT, cat_id=CAT, slug="points", reason="broken", by=str(PUBLISHER)),
         ]
     )
     counters = await store.cat_counters(CAT)
@@ -144,21 +170,21 @@ async def test_feeds_show_public_entries_to_all_and_the_rest_to_its_people(store
     installation = uuid.uuid4()
     await store.apply(
         [
-            event(c.CAT_SUBMITTED, CAT, cat_id=CAT, slug="points", publisher_id=PUBLISHER),
+            event(cats.CatSubmitted.type, CAT, cat_id=CAT, slug="points", publisher_id=PUBLISHER),
             published(),
             installed(installation),
             moved(installation, "pending", "active"),
-            event(c.USER_REGISTERED, OTHER, user_id=OTHER, display_name="Other"),
+            event(users.UserRegistered.type, OTHER, user_id=OTHER, display_name="Other"),
         ]
     )
 
     public = [e.type for e in await everything(store, Feed.public())]
-    assert public == [c.INSTALLATION_CREATED, c.CAT_PUBLISHED]
+    assert public == [installs.InstallationCreated.type, cats.CatPublished.type]
     assert [e.type for e in await everything(store, Feed.cat(CAT))] == public
     mine = [e.type for e in await everything(store, Feed.user(OWNER))]
-    assert mine == [c.INSTALLATION_STATUS_CHANGED, c.INSTALLATION_CREATED]
+    assert mine == [installs.InstallationStatusChanged.type, installs.InstallationCreated.type]
     theirs = [e.type for e in await everything(store, Feed.user(PUBLISHER))]
-    assert theirs == [c.CAT_PUBLISHED, c.CAT_SUBMITTED]
+    assert theirs == [cats.CatPublished.type, cats.CatSubmitted.type]
     assert len(await everything(store, Feed.everything())) == 5
     created = (await everything(store, Feed.public()))[0]
     assert created.anonymous
@@ -189,9 +215,11 @@ async def test_unknown_types_versions_and_malformed_payloads_are_skipped(store: 
     outcomes = await store.apply(
         [
             event("cat.teleported", CAT, cat_id=CAT),
-            event(c.CAT_PUBLISHED, CAT, schema_version=2, cat_id=CAT, slug="points"),
-            event(c.REVIEW_CREATED, CAT, cat_id=CAT, slug="points", review_id=uuid.uuid4(), user_id=OWNER, rating=9),
-            event(c.INSTALLATION_CREATED, CAT, cat_id="not-a-uuid"),
+            event(cats.CatPublished.type, CAT, schema_version=2, cat_id=CAT, slug="points"),
+            event(
+                cats.ReviewCreated.type, CAT, cat_id=CAT, slug="points", review_id=uuid.uuid4(), user_id=OWNER, rating=9
+            ),
+            event(installs.InstallationCreated.type, CAT, cat_id="not-a-uuid"),
         ]
     )
     assert [o.reason for o in outcomes] == ["unknown_type", "unknown_version", "malformed", "malformed"]

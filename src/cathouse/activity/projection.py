@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from cathouse.activity import catalogue as c
+from pydantic import ValidationError
+
 from cathouse.activity.readmodel import (
     CatState,
     Effects,
@@ -28,22 +29,27 @@ from cathouse.activity.readmodel import (
     ReviewState,
     State,
 )
+from cathouse.contracts.events import DomainEvent, UnknownEvent, model_of, parse
+from cathouse.contracts.events import auth as users
+from cathouse.contracts.events import catalog as cats
+from cathouse.contracts.events import installation as installs
+from cathouse.contracts.events import proxy as verdicts
 from cathouse.platform.outbox.relay import Event
 
 ACTIVE = "active"
 
 
 class Malformed(ValueError):
-    """A payload without a field its type promises: skipped and counted, never applied halfway."""
+    """A payload its model refuses: skipped and counted, never applied halfway."""
 
 
 def skip_reason(event: Event) -> str | None:
-    """Why an event is not for this consumer (None: apply it)."""
-    spec = c.spec(event.event_type)
-    if spec is None:
-        return "unknown_type"
-    if event.schema_version != spec.schema_version:
-        return "unknown_version"
+    """Why an event is not for this consumer (None: apply it): a type, or a version of one, that
+    ``cathouse.contracts.events`` has no model for is skipped, as it documents."""
+    try:
+        model_of(event.event_type, event.schema_version)
+    except UnknownEvent as exc:
+        return exc.reason
     return None
 
 
@@ -75,25 +81,17 @@ def payload_ids(events: Iterable[Event], key: str) -> set[uuid.UUID]:
 
 
 async def project(event: Event, state: State) -> Effects:
-    """The event's effects; raises :class:`Malformed` when its payload lacks what its type promises."""
+    """The event's effects; raises :class:`Malformed` when its model refuses its payload."""
     try:
-        effects = await _PROJECTIONS[event.event_type](event, state)
-    except (KeyError, TypeError, ValueError) as exc:
+        parsed = parse(event.event_type, event.schema_version, event.payload)
+    except (UnknownEvent, ValidationError) as exc:
         raise Malformed(f"{event.event_type} {event.id}: {type(exc).__name__}: {exc}") from None
+    effects = await _PROJECTIONS[type(parsed)](event, parsed, state)
     effects.count_platform("events_applied")
     # An edit of a review's stars moves one count down and one up: leave out what nets to nothing.
     effects.cat_counters = {k: v for k, v in effects.cat_counters.items() if v}
     effects.platform_counters = {k: v for k, v in effects.platform_counters.items() if v}
     return effects
-
-
-def _uuid(payload: dict[str, Any], key: str) -> uuid.UUID:
-    return uuid.UUID(str(payload[key]))
-
-
-def _maybe_uuid(payload: dict[str, Any], key: str) -> uuid.UUID | None:
-    value = payload.get(key)
-    return None if value is None else uuid.UUID(str(value))
 
 
 def _pick(payload: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -134,47 +132,51 @@ def _entry(
 
 # The status a cat event leaves the cat in; events not listed keep it.
 _CAT_STATUS = {
-    c.CAT_SUBMITTED: "pending_review",
-    c.CAT_PUBLISHED: "published",
-    c.CAT_REJECTED: "rejected",
-    c.CAT_SUSPENDED: "suspended",
-    c.CAT_REINSTATED: "published",
-    c.CAT_DELISTED: "delisted",
+    cats.CatSubmitted.type: "pending_review",
+    cats.CatPublished.type: "published",
+    cats.CatRejected.type: "rejected",
+    cats.CatSuspended.type: "suspended",
+    cats.CatReinstated.type: "published",
+    cats.CatDelisted.type: "delisted",
 }
 # type: (public, fields everyone sees, fields only the publisher sees)
 _CAT_VIEW: dict[str, tuple[bool, tuple[str, ...], tuple[str, ...]]] = {
-    c.CAT_SUBMITTED: (False, (), ()),
-    c.CAT_PUBLISHED: (True, ("version", "category"), ()),
-    c.CAT_REJECTED: (False, (), ("reason",)),
-    c.CAT_UPDATED: (False, (), ("fields",)),
-    c.CAT_VERSION_PUBLISHED: (True, ("version", "current"), ()),
-    c.CAT_SUSPENDED: (False, (), ("reason",)),
-    c.CAT_REINSTATED: (False, (), ()),
-    c.CAT_DELISTED: (True, (), ("reason",)),
-    c.CAT_SYNC_FAILED: (False, (), ("problems",)),
+    cats.CatSubmitted.type: (False, (), ()),
+    cats.CatPublished.type: (True, ("version", "category"), ()),
+    cats.CatRejected.type: (False, (), ("reason",)),
+    cats.CatUpdated.type: (False, (), ("fields",)),
+    cats.CatVersionPublished.type: (True, ("version", "current"), ()),
+    cats.CatSuspended.type: (False, (), ("reason",)),
+    cats.CatReinstated.type: (False, (), ()),
+    cats.CatDelisted.type: (True, (), ("reason",)),
+    cats.CatSyncFailed.type: (False, (), ("problems",)),
 }
 
 
-async def _cat(event: Event, state: State) -> Effects:
-    p = event.payload
-    cat_id = _uuid(p, "cat_id")
+async def _cat(event: Event, parsed: DomainEvent, state: State) -> Effects:
+    assert isinstance(parsed, cats.CatEvent)
+    p = parsed.payload()
+    cat_id = parsed.cat_id
     known = await state.cat(cat_id)
-    publisher = _maybe_uuid(p, "publisher_id") if "publisher_id" in p else (known.publisher_id if known else None)
+    if isinstance(parsed, cats.CatSubmitted | cats.CatPublished):
+        publisher = parsed.publisher_id
+    else:
+        publisher = known.publisher_id if known else None
     before = known.status if known else None
     # Edits and new versions happen only to published cats: a history that starts with one (the
     # outbox pruned) still counts the cat.
-    assumed = "unknown" if event.event_type == c.CAT_SYNC_FAILED else "published"
-    after = _CAT_STATUS.get(event.event_type, before or assumed)
+    assumed = "unknown" if isinstance(parsed, cats.CatSyncFailed) else "published"
+    after = _CAT_STATUS.get(parsed.type, before or assumed)
     effects = Effects(cat_id=cat_id, cat=CatState(cat_id=cat_id, publisher_id=publisher, status=after))
     effects.count_platform("cats_published", int(after == "published") - int(before == "published"))
-    public, shown, private = _CAT_VIEW[event.event_type]
+    public, shown, private = _CAT_VIEW[parsed.type]
     effects.entry = _entry(
         event,
         cat_id=cat_id,
         user_id=publisher,
         audience=_people(publisher),
         public=public,
-        data={"slug": p["slug"], **_pick(p, *shown)},
+        data={"slug": parsed.slug, **_pick(p, *shown)},
         details=_pick(p, *private),
     )
     return effects
@@ -190,52 +192,43 @@ def _rate(effects: Effects, rating: int, sign: int) -> None:
     effects.count_platform("reviews", sign)
 
 
-def _stars(value: Any) -> int:
-    rating = int(value)
-    if not 1 <= rating <= 5:
-        raise ValueError(f"rating {rating} is not 1 to 5")
-    return rating
-
-
-async def _review(event: Event, state: State) -> Effects:
-    p = event.payload
-    cat_id, review_id = _uuid(p, "cat_id"), _uuid(p, "review_id")
+async def _review(event: Event, parsed: DomainEvent, state: State) -> Effects:
+    assert isinstance(parsed, cats.ReviewEvent)
+    p = parsed.payload()
+    cat_id, review_id = parsed.cat_id, parsed.review_id
     cat = await state.cat(cat_id)
     publisher = cat.publisher_id if cat else None
     known = await state.review(review_id)
-    author = _maybe_uuid(p, "user_id") or (known.user_id if known else None)
+    if isinstance(parsed, cats.ReviewCreated | cats.ReviewUpdated | cats.ReviewDeleted):
+        author: uuid.UUID | None = parsed.user_id
+    else:
+        author = known.user_id if known else None
     effects = Effects(cat_id=cat_id)
-    kind = event.event_type
-    if kind in (c.REVIEW_CREATED, c.REVIEW_UPDATED) and known is None:
-        if author is None:
-            raise KeyError("user_id")
-        rating = _stars(p["rating"])
-        _rate(effects, rating, 1)
-        effects.review = ReviewState(review_id, cat_id, author, rating, visible=True)
-    elif kind == c.REVIEW_UPDATED and known is not None:
-        rating = _stars(p["rating"])
+    if isinstance(parsed, cats.ReviewCreated | cats.ReviewUpdated) and known is None:
+        _rate(effects, parsed.rating, 1)
+        effects.review = ReviewState(review_id, cat_id, parsed.user_id, parsed.rating, visible=True)
+    elif isinstance(parsed, cats.ReviewUpdated) and known is not None:
         if known.visible:  # edited while hidden: the new rating counts once it is restored
             _rate(effects, known.rating, -1)
-            _rate(effects, rating, 1)
-        effects.review = replace(known, rating=rating)
-    elif kind == c.REVIEW_DELETED and known is not None:
+            _rate(effects, parsed.rating, 1)
+        effects.review = replace(known, rating=parsed.rating)
+    elif isinstance(parsed, cats.ReviewDeleted) and known is not None:
         if known.visible:
             _rate(effects, known.rating, -1)
         effects.review_removed = review_id
-    elif kind == c.REVIEW_HIDDEN and known is not None and known.visible:
+    elif isinstance(parsed, cats.ReviewHidden) and known is not None and known.visible:
         _rate(effects, known.rating, -1)
         effects.review = replace(known, visible=False)
-    elif kind == c.REVIEW_RESTORED and known is not None and not known.visible:
+    elif isinstance(parsed, cats.ReviewRestored) and known is not None and not known.visible:
         _rate(effects, known.rating, 1)
         effects.review = replace(known, visible=True)
-    public = kind == c.REVIEW_CREATED
     effects.entry = _entry(
         event,
         cat_id=cat_id,
         user_id=author,
         audience=_people(author, publisher),
-        public=public,
-        data={"slug": p["slug"], "review_id": str(review_id), **_pick(p, "rating", "verified", "previous_rating")},
+        public=isinstance(parsed, cats.ReviewCreated),
+        data={"slug": parsed.slug, "review_id": str(review_id), **_pick(p, "rating", "verified", "previous_rating")},
         details=_pick(p, "reason"),
     )
     return effects
@@ -245,32 +238,30 @@ async def _review(event: Event, state: State) -> Effects:
 
 # type: (fields everyone who sees it sees, fields only the owner sees)
 _INSTALLATION_VIEW: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    c.INSTALLATION_CREATED: (("version",), ("name", "permissions")),
-    c.INSTALLATION_STATUS_CHANGED: (("from", "to"), ("reason", "by_admin")),
-    c.INSTALLATION_PERMISSIONS_CHANGED: ((), ("granted", "revoked")),
-    c.INSTALLATION_UPGRADED: (("version", "from_version"), ()),
-    c.INSTALLATION_UPDATED: ((), ("fields",)),
-    c.INSTALLATION_SECRETS_REPLACED: ((), ("fields",)),
-    c.CREDENTIALS_REJECTED: ((), ("upstream_status",)),
-    c.CREDENTIALS_ACCEPTED: ((), ()),
+    installs.InstallationCreated.type: (("version",), ("name", "permissions")),
+    installs.InstallationStatusChanged.type: (("from", "to"), ("reason", "by_admin")),
+    installs.InstallationPermissionsChanged.type: ((), ("granted", "revoked")),
+    installs.InstallationUpgraded.type: (("version", "from_version"), ()),
+    installs.InstallationUpdated.type: ((), ("fields",)),
+    installs.InstallationSecretsReplaced.type: ((), ("fields",)),
+    verdicts.CredentialsRejected.type: ((), ("upstream_status",)),
+    verdicts.CredentialsAccepted.type: ((), ()),
 }
 
 
-async def _installation(event: Event, state: State) -> Effects:
-    p = event.payload
-    installation_id, cat_id = _uuid(p, "installation_id"), _uuid(p, "cat_id")
+async def _installation(event: Event, parsed: DomainEvent, state: State) -> Effects:
+    # The proxy's verdicts name the installation and its cat, not its owner: that comes from state.
+    assert isinstance(parsed, installs.InstallationEvent | verdicts.CredentialsVerdict)
+    p = parsed.payload()
+    installation_id, cat_id = parsed.installation_id, parsed.cat_id
     known = await state.installation(installation_id)
-    owner = _maybe_uuid(p, "user_id") or (known.user_id if known else None)
+    owner = parsed.user_id if isinstance(parsed, installs.InstallationEvent) else (known.user_id if known else None)
     effects = Effects(cat_id=cat_id)
-    if event.event_type == c.INSTALLATION_CREATED and known is None:
-        if owner is None:
-            raise KeyError("user_id")
-        effects.installation = InstallationState(installation_id, cat_id, owner, "pending", activated=False)
-    elif event.event_type == c.INSTALLATION_STATUS_CHANGED:
-        if owner is None:
-            raise KeyError("user_id")
-        after = str(p["to"])
-        before = known.status if known else str(p.get("from"))
+    if isinstance(parsed, installs.InstallationCreated) and known is None:
+        effects.installation = InstallationState(installation_id, cat_id, parsed.user_id, "pending", activated=False)
+    elif isinstance(parsed, installs.InstallationStatusChanged):
+        after = parsed.to
+        before = known.status if known else parsed.from_
         activated = known.activated if known else False
         if after == ACTIVE and not activated:
             # Counted as an install once it is first provisioned, as the catalog counts them.
@@ -280,14 +271,14 @@ async def _installation(event: Event, state: State) -> Effects:
         moved = int(after == ACTIVE) - int(before == ACTIVE)
         effects.count("installs_active", moved)
         effects.count_platform("installations_active", moved)
-        effects.installation = InstallationState(installation_id, cat_id, owner, after, activated)
-    shown, private = _INSTALLATION_VIEW[event.event_type]
+        effects.installation = InstallationState(installation_id, cat_id, parsed.user_id, after, activated)
+    shown, private = _INSTALLATION_VIEW[parsed.type]
     effects.entry = _entry(
         event,
         cat_id=cat_id,
         user_id=owner,
         audience=_people(owner),
-        public=event.event_type == c.INSTALLATION_CREATED,
+        public=isinstance(parsed, installs.InstallationCreated),
         anonymous=True,
         data=_pick(p, *shown),
         details={"installation_id": str(installation_id), **_pick(p, *private)},
@@ -298,11 +289,12 @@ async def _installation(event: Event, state: State) -> Effects:
 # --- users -------------------------------------------------------------------------------------
 
 
-async def _user(event: Event, state: State) -> Effects:
-    p = event.payload
-    user_id = _uuid(p, "user_id")
+async def _user(event: Event, parsed: DomainEvent, state: State) -> Effects:
+    assert isinstance(parsed, users.UserEvent)
+    p = parsed.payload()
+    user_id = parsed.user_id
     effects = Effects()
-    if event.event_type == c.USER_REGISTERED:
+    if isinstance(parsed, users.UserRegistered):
         effects.count_platform("users_registered")
     effects.entry = _entry(
         event, cat_id=None, user_id=user_id, audience=_people(user_id), details=_pick(p, "fields", "roles")
@@ -310,31 +302,10 @@ async def _user(event: Event, state: State) -> Effects:
     return effects
 
 
-_Projection = Callable[[Event, State], Awaitable[Effects]]
-_PROJECTIONS: dict[str, _Projection] = {
-    **{t: _cat for t in _CAT_VIEW},
-    **{
-        t: _review
-        for t in (
-            c.REVIEW_CREATED,
-            c.REVIEW_UPDATED,
-            c.REVIEW_DELETED,
-            c.REVIEW_HIDDEN,
-            c.REVIEW_RESTORED,
-            c.REVIEW_REPLIED,
-        )
-    },
-    **{t: _installation for t in _INSTALLATION_VIEW},
-    **{
-        t: _user
-        for t in (
-            c.USER_REGISTERED,
-            c.USER_UPDATED,
-            c.USER_ROLES_CHANGED,
-            c.USER_DISABLED,
-            c.USER_ENABLED,
-            c.USER_DELETED,
-            c.REFRESH_TOKEN_REUSED,
-        )
-    },
+_Projection = Callable[[Event, DomainEvent, State], Awaitable[Effects]]
+_PROJECTIONS: dict[type[DomainEvent], _Projection] = {
+    **{e: _cat for e in cats.EVENTS if not issubclass(e, cats.ReviewEvent)},
+    **{e: _review for e in cats.EVENTS if issubclass(e, cats.ReviewEvent)},
+    **{e: _installation for e in (*installs.EVENTS, *verdicts.EVENTS)},
+    **{e: _user for e in users.EVENTS},
 }

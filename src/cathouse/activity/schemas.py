@@ -8,6 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cathouse.contracts.events.catalog import CatPublished, ReviewCreated
+from cathouse.contracts.events.installation import InstallationCreated
+
 
 class CatRef(BaseModel):
     id: uuid.UUID
@@ -21,10 +24,11 @@ class UserRef(BaseModel):
 
 
 class EntryOut(BaseModel):
-    """Something that happened. Its ``type`` is the event's (see ``cathouse.activity.catalogue``)."""
+    """Something that happened. Its ``type`` is the event's: ``GET /api/v1/events/asyncapi.json``
+    lists them all (``cathouse.contracts.events``)."""
 
     id: int = Field(description="The entry's position: newer entries have larger ids (the stream's event id).")
-    type: str = Field(examples=["cat.published", "review.created", "installation.created"])
+    type: str = Field(examples=[e.type for e in (CatPublished, ReviewCreated, InstallationCreated)])
     occurred_at: datetime
     cat: CatRef | None
     user: UserRef | None = Field(

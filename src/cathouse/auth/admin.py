@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth import events
 from cathouse.auth.models import User
 from cathouse.auth.passwords import Passwords
 from cathouse.auth.repository import RevocationRepository, UserRepository
 from cathouse.auth.service import normalise_email
-from cathouse.platform.outbox import record_event
+from cathouse.contracts.events import auth as events
+from cathouse.platform.outbox import record
 
 
 async def create_admin(
@@ -34,12 +34,9 @@ async def create_admin(
         user.roles = [*user.roles, "admin"]
         user.updated_at = datetime.now(UTC)
         await RevocationRepository(session).record(user)
-    record_event(
-        session,
-        aggregate_type="user",
-        aggregate_id=str(user.id),
-        event_type=events.USER_REGISTERED if created else events.USER_ROLES_CHANGED,
-        payload={"user_id": str(user.id), "roles": list(user.roles), "by": "cli"},
-    )
+    if created:
+        record(session, events.UserRegistered(user_id=user.id, roles=list(user.roles), by="cli"))
+    else:
+        record(session, events.UserRolesChanged(user_id=user.id, roles=list(user.roles), by="cli"))
     await session.flush()
     return user, created

@@ -13,15 +13,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth import events, throttle
+from cathouse.auth import throttle
 from cathouse.auth.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from cathouse.auth.keys import SigningKeys
 from cathouse.auth.models import RefreshToken, User, UserStatus
 from cathouse.auth.passwords import Passwords
 from cathouse.auth.repository import RefreshTokenRepository, RevocationRepository, UserRepository
 from cathouse.auth.schemas import TokenPair
+from cathouse.contracts.events import auth as events
 from cathouse.platform.crypto import derive_key
-from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox import record
 from cathouse.platform.settings import Settings
 
 REFRESH_PREFIX = "chr_"
@@ -81,13 +82,7 @@ class AccountService:
             await self.session.flush()
         except IntegrityError:  # registered by a concurrent request a moment ago
             raise EmailTaken() from None
-        record_event(
-            self.session,
-            aggregate_type="user",
-            aggregate_id=str(user.id),
-            event_type=events.USER_REGISTERED,
-            payload={"user_id": str(user.id), "display_name": user.display_name},
-        )
+        record(self.session, events.UserRegistered(user_id=user.id, display_name=user.display_name))
         await self.session.refresh(user)
         return user
 
@@ -166,13 +161,7 @@ class AccountService:
     async def _reused(self, token: RefreshToken) -> None:
         """A used token came back: someone holds a copy. End every session of that login."""
         await self.tokens.revoke_family(token.family_id, "reuse_detected")
-        record_event(
-            self.session,
-            aggregate_type="user",
-            aggregate_id=str(token.user_id),
-            event_type=events.REFRESH_TOKEN_REUSED,
-            payload={"user_id": str(token.user_id), "family_id": str(token.family_id)},
-        )
+        record(self.session, events.RefreshTokenReused(user_id=token.user_id, family_id=token.family_id))
 
     async def logout(self, presented: str) -> None:
         known = await self.tokens.by_hash(hash_refresh_token(presented))

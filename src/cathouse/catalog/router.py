@@ -19,7 +19,6 @@ from cathouse.catalog.schemas import (
     CatUpdate,
     Facet,
     Facets,
-    PermissionName,
     SearchPage,
     SlugPath,
     Tag,
@@ -27,6 +26,7 @@ from cathouse.catalog.schemas import (
     VersionSpec,
 )
 from cathouse.catalog.views import version_out
+from cathouse.contracts.permissions import PermissionName
 from cathouse.platform.pagination import MAX_LIMIT, Page
 from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import DeveloperUser, OptionalUser

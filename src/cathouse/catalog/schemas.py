@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from cathouse.catalog.models import AssetKind, CatSource, CatStatus, VersionStatus
+from cathouse.contracts.permissions import PermissionName
 from cathouse.contracts.reads import secret_fields
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
 from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
@@ -87,11 +88,6 @@ def _base_url_as_written(value: object) -> object:
 BaseUrl = Annotated[WebUrl, BeforeValidator(_base_url_as_written)]
 SemVer = Annotated[
     str, StringConstraints(max_length=64), AfterValidator(_semver), Field(json_schema_extra={"pattern": SEMVER.pattern})
-]
-PermissionName = Annotated[
-    str,
-    StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_-]*(:[a-z][a-z0-9_-]*)+$"),
-    Field(examples=["points:write"]),
 ]
 FieldName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 HeaderName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9-]+$")]

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog import events
 from cathouse.catalog.errors import (
     CatNotFound,
     IllegalTransition,
@@ -22,9 +21,10 @@ from cathouse.catalog.models import Cat, CatStatus, CatVersion, VersionStatus
 from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
 from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
 from cathouse.catalog.webhook_secrets import WebhookSecrets
+from cathouse.contracts.events import catalog as events
 from cathouse.platform.baseurl import AllowList, UnsafeURL, check_base_url
 from cathouse.platform.errors import Conflict, Unprocessable
-from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox import record
 from cathouse.platform.security import Principal
 from cathouse.platform.settings import Settings
 
@@ -74,14 +74,8 @@ class CatService:
         self.versions = VersionRepository(session)
         self.categories = CategoryRepository(session)
 
-    def event(self, cat: Cat, event_type: str, **payload: Any) -> None:
-        record_event(
-            self.session,
-            aggregate_type="cat",
-            aggregate_id=str(cat.id),
-            event_type=event_type,
-            payload={"cat_id": str(cat.id), "slug": cat.slug, **payload},
-        )
+    def event(self, event: events.CatEvent) -> None:
+        record(self.session, event)
 
     async def visible(self, slug: str, principal: Principal | None) -> Cat:
         cat = await self.cats.by_slug(slug)
@@ -154,7 +148,7 @@ class CatService:
         if changed:
             cat.updated_at = datetime.now(UTC)
             if cat.status == CatStatus.PUBLISHED:
-                self.event(cat, events.CAT_UPDATED, fields=changed)
+                self.event(events.CatUpdated(cat_id=cat.id, slug=cat.slug, fields=changed))
         await self.session.flush()
         return changed
 
@@ -242,11 +236,13 @@ class CatService:
         if cat.status == CatStatus.PUBLISHED:
             for draft in drafts:
                 self.event(
-                    cat,
-                    events.CAT_VERSION_PUBLISHED,
-                    version=draft.version,
-                    permissions=[p["name"] for p in draft.permissions],
-                    current=current is not None and draft.id == current.id,
+                    events.CatVersionPublished(
+                        cat_id=cat.id,
+                        slug=cat.slug,
+                        version=draft.version,
+                        permissions=[p["name"] for p in draft.permissions],
+                        current=current is not None and draft.id == current.id,
+                    )
                 )
 
     # Moderation
@@ -258,7 +254,7 @@ class CatService:
         if not any(v.status == VersionStatus.DRAFT for v in await self.versions.of_cat(cat.id)):
             raise Conflict("Add a version before submitting the cat for review.")
         cat.status, cat.submitted_at, cat.moderation_reason = CatStatus.PENDING_REVIEW, datetime.now(UTC), None
-        self.event(cat, events.CAT_SUBMITTED, publisher_id=_str(cat.publisher_id))
+        self.event(events.CatSubmitted(cat_id=cat.id, slug=cat.slug, publisher_id=cat.publisher_id))
         await self.session.flush()
         return cat
 
@@ -279,12 +275,14 @@ class CatService:
         cat.published_at = cat.published_at or now
         current = await self.versions.by_id(cat.current_version_id) if cat.current_version_id else None
         self.event(
-            cat,
-            events.CAT_PUBLISHED,
-            name=cat.name,
-            category=cat.category,
-            publisher_id=_str(cat.publisher_id),
-            version=current.version if current else None,
+            events.CatPublished(
+                cat_id=cat.id,
+                slug=cat.slug,
+                name=cat.name,
+                category=cat.category,
+                publisher_id=cat.publisher_id,
+                version=current.version if current else None,
+            )
         )
         await self.session.flush()
 
@@ -305,7 +303,7 @@ class CatService:
         if cat.orphaned_at is not None:
             raise Conflict("The cat's manifest folder is gone; restore it and sync again to bring the cat back.")
         cat.status, cat.moderation_reason, cat.updated_at = CatStatus.PUBLISHED, None, datetime.now(UTC)
-        self.event(cat, events.CAT_REINSTATED, by=str(admin.user_id))
+        self.event(events.CatReinstated(cat_id=cat.id, slug=cat.slug, by=admin.user_id))
         await self.session.flush()
         return cat
 
@@ -315,18 +313,21 @@ class CatService:
         cat = await self.moderated(slug)
         if cat.status not in sources:
             raise IllegalTransition(action, cat.status)
-        await self.take_down(cat, target, reason, by=str(admin.user_id))
+        await self.take_down(cat, target, reason, by=admin.user_id)
         return cat
 
     async def take_down(
-        self, cat: Cat, target: CatStatus, reason: str, *, by: str | None, orphaned: bool = False
+        self, cat: Cat, target: CatStatus, reason: str, *, by: uuid.UUID | None, orphaned: bool = False
     ) -> None:
         cat.status, cat.moderation_reason, cat.updated_at = target, reason, datetime.now(UTC)
-        kind = {CatStatus.REJECTED: events.CAT_REJECTED, CatStatus.SUSPENDED: events.CAT_SUSPENDED}.get(
-            target, events.CAT_DELISTED
-        )
-        extra: dict[str, Any] = {"orphaned": orphaned} if target == CatStatus.DELISTED else {}
-        self.event(cat, kind, reason=reason, by=by, **extra)
+        if target == CatStatus.DELISTED:
+            self.event(events.CatDelisted(cat_id=cat.id, slug=cat.slug, reason=reason, by=by, orphaned=orphaned))
+        elif by is None:
+            raise ValueError(f"a cat is {target} by an admin")
+        elif target == CatStatus.REJECTED:
+            self.event(events.CatRejected(cat_id=cat.id, slug=cat.slug, reason=reason, by=by))
+        else:
+            self.event(events.CatSuspended(cat_id=cat.id, slug=cat.slug, reason=reason, by=by))
         await self.session.flush()
 
 
@@ -339,7 +340,3 @@ def _columns(data: CatFields | dict[str, Any]) -> dict[str, Any]:
 
 def _at(loc: str, field: str) -> str:
     return f"{loc}.{field}" if loc else field
-
-
-def _str(value: uuid.UUID | None) -> str | None:
-    return str(value) if value is not None else None

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog import events
 from cathouse.catalog.assets.images import ImageKind, ProcessedImage
 from cathouse.catalog.assets.service import AssetService
 from cathouse.catalog.assets.storage import AssetStorage
@@ -29,6 +28,7 @@ from cathouse.catalog.models import AssetKind, Cat, CatSource, CatStatus, CatVer
 from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.schemas import VersionSpec
 from cathouse.catalog.service import CatService
+from cathouse.contracts.events import catalog as events
 from cathouse.contracts.reads import AccountReader
 from cathouse.platform.errors import CatHouseError
 from cathouse.platform.settings import Settings
@@ -118,7 +118,7 @@ class CatalogSync:
             recorded = [asdict(p) for p in problems]
             if cat.sync_error != recorded:
                 cat.sync_error = recorded
-                self.cats.event(cat, events.CAT_SYNC_FAILED, problems=len(problems))
+                self.cats.event(events.CatSyncFailed(cat_id=cat.id, slug=cat.slug, problems=len(problems)))
             await self.session.flush()
         slug = folder.manifest.slug if folder.manifest else None
         return SyncOutcome(folder.folder, slug, "failed", problems)
@@ -181,9 +181,7 @@ class CatalogSync:
         if cat.orphaned_at is None:
             cat.orphaned_at = datetime.now(UTC)
             if cat.status in (CatStatus.PUBLISHED, CatStatus.SUSPENDED):
-                await self.cats.take_down(
-                    cat, CatStatus.DELISTED, ORPHANED_REASON, by=str(by) if by else None, orphaned=True
-                )
+                await self.cats.take_down(cat, CatStatus.DELISTED, ORPHANED_REASON, by=by, orphaned=True)
             await self.session.flush()
         return SyncOutcome(cat.manifest_path or "", cat.slug, "orphaned")
 

@@ -6,14 +6,16 @@ applying an event twice, or out of order, leaves the same figures.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from loguru import logger
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.catalog.models import Cat, Review
+from cathouse.contracts.events import UnknownEvent, parse
+from cathouse.contracts.events.installation import InstallationCreated, InstallationEvent, InstallationStatusChanged
 from cathouse.contracts.reads import InstallationReader
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox.relay import Event
@@ -21,7 +23,7 @@ from cathouse.platform.registry import Registry
 from cathouse.platform.settings import Settings
 from cathouse.platform.workers import Worker
 
-INSTALLATION_EVENTS = ("installation.created", "installation.status_changed")
+INSTALLATION_EVENTS = (InstallationCreated, InstallationStatusChanged)
 
 
 @asynccontextmanager
@@ -30,8 +32,13 @@ async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) ->
     installations = registry.get(InstallationReader)
 
     async def recount(event: Event) -> None:
-        cat_id = uuid.UUID(event.payload["cat_id"])
-        user_id = uuid.UUID(event.payload["user_id"])
+        try:
+            parsed = parse(event.event_type, event.schema_version, event.payload)
+        except UnknownEvent as exc:  # skipped, never retried (see cathouse.contracts.events)
+            logger.warning("event skipped", event_id=event.id, event_type=event.event_type, reason=exc.reason)
+            return
+        assert isinstance(parsed, InstallationEvent)
+        cat_id, user_id = parsed.cat_id, parsed.user_id
         async with sessions() as session, session.begin():
             counts = await installations.install_counts(session, cat_id)
             await session.execute(
@@ -46,4 +53,4 @@ async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) ->
                     .values(verified=True)
                 )
 
-    yield Worker(handlers={t: [recount] for t in INSTALLATION_EVENTS})
+    yield Worker(handlers={e.type: [recount] for e in INSTALLATION_EVENTS})

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
+from cathouse.contracts.keys import API_KEY_PREFIX
 from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
 from cathouse.installation.models import ApiKey, InstallationStatus
@@ -25,7 +26,6 @@ from cathouse.platform.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/installations/{installation_id}/api-keys", tags=["api keys"])
 
-KEY_PREFIX = "chk_"
 SHOWN_PREFIX = 12
 MAX_LIVE_KEYS = 20
 
@@ -76,7 +76,7 @@ async def create(
     ).all()
     if len(live) >= MAX_LIVE_KEYS:
         raise Conflict(f"An installation has at most {MAX_LIVE_KEYS} live keys; revoke one first.")
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         id=uuid.uuid4(),
         installation_id=installation.id,

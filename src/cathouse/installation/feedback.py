@@ -8,19 +8,18 @@ event is harmless.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cathouse.contracts.events.proxy import CredentialsAccepted, CredentialsRejected, CredentialsVerdict
 from cathouse.contracts.reads import CatReader
 from cathouse.installation import lifecycle
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import InstallationStatus
+from cathouse.installation.provisioning import parse_or_skip
 from cathouse.installation.service import InstallationService
 from cathouse.platform.outbox.relay import Event
 
-CREDENTIALS_REJECTED = "proxy.credentials_rejected"  # {installation_id, cat_id, upstream_status}
-CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"  # {installation_id, cat_id}
+EVENTS = (CredentialsRejected, CredentialsAccepted)
 
 
 class CredentialFeedback:
@@ -30,15 +29,18 @@ class CredentialFeedback:
         self.cats = cats
 
     async def on_event(self, event: Event) -> None:
-        installation_id = uuid.UUID(event.payload["installation_id"])
+        verdict = parse_or_skip(event)
+        if not isinstance(verdict, CredentialsVerdict):
+            return
+        installation_id = verdict.installation_id
         async with self.sessions() as session, session.begin():
             service = InstallationService(session, self.keyring, self.cats)
             installation = await service.installations.get(installation_id, for_update=True)
             if installation is None:
                 return
-            if event.event_type == CREDENTIALS_REJECTED:
+            if isinstance(verdict, CredentialsRejected):
                 if InstallationStatus.CREDENTIALS_INVALID in lifecycle.TRANSITIONS[installation.status]:
-                    reason = f"the cat answered {event.payload.get('upstream_status', 401)} to its credentials"
+                    reason = f"the cat answered {verdict.upstream_status} to its credentials"
                     await service.move(installation, InstallationStatus.CREDENTIALS_INVALID, reason=reason)
             elif installation.status == InstallationStatus.CREDENTIALS_INVALID:
                 # Back to where it was: an upgrade still waiting for consent keeps waiting.

@@ -27,8 +27,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from cathouse import webhooks
+from cathouse.contracts.events import DomainEvent, UnknownEvent, parse
+from cathouse.contracts.events import installation as events
 from cathouse.contracts.reads import CatReader
-from cathouse.installation import events, lifecycle
+from cathouse.contracts.webhooks import (
+    INSTALL,
+    PERMISSIONS,
+    RESUME,
+    SUSPEND,
+    UNINSTALL,
+    Webhook,
+    WebhookData,
+    WebhookType,
+)
+from cathouse.installation import lifecycle
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import (
     DeliveryStatus,
@@ -44,21 +56,19 @@ from cathouse.platform.settings import Settings
 
 LEASE = timedelta(seconds=60)
 EXCERPT = 300
-# What the cat is told, by the event that tells it.
-INSTALL, UNINSTALL = "installation.provisioned", "installation.uninstalled"
-SUSPEND, RESUME = "installation.suspended", "installation.resumed"
-PERMISSIONS = "installation.permissions_changed"
+# The events that may call for a webhook (the worker subscribes to these).
+EVENTS = (events.InstallationCreated, events.InstallationStatusChanged, events.InstallationPermissionsChanged)
 
 
-def webhook_for(event: Event) -> str | None:
+def webhook_for(event: DomainEvent) -> WebhookType | None:
     """Which webhook an installation event calls for, if any."""
-    if event.event_type == events.CREATED:
+    if isinstance(event, events.InstallationCreated):
         return INSTALL
-    if event.event_type in (events.PERMISSIONS_CHANGED, events.UPGRADED):
-        return PERMISSIONS if event.event_type == events.PERMISSIONS_CHANGED else None
-    if event.event_type != events.STATUS_CHANGED:
+    if isinstance(event, events.InstallationPermissionsChanged):
+        return PERMISSIONS
+    if not isinstance(event, events.InstallationStatusChanged):
         return None
-    before, after = event.payload["from"], event.payload["to"]
+    before, after = InstallationStatus(event.from_), InstallationStatus(event.to)
     if after == InstallationStatus.PROVISIONING and before == InstallationStatus.FAILED:
         return INSTALL
     if after == InstallationStatus.UNINSTALLING:
@@ -68,6 +78,16 @@ def webhook_for(event: Event) -> str | None:
     if before == InstallationStatus.SUSPENDED and after in lifecycle.RUNNING:
         return RESUME
     return None
+
+
+def parse_or_skip(event: Event) -> DomainEvent | None:
+    """The event's model, or None for a type or version this code does not know: skipped (and
+    logged), never retried, as ``cathouse.contracts.events`` says."""
+    try:
+        return parse(event.event_type, event.schema_version, event.payload)
+    except UnknownEvent as exc:
+        logger.warning("event skipped", event_id=event.id, event_type=event.event_type, reason=exc.reason)
+        return None
 
 
 class Provisioner:
@@ -89,20 +109,22 @@ class Provisioner:
         self._wake = asyncio.Event()
 
     async def on_event(self, event: Event) -> None:
-        kind = webhook_for(event)
-        if kind is None:
+        parsed = parse_or_skip(event)
+        kind = webhook_for(parsed) if parsed is not None else None
+        if parsed is None or kind is None:
             return
-        installation_id = uuid.UUID(event.payload["installation_id"])
+        assert isinstance(parsed, events.InstallationEvent)
         async with self.sessions() as session, session.begin():
             service = InstallationService(session, self.keyring, self.cats)
-            installation = await service.installations.get(installation_id, for_update=True)
+            installation = await service.installations.get(parsed.installation_id, for_update=True)
             if installation is None:
                 return
             version = await service.version_of(installation)
             if version.webhook_url is None:
                 await _without_webhook(service, installation, kind)
                 return
-            payload = {"type": kind, "timestamp": event.occurred_at.isoformat(), "data": _data(installation, event)}
+            webhook = Webhook(type=kind, timestamp=event.occurred_at, data=_data(installation, parsed))
+            payload = webhook.model_dump(mode="json")
             inserted = await session.execute(
                 insert(WebhookDelivery)
                 .values(
@@ -303,11 +325,20 @@ async def _without_webhook(service: InstallationService, installation: Installat
         await service.move(installation, InstallationStatus.UNINSTALLED)
 
 
-def _data(installation: Installation, event: Event) -> dict[str, Any]:
+def _data(installation: Installation, event: events.InstallationEvent) -> WebhookData:
     # What the cat may know: never a secret (it receives those only inside proxied calls).
-    keep = ("installation_id", "user_id", "version", "permissions", "granted", "revoked", "name")
-    data = {k: v for k, v in event.payload.items() if k in keep}
-    return {**data, "installation_id": str(installation.id), "settings": installation.settings}
+    extra: dict[str, Any] = {}
+    if isinstance(event, events.InstallationCreated):
+        extra = {"name": event.name, "permissions": event.permissions}
+    elif isinstance(event, events.InstallationPermissionsChanged):
+        extra = {"granted": event.granted, "revoked": event.revoked}
+    return WebhookData(
+        installation_id=installation.id,
+        user_id=event.user_id,
+        version=event.version,
+        settings=installation.settings,
+        **extra,
+    )
 
 
 def _why(delivery: WebhookDelivery) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from cathouse.contracts.permissions import PermissionName
 from cathouse.installation.models import InstallationStatus
 from cathouse.platform.schemas import NonBlankLine, SingleLine, Strict
 
@@ -24,7 +25,6 @@ Status = Literal[
     InstallationStatus.UNINSTALLED,
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
-PermissionName = Annotated[str, StringConstraints(max_length=64)]
 SecretValue = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 Secrets = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], SecretValue], Field(max_length=32)]
 SettingsValues = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Any], Field(max_length=100)]

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cathouse.contracts.events import installation as events
 from cathouse.contracts.reads import CatReader, VersionInfo
-from cathouse.installation import events, lifecycle
+from cathouse.installation import lifecycle
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
 from cathouse.installation.keyring import Keyring
@@ -18,7 +19,7 @@ from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.schemas import InstallIn
 from cathouse.installation.validation import check_secrets, check_settings
 from cathouse.platform.errors import Conflict, Unprocessable
-from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox import record
 from cathouse.platform.security import Principal
 
 
@@ -29,20 +30,12 @@ class InstallationService:
         self.installations = InstallationRepository(session)
         self.credentials = Credentials(session, keyring)
 
-    def event(self, installation: Installation, event_type: str, version: str, **payload: Any) -> None:
-        record_event(
-            self.session,
-            aggregate_type="installation",
-            aggregate_id=str(installation.id),
-            event_type=event_type,
-            payload={
-                "installation_id": str(installation.id),
-                "user_id": str(installation.user_id),
-                "cat_id": str(installation.cat_id),
-                "version": version,
-                **payload,
-            },
-        )
+    def event(
+        self, installation: Installation, kind: type[events.InstallationEvent], version: str, **payload: Any
+    ) -> None:
+        """Record ``kind`` with what every installation event names; ``payload`` is the rest."""
+        ids = {"installation_id": installation.id, "user_id": installation.user_id, "cat_id": installation.cat_id}
+        record(self.session, kind(**ids, version=version, **payload))
 
     async def visible(self, principal: Principal, installation_id: uuid.UUID, *, lock: bool = False) -> Installation:
         """The caller's installation, or for an admin anyone's: to read, suspend or uninstall.
@@ -107,7 +100,13 @@ class InstallationService:
                 GrantedPermission(installation_id=installation.id, permission=permission, granted_by=principal.user_id)
             )
         await self.credentials.create(installation.id, body.secrets)
-        self.event(installation, events.CREATED, version.version, name=installation.name, permissions=sorted(granted))
+        self.event(
+            installation,
+            events.InstallationCreated,
+            version.version,
+            name=installation.name,
+            permissions=sorted(granted),
+        )
         await self.session.flush()
         return installation
 
@@ -127,7 +126,7 @@ class InstallationService:
             setattr(installation, key, changes[key])
         if changed:
             installation.updated_at = datetime.now(UTC)
-            self.event(installation, events.UPDATED, version.version, fields=changed)
+            self.event(installation, events.InstallationUpdated, version.version, fields=changed)
         await self.session.flush()
         return installation
 
@@ -140,7 +139,7 @@ class InstallationService:
         check_secrets(version, secrets)
         await self.credentials.replace(installation.id, secrets)
         installation.updated_at = datetime.now(UTC)
-        self.event(installation, events.SECRETS_REPLACED, version.version, fields=sorted(secrets))
+        self.event(installation, events.InstallationSecretsReplaced, version.version, fields=sorted(secrets))
         await self.session.flush()
         return installation
 
@@ -163,11 +162,9 @@ class InstallationService:
         if target == InstallationStatus.UNINSTALLED:
             installation.uninstalled_at = now
         version = await self.version_of(installation)
-        by_id = str(by) if by else None
-        moved: dict[str, Any] = {"from": previous, "to": target, "reason": reason or None, "by": by_id}
-        if by_admin:
-            moved["by_admin"] = True  # an admin, not the owner: the owner's feed says so
-        self.event(installation, events.STATUS_CHANGED, version.version, **moved)
+        # by_admin: an admin, not the owner, did it: the owner's feed says so.
+        moved = {"from_": previous, "to": target, "reason": reason or None, "by": by, "by_admin": by_admin or None}
+        self.event(installation, events.InstallationStatusChanged, version.version, **moved)
         await self.session.flush()
 
     async def suspend(self, principal: Principal, installation_id: uuid.UUID, reason: str) -> Installation:
@@ -260,9 +257,11 @@ class InstallationService:
         await self.installations.revoke(installation.id, set(dropped))
         installation.version_id, installation.target_version_id = target.id, None
         installation.updated_at = datetime.now(UTC)
-        self.event(installation, events.UPGRADED, target.version, from_version=current.version)
+        self.event(installation, events.InstallationUpgraded, target.version, from_version=current.version)
         if added or dropped:
-            self.event(installation, events.PERMISSIONS_CHANGED, target.version, granted=added, revoked=dropped)
+            self.event(
+                installation, events.InstallationPermissionsChanged, target.version, granted=added, revoked=dropped
+            )
         await self.session.flush()
 
     async def set_permissions(self, principal: Principal, installation_id: uuid.UUID, wanted: set[str]) -> Installation:
@@ -279,7 +278,9 @@ class InstallationService:
         await self.installations.revoke(installation.id, set(removed))
         if added or removed:
             installation.updated_at = datetime.now(UTC)
-            self.event(installation, events.PERMISSIONS_CHANGED, version.version, granted=added, revoked=removed)
+            self.event(
+                installation, events.InstallationPermissionsChanged, version.version, granted=added, revoked=removed
+            )
         await self.session.flush()
         return installation
 

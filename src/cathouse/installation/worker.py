@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.contracts.reads import CatReader
-from cathouse.installation import events
-from cathouse.installation.feedback import CREDENTIALS_ACCEPTED, CREDENTIALS_REJECTED, CredentialFeedback
+from cathouse.installation import feedback, provisioning
+from cathouse.installation.feedback import CredentialFeedback
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.provisioning import Provisioner
 from cathouse.platform.db import sessionmaker
@@ -28,8 +28,7 @@ async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) ->
     # Redirects are not followed: a webhook URL must not bounce the request somewhere else.
     async with httpx.AsyncClient(follow_redirects=False) as http:
         provisioner = Provisioner(sessions, settings, keyring, http, cats)
-        feedback = CredentialFeedback(sessions, keyring, cats)
-        handled = (events.CREATED, events.STATUS_CHANGED, events.PERMISSIONS_CHANGED)
-        handlers = {t: [provisioner.on_event] for t in handled}
-        handlers.update({t: [feedback.on_event] for t in (CREDENTIALS_REJECTED, CREDENTIALS_ACCEPTED)})
+        credentials = CredentialFeedback(sessions, keyring, cats)
+        handlers = {e.type: [provisioner.on_event] for e in provisioning.EVENTS}
+        handlers.update({e.type: [credentials.on_event] for e in feedback.EVENTS})
         yield Worker(handlers=handlers, loops=[provisioner.run])

@@ -29,8 +29,10 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cathouse.contracts.events.proxy import CredentialsAccepted, CredentialsRejected, CredentialsVerdict
+from cathouse.contracts.keys import API_KEY_PREFIX
 from cathouse.platform.access import AccessLog
-from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox import record
 from cathouse.platform.problems import log_unexpected
 from cathouse.platform.security import InvalidToken, Principal, TokenVerifier
 from cathouse.platform.settings import ProxySettings
@@ -58,9 +60,6 @@ from cathouse.proxy.ratelimit import RateLimiter
 from cathouse.proxy.ssrf import Blocked, Guard
 from cathouse.proxy.upstream import Response, Target, UpstreamError, UpstreamPool
 
-API_KEY_PREFIX = "chk_"
-CREDENTIALS_REJECTED = "proxy.credentials_rejected"
-CREDENTIALS_ACCEPTED = "proxy.credentials_accepted"
 # Methods that can be sent again after a failure without doing twice what the caller asked.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # What a cat's endpoint map may name (HEAD wherever GET is): any other method is a 405.
@@ -338,9 +337,11 @@ class Proxy:
     async def _relay(self, call: Call, context: InstallationContext, response: Response, send: Send) -> None:
         call.upstream_status = call.status = response.status
         if response.status == 401:
-            self._report(context, CREDENTIALS_REJECTED, upstream_status=401)
+            self._report(
+                context, CredentialsRejected(installation_id=context.id, cat_id=context.cat_id, upstream_status=401)
+            )
         elif response.status < 400 and context.status == "credentials_invalid":
-            self._report(context, CREDENTIALS_ACCEPTED)
+            self._report(context, CredentialsAccepted(installation_id=context.id, cat_id=context.cat_id))
         headers = [(n, v) for n, v in response.headers if n not in NOT_RETURNED]
         headers.append((b"x-request-id", call.request_id.encode()))
         headers.extend(limit_headers(call.limit))
@@ -365,25 +366,19 @@ class Proxy:
             raise _Aborted() from None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _report(self, context: InstallationContext, event_type: str, **payload: Any) -> None:
+    def _report(self, context: InstallationContext, verdict: CredentialsVerdict) -> None:
         """Tell the installation service, once per change seen by this process, off the hot path."""
-        if context.reported == event_type:
+        if context.reported == verdict.type:
             return
-        context.reported = event_type
-        task = asyncio.create_task(self._record(context, event_type, payload))
+        context.reported = verdict.type
+        task = asyncio.create_task(self._record(context, verdict))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _record(self, context: InstallationContext, event_type: str, payload: dict[str, Any]) -> None:
+    async def _record(self, context: InstallationContext, verdict: CredentialsVerdict) -> None:
         try:
             async with self.sessions() as session, session.begin():
-                record_event(
-                    session,
-                    aggregate_type="installation",
-                    aggregate_id=str(context.id),
-                    event_type=event_type,
-                    payload={"installation_id": str(context.id), "cat_id": str(context.cat_id), **payload},
-                )
+                record(session, verdict)
             self.contexts.forget(context.id)
         except Exception as exc:  # the next call reports it again
             context.reported = None

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.auth import events
 from cathouse.auth.errors import AccountInactive, CannotChangeOwnAdmin, UserNotFound, WrongPassword
 from cathouse.auth.models import User, UserStatus
 from cathouse.auth.repository import RefreshTokenRepository, RevocationRepository, UserRepository
 from cathouse.auth.service import AuthContext
-from cathouse.platform.outbox import record_event
+from cathouse.contracts.events import auth as events
+from cathouse.platform.outbox import record
 from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
 from cathouse.platform.security import Principal
 
@@ -24,14 +24,8 @@ class UserService:
         self.tokens = RefreshTokenRepository(session)
         self.revocations = RevocationRepository(session)
 
-    def _event(self, user_id: uuid.UUID, event_type: str, **payload: Any) -> None:
-        record_event(
-            self.session,
-            aggregate_type="user",
-            aggregate_id=str(user_id),
-            event_type=event_type,
-            payload={"user_id": str(user_id), **payload},
-        )
+    def _event(self, event: events.UserEvent) -> None:
+        record(self.session, event)
 
     async def me(self, principal: Principal, *, for_update: bool = False) -> User:
         user = await self.users.by_id(principal.user_id, for_update=for_update)
@@ -45,7 +39,7 @@ class UserService:
             setattr(user, field, str(value) if field == "avatar_url" and value is not None else value)
         if changes:
             user.updated_at = datetime.now(UTC)
-            self._event(user.id, events.USER_UPDATED, fields=sorted(changes))
+            self._event(events.UserUpdated(user_id=user.id, fields=sorted(changes)))
         await self.session.flush()
         return user
 
@@ -77,7 +71,7 @@ class UserService:
         user.password_hash = "!"  # noqa: S105 - not a hash, so it matches no password
         await self.tokens.revoke_user(user.id, "account_deleted")
         await self.revocations.record(user, end_sessions=True)
-        self._event(user.id, events.USER_DELETED)
+        self._event(events.UserDeleted(user_id=user.id))
         await self.session.flush()
 
     async def get(self, user_id: uuid.UUID) -> User:
@@ -106,7 +100,7 @@ class UserService:
         user.roles = ["user", *sorted(set(roles))]
         user.updated_at = datetime.now(UTC)
         await self.revocations.record(user)
-        self._event(user.id, events.USER_ROLES_CHANGED, roles=user.roles, by=str(admin.user_id))
+        self._event(events.UserRolesChanged(user_id=user.id, roles=user.roles, by=admin.user_id))
         await self.session.flush()
         return user
 
@@ -124,6 +118,7 @@ class UserService:
             await self.tokens.revoke_user(user.id, "account_disabled")
         # Disabled, the account's tokens stop; enabled again, those issued before stay void.
         await self.revocations.record(user, end_sessions=not enabled)
-        self._event(user.id, events.USER_ENABLED if enabled else events.USER_DISABLED, by=str(admin.user_id))
+        kind = events.UserEnabled if enabled else events.UserDisabled
+        self._event(kind(user_id=user.id, by=admin.user_id))
         await self.session.flush()
         return user

@@ -7,13 +7,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog import events
 from cathouse.catalog.assets.images import ImageKind, ProcessedImage, process_image
 from cathouse.catalog.assets.storage import AssetStorage
 from cathouse.catalog.errors import AssetNotFound
 from cathouse.catalog.models import Asset, AssetKind, Cat, CatStatus
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.service import CatService
+from cathouse.contracts.events import catalog as events
 from cathouse.platform.errors import Conflict, NotFound
 from cathouse.platform.settings import Settings
 
@@ -98,7 +98,7 @@ class AssetService:
     async def _changed(self, cat: Cat, field: str) -> None:
         await self.session.flush()
         if cat.status == CatStatus.PUBLISHED:
-            self.cats.event(cat, events.CAT_UPDATED, fields=[field])
+            self.cats.event(events.CatUpdated(cat_id=cat.id, slug=cat.slug, fields=[field]))
 
     async def read(self, key: str, visible: bool) -> tuple[Asset, bytes]:
         asset = await self.assets.by_key(key)

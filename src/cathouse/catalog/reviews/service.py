@@ -9,16 +9,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog import events
 from cathouse.catalog.errors import CatNotFound
 from cathouse.catalog.models import Cat, CatStatus, Review, ReviewStatus
 from cathouse.catalog.repository import CatRepository
 from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.repository import ReviewRepository
 from cathouse.catalog.service import can_manage, can_see
+from cathouse.contracts.events import catalog as events
 from cathouse.contracts.reads import InstallationReader
 from cathouse.platform.errors import Conflict, Forbidden
-from cathouse.platform.outbox import record_event
+from cathouse.platform.outbox import record
 from cathouse.platform.pagination import decode_time_cursor, encode_time_cursor
 from cathouse.platform.security import Principal
 
@@ -30,15 +30,9 @@ class ReviewService:
         self.cats = CatRepository(session)
         self.reviews = ReviewRepository(session)
 
-    def _event(self, cat: Cat, review: Review, event_type: str, **payload: Any) -> None:
-        # Keyed by the cat: a cat's rating events arrive in the order they were counted.
-        record_event(
-            self.session,
-            aggregate_type="cat",
-            aggregate_id=str(cat.id),
-            event_type=event_type,
-            payload={"cat_id": str(cat.id), "slug": cat.slug, "review_id": str(review.id), **payload},
-        )
+    def _event(self, event: events.ReviewEvent) -> None:
+        # Keyed by the cat (the models' aggregate): a cat's rating events arrive in the order they were counted.
+        record(self.session, event)
 
     async def _cat(self, slug: str, principal: Principal | None, *, lock: bool = False) -> Cat:
         cat = await self.cats.by_slug(slug, for_update=lock)
@@ -78,7 +72,14 @@ class ReviewService:
             raise AlreadyReviewed() from None
         await self.reviews.count_rating(cat.id, rating, 1)
         self._event(
-            cat, review, events.REVIEW_CREATED, user_id=str(principal.user_id), rating=rating, verified=verified
+            events.ReviewCreated(
+                cat_id=cat.id,
+                slug=cat.slug,
+                review_id=review.id,
+                user_id=principal.user_id,
+                rating=rating,
+                verified=verified,
+            )
         )
         await self.session.flush()
         return cat, review
@@ -98,12 +99,14 @@ class ReviewService:
             await self.reviews.count_rating(cat.id, previous, -1)
             await self.reviews.count_rating(cat.id, review.rating, 1)
         self._event(
-            cat,
-            review,
-            events.REVIEW_UPDATED,
-            user_id=str(review.user_id),
-            rating=review.rating,
-            previous_rating=previous,
+            events.ReviewUpdated(
+                cat_id=cat.id,
+                slug=cat.slug,
+                review_id=review.id,
+                user_id=review.user_id,
+                rating=review.rating,
+                previous_rating=previous,
+            )
         )
         await self.session.flush()
         return cat, review
@@ -116,7 +119,11 @@ class ReviewService:
             raise Forbidden("Only the review's author may delete it; admins hide reviews.")
         if review.status == ReviewStatus.VISIBLE:
             await self.reviews.count_rating(cat.id, review.rating, -1)
-        self._event(cat, review, events.REVIEW_DELETED, user_id=str(review.user_id), rating=review.rating)
+        self._event(
+            events.ReviewDeleted(
+                cat_id=cat.id, slug=cat.slug, review_id=review.id, user_id=review.user_id, rating=review.rating
+            )
+        )
         await self.reviews.delete(review)
         await self.session.flush()
 
@@ -129,7 +136,7 @@ class ReviewService:
         review = await self._review(cat, review_id, principal)
         review.reply_body, review.reply_at = body, (datetime.now(UTC) if body is not None else None)
         if body is not None:
-            self._event(cat, review, events.REVIEW_REPLIED, by=str(principal.user_id))
+            self._event(events.ReviewReplied(cat_id=cat.id, slug=cat.slug, review_id=review.id, by=principal.user_id))
         await self.session.flush()
         return cat, review
 
@@ -145,9 +152,11 @@ class ReviewService:
         # A hidden review does not count: its stars leave the figures until it is restored.
         await self.reviews.count_rating(cat.id, review.rating, -1 if hide else 1)
         if hide:
-            self._event(cat, review, events.REVIEW_HIDDEN, reason=reason, by=str(admin.user_id))
+            self._event(
+                events.ReviewHidden(cat_id=cat.id, slug=cat.slug, review_id=review.id, reason=reason, by=admin.user_id)
+            )
         else:
-            self._event(cat, review, events.REVIEW_RESTORED, by=str(admin.user_id))
+            self._event(events.ReviewRestored(cat_id=cat.id, slug=cat.slug, review_id=review.id, by=admin.user_id))
         await self.session.flush()
         return cat, review
 
