@@ -385,6 +385,11 @@ async def test_a_user_journey_goes_through_the_gateway_port_alone(
         await asyncio.sleep(0.2)
     assert mine[0]["cat"]["slug"] == slug
 
+    # The events' AsyncAPI document comes from the activity service too.
+    described = await api.get("/api/v1/events/asyncapi.json")
+    assert described.status_code == 200, described.text
+    assert "installation.created" in described.json()["channels"]
+
 
 async def test_the_gateway_refuses_a_missing_token_and_forged_identity_before_any_service(
     api: httpx.AsyncClient, people: People, topology: Topology

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cathouse.activity import asyncapi
 from cathouse.activity.hub import Hub
 from cathouse.activity.models import Base
 from cathouse.activity.router import router
@@ -48,9 +49,10 @@ SERVICE = Service(
     description=(
         "Feeds and statistics built from domain events. `GET /api/v1/activity/stream` (not listed "
         "below: it never ends) sends new entries you may see as Server-Sent Events; each event's id "
-        "is the entry's, and a `Last-Event-ID` header resumes after it without gaps."
+        "is the entry's, and a `Last-Event-ID` header resumes after it without gaps. "
+        "`GET /api/v1/events/asyncapi.json` describes every event and webhook (AsyncAPI 3.0)."
     ),
-    routers=(router,),
+    routers=(router, asyncapi.router),
     lifespan=lifespan,
     worker=worker,
 )
