@@ -7,9 +7,10 @@ but ``attempts``::
      "event_type": "installation.created", "schema_version": 1, "payload": {…},
      "occurred_at": "2026-12-01T10:00:00.123456+00:00", "request_id": "…" | null}
 
-``payload``'s shape is the event type's at ``schema_version`` (the service that publishes an
-event type documents it in its ``events.py``). A consumer sees ``attempts`` as the number of
-earlier deliveries of this message to its group, so ``0`` the first time.
+``payload``'s shape is the event type's at ``schema_version`` (its model in
+``cathouse.contracts.events``; ``GET /api/v1/events/asyncapi.json`` describes this envelope too).
+A consumer sees ``attempts`` as the number of earlier deliveries of this message to its group,
+so ``0`` the first time.
 
 The message key is ``"<aggregate_type>:<aggregate_id>"``. Everything a broker orders by (Kafka's
 partition, the partition of a NATS subject or a Redis stream) derives from it, so one aggregate's
