@@ -76,6 +76,7 @@ def reads(*keys: str) -> Callable[[Make], Make]:
     "GET /activity/me",
     "GET /activity/stats",
     "GET /activity/stream",
+    "GET /events/asyncapi.json",
 )
 async def _plain(world: World, method: str, path: str) -> Call:
     return Call(method, path)
