@@ -12,8 +12,10 @@ import itertools
 import json
 import socket
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,8 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cathouse import webhooks
-from cathouse.installation.provisioning import post
+from cathouse.contracts.events.installation import InstallationCreated
+from cathouse.contracts.webhooks import Webhook
+from cathouse.installation.provisioning import parse_or_skip, post
 from cathouse.platform.netguard import BlockedAddress
+from cathouse.platform.outbox.relay import Event
 from cathouse.platform.settings import Settings
 from tests.installation.conftest import FakeCat, People, install_body, publish, wait_for_status
 from tests.support import Certificate, free_port, self_signed, serving
@@ -57,6 +62,7 @@ async def test_the_cat_receives_a_signed_install_and_the_installation_becomes_ac
     webhooks.verify(await secrets_of(api, people, slug), headers, body)  # raises if the signature is wrong
     message = json.loads(body)
     assert message["type"] == "installation.provisioned"
+    assert Webhook.model_validate(message).model_dump(mode="json") == message  # the documented body, exactly
     assert message["data"]["installation_id"] == created["id"]
     assert message["data"]["permissions"] == ["points:read", "points:write"]
     assert message["data"]["settings"] == {"team": "blue"}
@@ -408,3 +414,21 @@ async def test_over_tls_the_certificate_is_checked_for_the_name_not_the_address(
     assert ok.status_code == 200
     assert tls_server.names == ["cat.test", "dog.test"]
     assert tls_server.hosts == [f"cat.test:{tls_server.port}"]
+
+
+@pytest.mark.parametrize(("event_type", "version"), [(InstallationCreated.type, 2), ("installation.teleported", 1)])
+def test_an_event_this_code_has_no_model_for_is_skipped_not_retried(event_type: str, version: int) -> None:
+    # None: the worker returns and the relay acknowledges it (an exception would have it retried).
+    unknown = Event(
+        id=str(uuid.uuid4()),
+        seq=1,
+        aggregate_type="installation",
+        aggregate_id=str(uuid.uuid4()),
+        event_type=event_type,
+        schema_version=version,
+        payload={"installation_id": str(uuid.uuid4())},
+        occurred_at=datetime.now(UTC),
+        request_id=None,
+        attempts=0,
+    )
+    assert parse_or_skip(unknown) is None

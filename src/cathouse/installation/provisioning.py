@@ -110,10 +110,11 @@ class Provisioner:
 
     async def on_event(self, event: Event) -> None:
         parsed = parse_or_skip(event)
-        kind = webhook_for(parsed) if parsed is not None else None
-        if parsed is None or kind is None:
+        if not isinstance(parsed, events.InstallationEvent):
             return
-        assert isinstance(parsed, events.InstallationEvent)
+        kind = webhook_for(parsed)
+        if kind is None:
+            return
         async with self.sessions() as session, session.begin():
             service = InstallationService(session, self.keyring, self.cats)
             installation = await service.installations.get(parsed.installation_id, for_update=True)
