@@ -37,7 +37,8 @@ async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) ->
         except UnknownEvent as exc:  # skipped, never retried (see cathouse.contracts.events)
             logger.warning("event skipped", event_id=event.id, event_type=event.event_type, reason=exc.reason)
             return
-        assert isinstance(parsed, InstallationEvent)
+        if not isinstance(parsed, InstallationEvent):
+            return  # subscribed to installation events only
         cat_id, user_id = parsed.cat_id, parsed.user_id
         async with sessions() as session, session.begin():
             counts = await installations.install_counts(session, cat_id)
