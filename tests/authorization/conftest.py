@@ -25,7 +25,7 @@ from tests.support import free_port, in_process, serving
 
 @pytest.fixture(scope="module")
 def matrix(repo_root: Path) -> dict[tuple[str, str], Row]:
-    return read_matrix(repo_root / "README.md")
+    return read_matrix(repo_root / "docs" / "authorization.md")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The authorization matrix as the README states it: the table under "Who may do what"."""
+"""The authorization matrix as docs/authorization.md states it: the one table of that page."""
 
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ class Row:
     cells: dict[str, Cell]
 
 
-def read_matrix(readme: Path) -> dict[tuple[str, str], Row]:
-    """(method, full path) → its row, from the README's table under "Who may do what"."""
-    section = readme.read_text().split("## Who may do what", 1)[1].split("\n## ", 1)[0]
+def read_matrix(page: Path) -> dict[tuple[str, str], Row]:
+    """(method, full path) → its row, from the table of docs/authorization.md."""
+    text = page.read_text()
     matrix: dict[tuple[str, str], Row] = {}
-    for line in section.splitlines():
+    for line in text.splitlines():
         found = _ROW.match(line.strip())
         if found is None or found[1].strip() in ("service", "---"):
             continue

@@ -1,7 +1,7 @@
 """Who may do what: every route of every service, called as each of five principals, on real data.
 
-The matrix is the table under "Who may do what" in the README: the test reads it from there, so
-the README cannot drift from what the services do. Every operation of every service's OpenAPI
+The matrix is the table of docs/authorization.md: the test reads it from there, so the page
+cannot drift from what the services do. Every operation of every service's OpenAPI
 must have a row (and every row an operation), and every cell is checked: an allowed call answers
 2xx, a refused one the status the cell names, as problem+json. A "with reason" cell is called
 once without its reason (422 naming the field) and once with it.
@@ -43,7 +43,7 @@ async def test_the_matrix_has_a_row_for_every_operation_of_every_service(
 ) -> None:
     operations = await published_operations(settings)
     missing = sorted(f"{s}: {m} {p}" for s, ops in operations.items() for m, p in ops if (m, p) not in matrix)
-    assert not missing, f"routes without a row in the README's matrix: {missing}"
+    assert not missing, f"routes without a row in docs/authorization.md: {missing}"
     served = {op for ops in operations.values() for op in ops}
     assert not sorted(set(matrix) - served), "matrix rows that no service serves"
     for service, ops in operations.items():
@@ -97,7 +97,7 @@ async def test_every_route_answers_each_principal_as_the_matrix_says(
                 wrong.append(f"{where}: {answer.status_code} {answer.text[:200]}, not {cell.status}")
             elif not cell.allowed and not answer.headers["content-type"].startswith("application/problem+json"):
                 wrong.append(f"{where}: a {answer.status_code} that is not problem+json")
-    assert not wrong, f"{len(wrong)} of {calls} calls disagree with the README's matrix:\n" + "\n".join(wrong)
+    assert not wrong, f"{len(wrong)} of {calls} calls disagree with docs/authorization.md:\n" + "\n".join(wrong)
 
 
 async def test_an_admin_suspension_reaches_the_owner_with_its_reason(
