@@ -6,12 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: up test lint format bench clean
 
-# uv resolves and installs about twenty times faster than pip (a fresh .venv in seconds rather
-# than minutes); it comes from PyPI like everything else. Where it cannot be installed, pip does
-# the same install, slower. Either way each package is printed as it goes in. Bytecode is
-# compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (container images
-# often set it) nothing would cache it later, and every start would compile the dependencies
-# again (4 s instead of 1 s for `cathouse --version`).
+# uv resolves and installs much faster than pip; it comes from PyPI like everything else. Where
+# it cannot be installed, pip does the same install, slower. Either way each package is printed
+# as it goes in (bench/first_up.py times a fresh clone's install). Bytecode is compiled at
+# install, as pip does: where PYTHONDONTWRITEBYTECODE is set (container images often set it)
+# nothing would cache it later, and every start would compile the dependencies again.
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Cat House needs Python 3.11 or newer"'
 	@echo "==> creating $(VENV) and installing Cat House with its dependencies"

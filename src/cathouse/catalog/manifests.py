@@ -129,8 +129,8 @@ class _TooLarge(yaml.YAMLError):
 class _Loader(yaml.SafeLoader):
     """Keeps dates as text, as JSON would, and gives up early on a huge or deep document.
 
-    Pure-Python YAML costs some 40 µs a value (a full 1 MiB would take seconds); libyaml's loader
-    is faster but its composer recurses in C and crashes the process on deep nesting.
+    Pure-Python YAML is slow per value (a full 1 MiB document would take seconds); libyaml's
+    loader is faster but its composer recurses in C and crashes the process on deep nesting.
     """
 
     yaml_implicit_resolvers = {  # noqa: RUF012 - replaces the inherited table, never mutated

@@ -2,8 +2,9 @@
 
 Everything here reads ``search_entries``: a narrow copy of the published cats (their vector,
 filter and sort columns, no descriptions), kept by triggers in the transaction that changes a
-cat. A common word matches a fifth of the catalog; its matches sit on about 60% as many pages
-there as in ``cats``, and only the page's cats are read from ``cats``.
+cat. A common word matches a large share of the catalog; its matches sit on fewer pages there
+than in ``cats``, and only the page's cats are read from ``cats`` (bench/catalog_search.py
+prints both tables' sizes).
 
 Matching: a cat matches when the query's words match its full-text vector (stemmed English
 over name, tags, summary and description, on a GIN index). Typos are forgiven before that:
@@ -24,8 +25,8 @@ process): counting a common word's matches reads each of them.
 
 Plans: every statement of a search is planned with its own values (``plan_cache_mode`` for the
 transaction). After a few runs of a prepared statement PostgreSQL may reuse a generic plan,
-which cannot know that a word matches a fifth of the catalog or that a tag is rare, and reads
-every match (76 ms instead of 9 ms at 100,000 cats).
+which cannot know that a word matches a large share of the catalog or that a tag is rare, and
+reads every match.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ per key, so two limits are two round trips and not atomic together; hitting the 
 and then being refused by the user would spend an installation slot, and ``test`` before
 ``hit`` races. It stamps entries with each process's ``time.time()``, so several hosts must
 agree on the clock, and ``hit`` answers only a bool: the numbers for ``RateLimit-*`` headers
-cost another round trip. Measured here (uvloop, local Redis 7, client CPU): two ``hit`` calls
-with coredis ≈ 175-260 µs per request, against a budget of ~100 µs for the whole proxied request.
+cost another round trip: two ``hit`` calls a request, each its own round trip, where the
+whole proxied request has a small CPU budget (bench/proxy.py measures the proxy's CPU per call).
 
 So one Lua script (``_SCRIPT``) does the work in Redis: a sorted set per key (score: Redis
 ``TIME`` in µs, so every proxy process agrees; member: unique per call), both keys trimmed and

@@ -1,15 +1,14 @@
 """Facet counts per search term, kept by a trigger: a one-word search counts nothing.
 
-Counting the facets of a common word read every match (a fifth of the catalog) and split
-every match's tags into rows to group: about 40 ms at 100,000 cats, two thirds of it the tags.
+Counting the facets of a common word read every match (a large share of the catalog) and split
+every match's tags into rows to group, most of its cost the tags.
 Moving the vector out of line so that ``search_entries`` rows are narrow was tried first and
 does not pay: PostgreSQL only hands a row to the toaster when it is wider than
 TOAST_TUPLE_THRESHOLD (2 kB, a compile-time constant), so ``toast_tuple_target`` and
 ``STORAGE EXTERNAL`` leave these 750-byte rows as they are, on insert and on every rewrite
-(VACUUM FULL, CLUSTER, ALTER TYPE). Forced out of line, the heap shrinks from 9,000 to 3,300
-pages, but the count only gets about a fifth faster (the tags cost the same), and every page
-that filters an index walk by the words (the relevance pool, sorted searches) must fetch each
-vector back from TOAST: five to ten times slower.
+(VACUUM FULL, CLUSTER, ALTER TYPE). Forced out of line, the heap shrinks, but the count gains
+little (the tags cost the same), and every page that filters an index walk by the words (the
+relevance pool, sorted searches) must fetch each vector back from TOAST, several times slower.
 
 So ``catalog.search_term_facets`` keeps, per lexeme of the entries' vectors, the entries per
 category (``tag`` '') and per (category, tag): what ``search_facet_counts`` keeps for all
