@@ -1,6 +1,6 @@
 """The documentation a newcomer reads: a short README, and no link that leads nowhere.
 
-The README is the first page anyone opens; what is longer goes to docs/, bench/README.md or
+The README is the first page anyone opens; what is longer goes to docs/, bench/ or
 deploy/README.md, so it has to stay short, and every relative link between these pages has to
 reach a file that exists (a page moved or renamed without its links is found here).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted([ROOT / "README.md", ROOT / "bench/README.md", ROOT / "deploy/README.md", *ROOT.glob("docs/*.md")])
+PAGES = sorted([ROOT / "README.md", *ROOT.glob("bench/*.md"), ROOT / "deploy/README.md", *ROOT.glob("docs/*.md")])
 README_MAX_LINES = 200
 
 # [text](target) and [text](target "title"); images too. Autolinks (<https://…>) are absolute.
