@@ -230,7 +230,10 @@ async def test_an_id_the_gateway_cannot_read_is_refused_and_the_call_is_document
     documented = paths["/api/v1/proxy/{installation_id}/{path}"]
     assert sorted(documented) == ["delete", "get", "patch", "post", "put"]
     assert {"401", "403", "404", "405", "429", "502"} <= set(documented["get"]["responses"])
-    assert documented["get"]["security"] == [{"HTTPBearer": []}]
+    # The owner's access token or the installation's API key, either as the bearer token.
+    assert documented["get"]["security"] == [{"HTTPBearer": []}, {"InstallationApiKey": []}]
+    assert documented["post"]["requestBody"]["content"]["*/*"]["schema"] == {"type": "string", "format": "binary"}
+    assert "requestBody" not in documented["get"]
     # The routes behind the gateway answer a method they lack the same way.
     traced = await api.request("TRACE", "/api/v1/proxy/not-an-id/balances/1")
     assert traced.status_code == 405

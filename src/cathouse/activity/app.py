@@ -53,6 +53,10 @@ SERVICE = Service(
         "`GET /api/v1/events/asyncapi.json` describes every event and webhook (AsyncAPI 3.0)."
     ),
     routers=(router, asyncapi.router),
+    tags=(
+        {"name": "activity", "description": "Feeds and statistics built from what happens on the platform."},
+        {"name": "events", "description": "The domain events, described as an AsyncAPI document."},
+    ),
     lifespan=lifespan,
     worker=worker,
 )

@@ -16,11 +16,13 @@ from cathouse.activity.stream import EventStreamResponse, entry_stream
 from cathouse.activity.views import Readers, Viewer, cat_stats, platform_stats, present_all
 from cathouse.contracts.reads import CatInfo, CatReader
 from cathouse.platform.errors import Forbidden
+from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser, OptionalUser, Principal
 from cathouse.platform.settings import Settings
 
 router = APIRouter(prefix="/api/v1/activity", tags=["activity"])
+_EVERYONE_REFUSED = (Forbidden, "Only admins may see every entry (`everyone=true`).")
 
 # What a slug can be (no query for anything else), and an SSE event id this service sends.
 _SLUG = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -76,7 +78,12 @@ async def _visible_cat(
     return cat
 
 
-@router.get("", response_model=ActivityPage, summary="What happened on the platform, newest first")
+@router.get(
+    "",
+    response_model=ActivityPage,
+    summary="What happened on the platform, newest first",
+    responses=problems(_EVERYONE_REFUSED, InvalidCursor),
+)
 async def global_feed(
     user: OptionalUser,
     model: Model,
@@ -91,19 +98,29 @@ async def global_feed(
     return await _page(model, session, readers, feed, viewer, cursor, limit)
 
 
-@router.get("/me", response_model=ActivityPage, summary="What happened to you, your installations and your cats")
+@router.get(
+    "/me",
+    response_model=ActivityPage,
+    summary="What happened to you, your installations and your cats",
+    responses=problems(InvalidCursor),
+)
 async def my_feed(
     user: CurrentUser, model: Model, session: Session, readers: ReadersDep, cursor: Cursor = None, limit: Limit = 20
 ) -> ActivityPage:
     return await _page(model, session, readers, Feed.user(user.user_id), Viewer(user), cursor, limit)
 
 
-@router.get("/stats", response_model=PlatformStatsOut, summary="Platform statistics")
+@router.get("/stats", response_model=PlatformStatsOut, summary="Platform statistics", name="platform_stats")
 async def stats(model: Model) -> PlatformStatsOut:
     return platform_stats(await model.platform_counters())
 
 
-@router.get("/cats/{slug}", response_model=ActivityPage, summary="What happened to a cat, newest first")
+@router.get(
+    "/cats/{slug}",
+    response_model=ActivityPage,
+    summary="What happened to a cat, newest first",
+    responses=problems(CatNotFound, InvalidCursor),
+)
 async def cat_feed(
     slug: SlugPath,
     user: OptionalUser,
@@ -118,7 +135,13 @@ async def cat_feed(
     return await _page(model, session, readers, Feed.cat(cat.id), Viewer(user), cursor, limit)
 
 
-@router.get("/cats/{slug}/stats", response_model=CatStatsOut, summary="A cat's installs, ratings and calls")
+@router.get(
+    "/cats/{slug}/stats",
+    response_model=CatStatsOut,
+    summary="A cat's installs, ratings and calls",
+    name="cat_stats",
+    responses=problems(CatNotFound),
+)
 async def cat_statistics(
     slug: SlugPath,
     user: OptionalUser,
@@ -167,7 +190,8 @@ _EVENT = {
             "a comment line as a heartbeat. Ends after a while: reconnect with Last-Event-ID.",
             # Before OpenAPI 3.2's itemSchema, an event stream's schema describes one event.
             "content": {"text/event-stream": {"schema": _EVENT}},
-        }
+        },
+        **problems(_EVERYONE_REFUSED),
     },
 )
 async def stream(

@@ -12,7 +12,7 @@ from cathouse.contracts.events.catalog import CatPublished, ReviewCreated
 from cathouse.contracts.events.installation import InstallationCreated
 
 
-class CatRef(BaseModel):
+class ActivityCatRef(BaseModel):
     id: uuid.UUID
     slug: str | None
     name: str | None = Field(description="Absent when the cat no longer exists.")
@@ -30,7 +30,7 @@ class EntryOut(BaseModel):
     id: int = Field(description="The entry's position: newer entries have larger ids (the stream's event id).")
     type: str = Field(examples=[e.type for e in (CatPublished, ReviewCreated, InstallationCreated)])
     occurred_at: datetime
-    cat: CatRef | None
+    cat: ActivityCatRef | None
     user: UserRef | None = Field(
         description="Whom it is about; absent where it is not told (who installed a cat is told only to them)."
     )
@@ -60,7 +60,7 @@ class DayCalls(BaseModel):
 
 
 class CatStatsOut(BaseModel):
-    cat: CatRef
+    cat: ActivityCatRef
     installs: Installs
     rating: Rating
     proxy_calls: list[DayCalls] = Field(description="Per day, oldest first, today last.")

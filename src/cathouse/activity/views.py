@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.activity.readmodel import Entry
 from cathouse.activity.schemas import (
-    CatRef,
+    ActivityCatRef,
     CatStatsOut,
     DayCalls,
     EntryOut,
@@ -80,7 +80,7 @@ def present(entry: Entry, found: Names, viewer: Viewer) -> EntryOut:
     if entry.cat_id is not None:
         info = found.cats.get(entry.cat_id)
         slug = info.slug if info else entry.data.get("slug")
-        cat = CatRef(id=entry.cat_id, slug=slug, name=info.name if info else None)
+        cat = ActivityCatRef(id=entry.cat_id, slug=slug, name=info.name if info else None)
     user = None
     if entry.user_id is not None and (knows or not entry.anonymous):
         user = UserRef(id=entry.user_id, display_name=found.users.get(entry.user_id))
@@ -115,7 +115,7 @@ async def cat_stats(
 ) -> CatStatsOut:
     calls = await audit.calls_per_day(session, cat.id, days)
     return CatStatsOut(
-        cat=CatRef(id=cat.id, slug=cat.slug, name=cat.name),
+        cat=ActivityCatRef(id=cat.id, slug=cat.slug, name=cat.name),
         installs=Installs(active=counters["installs_active"], total=counters["installs_total"]),
         rating=rating(counters),
         proxy_calls=[DayCalls(day=d.day, calls=d.calls, allowed=d.allowed) for d in calls],

@@ -52,5 +52,9 @@ SERVICE = Service(
     title="Auth",
     description="Accounts, tokens, roles, profiles and forward-auth.",
     routers=(router, users_router),
+    tags=(
+        {"name": "auth", "description": "Accounts and sessions: register, sign in, refresh and end tokens."},
+        {"name": "users", "description": "Your profile and password; finding and managing accounts (admins)."},
+    ),
     lifespan=lifespan,
 )

@@ -13,6 +13,8 @@ class InvalidCredentials(Unauthorized):
 
 
 class InvalidRefreshToken(Unauthorized):
+    """The refresh token is not valid (expired, revoked, or used already): sign in again."""
+
     commit = True  # a reused token revokes its family, and that must be kept
 
     def __init__(self) -> None:
@@ -20,25 +22,35 @@ class InvalidRefreshToken(Unauthorized):
 
 
 class AccountInactive(Unauthorized):
+    """The account is disabled or deleted."""
+
     def __init__(self) -> None:
         super().__init__("This account is disabled or deleted.")
 
 
 class EmailTaken(Conflict):
+    """An account with this email exists already."""
+
     def __init__(self) -> None:
         super().__init__("An account with this email exists already.")
 
 
 class UserNotFound(NotFound):
+    """There is no such user."""
+
     def __init__(self) -> None:
         super().__init__("There is no such user.")
 
 
 class CannotChangeOwnAdmin(Forbidden):
+    """Admins cannot remove their own admin role or disable themselves."""
+
     def __init__(self) -> None:
         super().__init__("Admins cannot remove their own admin role or disable themselves.")
 
 
 class WrongPassword(Forbidden):
+    """The current password is incorrect."""
+
     def __init__(self) -> None:
         super().__init__("The current password is incorrect.")

@@ -5,16 +5,24 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from cathouse.auth.dependencies import Accounts, Context, Limiter, client_address
+from cathouse.auth.errors import EmailTaken, InvalidCredentials, InvalidRefreshToken
 from cathouse.auth.schemas import LoginIn, RefreshIn, RegisterIn, TokenPair, UserOut, Validated
 from cathouse.auth.service import client_fingerprint
-from cathouse.platform.openapi import BEARER_REQUIRED
+from cathouse.platform.openapi import BEARER_REQUIRED, problems
+from cathouse.platform.ratelimit import LimiterUnavailable, RateLimited
 from cathouse.platform.security import CurrentUser
 from cathouse.platform.security.dependencies import NotAuthenticated, authenticate
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
-@router.post("/register", status_code=201, response_model=UserOut, summary="Create an account")
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserOut,
+    summary="Create an account",
+    responses=problems(EmailTaken, RateLimited, LimiterUnavailable),
+)
 async def register(
     body: RegisterIn, request: Request, accounts: Accounts, limiter: Limiter, context: Context
 ) -> UserOut:
@@ -23,13 +31,23 @@ async def register(
     return UserOut.model_validate(user)
 
 
-@router.post("/login", response_model=TokenPair, summary="Sign in with email and password")
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    summary="Sign in with email and password",
+    responses=problems(InvalidCredentials, RateLimited, LimiterUnavailable),
+)
 async def login(body: LoginIn, request: Request, accounts: Accounts, limiter: Limiter, context: Context) -> TokenPair:
     await limiter.hit(context.settings.auth.login_rate, "login", client_address(request))
     return await accounts.login(body.email, body.password)
 
 
-@router.post("/refresh", response_model=TokenPair, summary="Trade a refresh token for a new pair")
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Trade a refresh token for a new pair",
+    responses=problems(InvalidRefreshToken),
+)
 async def refresh(body: RefreshIn, request: Request, accounts: Accounts) -> TokenPair:
     client = client_fingerprint(request.headers.get("user-agent", ""), client_address(request))
     return await accounts.refresh(body.refresh_token, client)
@@ -47,7 +65,7 @@ async def logout_all(user: CurrentUser, accounts: Accounts) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/.well-known/jwks.json", summary="The public keys that verify access tokens")
+@router.get("/.well-known/jwks.json", summary="The public keys that verify access tokens", name="jwks")
 async def jwks(context: Context) -> dict[str, Any]:
     return await context.keys.jwks()
 

@@ -5,7 +5,7 @@ import uuid
 import zoneinfo
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,18 @@ _LOCALE = re.compile(LOCALE_PATTERN)
 @lru_cache(maxsize=1)
 def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
+
+
+def _time_zone_enum(schema: dict[str, Any]) -> None:
+    """Every IANA zone, with a member name per zone for SDK generators: their own spelling of
+    ``GMT+0``, ``GMT-0`` and ``GMT0`` is the same name, which stops them."""
+    zones = sorted(_time_zones())
+    names = [
+        re.sub(r"\W+", "_", re.sub(r"([+-])(?=\d)", lambda m: "_PLUS_" if m[1] == "+" else "_MINUS_", z)).upper()
+        for z in zones
+    ]
+    assert len(set(names)) == len(names), "two time zones share a member name"
+    schema.update({"enum": zones, "x-enum-varnames": names})
 
 
 def _time_zone(value: str) -> str:
@@ -64,23 +76,48 @@ NewPassword = Annotated[
 ]
 
 
+_PASSWORD = "violet tabby on the windowsill"  # noqa: S105 - an example in the API docs
+
+
 class RegisterIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"email": "ada@example.com", "password": _PASSWORD, "display_name": "Ada"}]}
+    )
+
     email: Email
     password: NewPassword = Field(description=f"8 to {MAX_LENGTH} characters, not a commonly used password.")
     display_name: DisplayName
 
 
 class LoginIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com", "password": _PASSWORD}]})
+
     email: LoginEmail
     password: Password
 
 
 class RefreshIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"refresh_token": "rt_3q2-7wEXAMPLEa1JzWl0mPq8"}]})
+
     # Long enough that a misplaced access token is refused as a token (401), not as a field.
     refresh_token: str = Field(min_length=1, max_length=8192)
 
 
 class TokenPair(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                    "refresh_token": "rt_3q2-7wEXAMPLEa1JzWl0mPq8",
+                    "refresh_expires_in": 2592000,
+                }
+            ]
+        }
+    )
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")
@@ -96,7 +133,26 @@ class Validated(BaseModel):
 
 
 class UserOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b7e4c1e-4f7a-4d0e-9a57-3f6f1d2c8a10",
+                    "email": "ada@example.com",
+                    "display_name": "Ada",
+                    "bio": None,
+                    "avatar_url": None,
+                    "locale": "en-GB",
+                    "time_zone": "Europe/London",
+                    "roles": ["user"],
+                    "status": "active",
+                    "email_verified": False,
+                    "created_at": "2026-05-01T12:00:00Z",
+                }
+            ]
+        },
+    )
 
     id: uuid.UUID
     email: str
@@ -112,6 +168,19 @@ class UserOut(BaseModel):
 
 
 class ProfileUpdate(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "display_name": "Ada L.",
+                    "bio": "Runs the points team.",
+                    "locale": "en-GB",
+                    "time_zone": "Europe/London",
+                }
+            ]
+        }
+    )
+
     display_name: Annotated[DisplayName | None, NotNull()] = None
     bio: Annotated[str, StringConstraints(max_length=500), Prose] | None = None
     avatar_url: Annotated[HttpUrl, UrlConstraints(max_length=2048, allowed_schemes=["https"]), HttpsUrl()] | None = None
@@ -129,7 +198,7 @@ class ProfileUpdate(Strict):
             str,
             StringConstraints(max_length=64),
             AfterValidator(_time_zone),
-            Field(json_schema_extra=lambda schema: schema.update(enum=sorted(_time_zones()))),
+            Field(json_schema_extra=_time_zone_enum),
         ]
         | None
     ) = None
@@ -144,15 +213,23 @@ class ProfileUpdate(Strict):
 
 
 class PasswordChange(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current_password": _PASSWORD, "new_password": "ginger tom in the garden"}]}
+    )
+
     current_password: Password
     new_password: NewPassword
 
 
 class AccountDeletion(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"password": _PASSWORD}]})
+
     password: Password
 
 
 class RolesIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"roles": ["developer"]}]})
+
     roles: list[Literal["developer", "admin"]] = Field(
         max_length=2, description="Roles beyond `user`, which every account has."
     )

@@ -40,6 +40,14 @@ SERVICE = Service(
     description="Publish, moderate, search and review cats.",
     # Fixed paths (manifest.schema.json, sync, validate) before /{slug}, which would take them.
     routers=(manifest_router, router, moderation_router, reviews_router, assets_router, webhook_router),
+    tags=(
+        {"name": "cats", "description": "Search the catalog; publish cats and their versions (developers)."},
+        {"name": "manifests", "description": "Cats as files: a manifest's schema, a check, an admin's sync."},
+        {"name": "moderation", "description": "Review before publishing, and taking cats down (admins)."},
+        {"name": "reviews", "description": "Ratings and reviews of a cat; its publisher's answers."},
+        {"name": "assets", "description": "A cat's icon and screenshots, served at content-addressed URLs."},
+        {"name": "webhooks", "description": "The secrets a cat's provisioning webhooks are signed with."},
+    ),
     lifespan=lifespan,
     worker=worker,
 )

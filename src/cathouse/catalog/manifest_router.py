@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from typing import Annotated, Any, Literal
 
+import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
@@ -16,12 +17,33 @@ from cathouse.catalog.manifests import MAX_MANIFEST_BYTES, ManifestProblem, mani
 from cathouse.catalog.schemas import SyncProblem
 from cathouse.catalog.sync import CatalogSync
 from cathouse.platform.errors import CatHouseError, Conflict
+from cathouse.platform.openapi import problems
 from cathouse.platform.requests import read_body
 from cathouse.platform.security import AdminUser, DeveloperUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["manifests"])
 
 SCHEMA_PATH = "/api/v1/cats/manifest.schema.json"
+_EXAMPLE_YAML = """\
+slug: points-ledger
+name: Points Ledger
+summary: A ledger of points per user, with idempotent awards and balances you can trust.
+category: points
+tags: [points, ledger]
+versions:
+  - version: 1.0.0
+    base_url: https://api.points-ledger.example.com/v1
+    credentials: {type: bearer, field: api_token}
+    permissions:
+      - {name: "points:read", description: "Read balances."}
+    endpoints:
+      - {method: GET, path: "/users/{user_id}/balance", permission: "points:read"}
+    settings_schema:
+      type: object
+      properties:
+        api_token: {type: string, writeOnly: true, minLength: 20}
+      required: [api_token]
+"""
 # Whatever is sent is checked and reported on, a missing or non-mapping body included (as a
 # problem of the report, not a refusal): what `GET manifest.schema.json` describes is the goal.
 MANIFEST_BODY: dict[str, Any] = {
@@ -30,14 +52,16 @@ MANIFEST_BODY: dict[str, Any] = {
         "description": f"One manifest, as the text of `cat.yaml` or `cat.json` ([its schema]({SCHEMA_PATH})); "
         "anything else is reported as a problem.",
         "content": {
-            "application/yaml": {"schema": {}},
-            "application/json": {"schema": {}},
+            "application/yaml": {"schema": {}, "example": _EXAMPLE_YAML},
+            "application/json": {"schema": {}, "example": yaml.safe_load(_EXAMPLE_YAML)},
         },
     }
 }
 
 
 class ManifestTooLarge(CatHouseError):
+    """The manifest is larger than accepted."""
+
     status = 413
     title = "Content Too Large"
 
@@ -78,6 +102,7 @@ async def manifest_schema(request: Request) -> dict[str, Any]:
     response_model=ValidationReport,
     openapi_extra=MANIFEST_BODY,
     summary="Check a manifest before committing it: every problem, with its field path",
+    responses=problems(ManifestTooLarge),
 )
 async def validate(
     request: Request,
@@ -104,7 +129,12 @@ async def validate(
     return ValidationReport(valid=not problems, problems=[SyncProblem(**vars(p)) for p in problems])
 
 
-@router.post("/sync", response_model=SyncReport, summary="Sync the configured manifest directory (admins)")
+@router.post(
+    "/sync",
+    response_model=SyncReport,
+    summary="Sync the configured manifest directory (admins)",
+    responses=problems((Conflict, "No manifest directory is configured (`CATHOUSE_CATALOG__MANIFEST_DIR`).")),
+)
 async def sync(
     admin: AdminUser,
     session: Session,

@@ -9,6 +9,14 @@ from fastapi import APIRouter, Path, Query, Response
 
 from cathouse.catalog import search
 from cathouse.catalog.dependencies import Cats, FacetCacheDep, Session, Views
+from cathouse.catalog.errors import (
+    CatNotFound,
+    IllegalTransition,
+    SlugTaken,
+    VersionExists,
+    VersionNotDraft,
+    VersionNotFound,
+)
 from cathouse.catalog.repository import CategoryRepository, CatRepository
 from cathouse.catalog.schemas import (
     SLUG_PATTERN,
@@ -27,7 +35,9 @@ from cathouse.catalog.schemas import (
 )
 from cathouse.catalog.views import version_out
 from cathouse.contracts.permissions import PermissionName
-from cathouse.platform.pagination import MAX_LIMIT, Page
+from cathouse.platform.errors import Conflict
+from cathouse.platform.openapi import problems
+from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, Page
 from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import DeveloperUser, OptionalUser
 
@@ -36,7 +46,13 @@ router = APIRouter(prefix="/api/v1/cats", tags=["cats"])
 VersionPath = Annotated[str, Path(max_length=64)]
 
 
-@router.get("", response_model=SearchPage, summary="Browse and search published cats")
+@router.get(
+    "",
+    response_model=SearchPage,
+    summary="Browse and search published cats",
+    name="search",
+    responses=problems(InvalidCursor),
+)
 async def browse(
     session: Session,
     views: Views,
@@ -80,7 +96,9 @@ async def browse(
     return SearchPage(items=await views.summaries(result.cats), next_cursor=result.next_cursor, facets=facets)
 
 
-@router.post("", status_code=201, response_model=CatDetail, summary="Create a cat (a draft)")
+@router.post(
+    "", status_code=201, response_model=CatDetail, summary="Create a cat (a draft)", responses=problems(SlugTaken)
+)
 async def create(body: CatIn, user: DeveloperUser, cats: Cats, views: Views) -> CatDetail:
     return await views.detail(await cats.create(user.user_id, body), user)
 
@@ -107,50 +125,82 @@ async def mine(
     return Page[CatSummary](items=await views.summaries(rows[:limit]), next_cursor=next_cursor)
 
 
-@router.get("/{slug}", response_model=CatDetail, summary="One cat")
+@router.get("/{slug}", response_model=CatDetail, summary="One cat", responses=problems(CatNotFound))
 async def read(slug: SlugPath, user: OptionalUser, cats: Cats, views: Views) -> CatDetail:
     return await views.detail(await cats.visible(slug, user), user)
 
 
-@router.patch("/{slug}", response_model=CatDetail, summary="Edit a cat (its publisher)")
+@router.patch(
+    "/{slug}", response_model=CatDetail, summary="Edit a cat (its publisher)", responses=problems(CatNotFound)
+)
 async def update(slug: SlugPath, body: CatUpdate, user: DeveloperUser, cats: Cats, views: Views) -> CatDetail:
     cat = await cats.update(user, slug, body.model_dump(mode="json", exclude_unset=True))
     return await views.detail(cat, user)
 
 
-@router.delete("/{slug}", status_code=204, summary="Delete a cat that was never published")
+@router.delete(
+    "/{slug}",
+    status_code=204,
+    summary="Delete a cat that was never published",
+    responses=problems(CatNotFound, (Conflict, "The cat has been published: an admin can delist it instead.")),
+)
 async def delete(slug: SlugPath, user: DeveloperUser, cats: Cats) -> Response:
     await cats.delete(user, slug)
     return Response(status_code=204)
 
 
-@router.get("/{slug}/versions", response_model=list[VersionOut], summary="A cat's versions, newest first")
+@router.get(
+    "/{slug}/versions",
+    response_model=list[VersionOut],
+    summary="A cat's versions, newest first",
+    name="list_versions",
+    responses=problems(CatNotFound),
+)
 async def versions(slug: SlugPath, user: OptionalUser, cats: Cats) -> list[VersionOut]:
     cat = await cats.visible(slug, user)
     return [version_out(cat, v, user) for v in await cats.listed_versions(cat, user)]
 
 
-@router.post("/{slug}/versions", status_code=201, response_model=VersionOut, summary="Add a version (a draft)")
+@router.post(
+    "/{slug}/versions",
+    status_code=201,
+    response_model=VersionOut,
+    summary="Add a version (a draft)",
+    responses=problems(CatNotFound, VersionExists),
+)
 async def add_version(slug: SlugPath, body: VersionSpec, user: DeveloperUser, cats: Cats) -> VersionOut:
     version = await cats.add_version(user, slug, body)
     return version_out(await cats.managed(slug, user), version, user)
 
 
-@router.get("/{slug}/versions/{version}", response_model=VersionOut, summary="One version of a cat")
+@router.get(
+    "/{slug}/versions/{version}",
+    response_model=VersionOut,
+    summary="One version of a cat",
+    responses=problems(CatNotFound, VersionNotFound),
+)
 async def read_version(slug: SlugPath, version: VersionPath, user: OptionalUser, cats: Cats) -> VersionOut:
     cat = await cats.visible(slug, user)
     return version_out(cat, await cats.version(cat, version, user), user)
 
 
 @router.post(
-    "/{slug}/versions/{version}/publish", response_model=VersionOut, summary="Publish a draft version of a live cat"
+    "/{slug}/versions/{version}/publish",
+    response_model=VersionOut,
+    summary="Publish a draft version of a live cat",
+    responses=problems(CatNotFound, VersionNotFound, IllegalTransition, VersionNotDraft),
 )
 async def publish_version(slug: SlugPath, version: VersionPath, user: DeveloperUser, cats: Cats) -> VersionOut:
     published = await cats.publish_version(user, slug, version)
     return version_out(await cats.managed(slug, user), published, user)
 
 
-@router.delete("/{slug}/versions/{version}", status_code=204, summary="Delete a draft version")
+@router.delete(
+    "/{slug}/versions/{version}",
+    status_code=204,
+    summary="Delete a draft version",
+    responses=problems(CatNotFound, VersionNotFound, VersionNotDraft),
+)
 async def delete_version(slug: SlugPath, version: VersionPath, user: DeveloperUser, cats: Cats) -> Response:
     await cats.delete_version(user, slug, version)
     return Response(status_code=204)

@@ -111,11 +111,31 @@ class CatFields(Strict):
 
 
 class CatIn(CatFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "points-ledger",
+                    "name": "Points Ledger",
+                    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
+                    "description": "# Points Ledger\n\nEvery point earned or spent is an entry in a ledger.",
+                    "category": "points",
+                    "tags": ["points", "ledger"],
+                    "homepage": "https://points-ledger.example.com",
+                }
+            ]
+        }
+    )
+
     slug: Slug
 
 
 class CatUpdate(Strict):
     """Only what is sent changes; the slug never does (installations and links use it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"summary": "Points per user, with reversals.", "tags": ["points", "audit"]}]}
+    )
 
     name: Annotated[Name | None, NotNull()] = None
     summary: Annotated[Summary | None, NotNull()] = None
@@ -239,6 +259,37 @@ SettingsSchema = Annotated[
 class VersionSpec(Strict):
     """Everything installations and the proxy need from one version of a cat."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": "1.0.0",
+                    "base_url": "https://api.points-ledger.example.com/v1",
+                    "credentials": {"type": "bearer", "field": "api_token"},
+                    "permissions": [
+                        {"name": "points:read", "description": "Read balances."},
+                        {"name": "points:write", "description": "Award and spend points.", "required": False},
+                    ],
+                    "endpoints": [
+                        {"method": "GET", "path": "/users/{user_id}/balance", "permission": "points:read"},
+                        {"method": "POST", "path": "/users/{user_id}/entries", "permission": "points:write"},
+                    ],
+                    "settings_schema": {
+                        "type": "object",
+                        "properties": {
+                            "api_token": {"type": "string", "writeOnly": True},
+                            "currency": {"type": "string", "default": "xp"},
+                        },
+                        "required": ["api_token"],
+                    },
+                    "webhook_url": "https://hooks.points-ledger.example.com/cathouse",
+                    "rate_limit_per_minute": 600,
+                    "changelog": "First release.",
+                }
+            ]
+        }
+    )
+
     version: SemVer
     base_url: BaseUrl = Field(
         description="The cat's API; https unless the platform allows http for development. No credentials, query, "
@@ -339,6 +390,27 @@ CatStatusOut = Literal[
 
 
 class CatSummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "slug": "points-ledger",
+                    "name": "Points Ledger",
+                    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
+                    "category": "points",
+                    "tags": ["points", "ledger"],
+                    "publisher": {"id": "5d1c2f4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f", "display_name": "Ledger Labs"},
+                    "status": "published",
+                    "rating": {"count": 12, "average": 4.5, "histogram": {"1": 0, "2": 0, "3": 1, "4": 4, "5": 7}},
+                    "install_count": 31,
+                    "current_version": "1.1.0",
+                    "icon_url": "/api/v1/cats/assets/3f2a9c0e.png",
+                    "published_at": "2026-05-01T12:00:00Z",
+                }
+            ]
+        }
+    )
+
     slug: str
     name: str
     summary: str
@@ -381,6 +453,8 @@ class CatDetail(CatSummary):
 
 
 class Reason(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "The support address bounces."}]})
+
     reason: Annotated[str, StringConstraints(min_length=1, max_length=500), NonBlankProse]
 
 

@@ -6,10 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cathouse.catalog.dependencies import Cats
+from cathouse.catalog.errors import CatNotFound
 from cathouse.catalog.schemas import SlugPath
+from cathouse.platform.openapi import problems
 from cathouse.platform.schemas import Strict
 from cathouse.platform.security import DeveloperUser
 
@@ -24,6 +26,8 @@ class SigningSecret(BaseModel):
 
 
 class RotateIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"overlap_hours": 24}]})
+
     overlap_hours: int = Field(default=24, ge=0, le=168, description="How long the old secret goes on signing.")
 
 
@@ -31,6 +35,7 @@ class RotateIn(Strict):
     "/{slug}/webhook-secrets",
     response_model=list[SigningSecret],
     summary="The secrets provisioning webhooks are signed with (the cat's publisher)",
+    responses=problems(CatNotFound),
 )
 async def list_secrets(slug: SlugPath, user: DeveloperUser, cats: Cats) -> list[SigningSecret]:
     cat = await cats.managed(slug, user)
@@ -44,6 +49,8 @@ async def list_secrets(slug: SlugPath, user: DeveloperUser, cats: Cats) -> list[
     "/{slug}/webhook-secrets/rotate",
     response_model=list[SigningSecret],
     summary="A new signing secret; the old one signs beside it for the overlap",
+    name="rotate_secret",
+    responses=problems(CatNotFound),
 )
 async def rotate(slug: SlugPath, body: RotateIn, user: DeveloperUser, cats: Cats) -> list[SigningSecret]:
     cat = await cats.managed(slug, user)

@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 
 from cathouse.contracts.keys import API_KEY_PREFIX
 from cathouse.installation import lifecycle
 from cathouse.installation.dependencies import Installations, Session
+from cathouse.installation.errors import InstallationNotFound
 from cathouse.installation.models import ApiKey, InstallationStatus
 from cathouse.platform.errors import Conflict, NotFound
+from cathouse.platform.openapi import problems
 from cathouse.platform.schemas import NonBlankLine, Strict
 from cathouse.platform.security import CurrentUser
 
@@ -35,6 +37,8 @@ def hash_key(key: str) -> bytes:
 
 
 class ApiKeyIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "billing backend"}]})
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=64), NonBlankLine]
 
 
@@ -48,6 +52,22 @@ class ApiKeyOut(BaseModel):
 
 
 class NewApiKey(ApiKeyOut):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "9c3f6a2e-1d4b-4e8f-a0b7-6c5d4e3f2a1b",
+                    "name": "billing backend",
+                    "prefix": "chk_Xy3aP9Qm",
+                    "created_at": "2026-05-01T12:00:00Z",
+                    "last_used_at": None,
+                    "revoked_at": None,
+                    "key": "chk_Xy3aP9Qm2vTn8LwK4rJ6hF1dS5gB7cZ0eA3uY9iO2pE",
+                }
+            ]
+        }
+    )
+
     key: str = Field(description="The key itself. Shown this once: store it now.")
 
 
@@ -62,7 +82,17 @@ def _out(row: ApiKey) -> ApiKeyOut:
     )
 
 
-@router.post("", status_code=201, response_model=NewApiKey, summary="Create an API key (shown once)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=NewApiKey,
+    summary="Create an API key (shown once)",
+    responses=problems(
+        InstallationNotFound,
+        (lifecycle.IllegalTransition, "The installation is being (or has been) uninstalled."),
+        (Conflict, f"The installation has {MAX_LIVE_KEYS} live keys; revoke one first."),
+    ),
+)
 async def create(
     installation_id: uuid.UUID, body: ApiKeyIn, user: CurrentUser, installations: Installations, session: Session
 ) -> NewApiKey:
@@ -91,7 +121,13 @@ async def create(
     return NewApiKey(**_out(row).model_dump(), key=key)
 
 
-@router.get("", response_model=list[ApiKeyOut], summary="An installation's API keys (never the keys themselves)")
+@router.get(
+    "",
+    response_model=list[ApiKeyOut],
+    summary="An installation's API keys (never the keys themselves)",
+    name="list",
+    responses=problems(InstallationNotFound),
+)
 async def list_keys(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
 ) -> list[ApiKeyOut]:
@@ -102,7 +138,12 @@ async def list_keys(
     return [_out(row) for row in rows]
 
 
-@router.delete("/{key_id}", status_code=204, summary="Revoke an API key; it stops working at once")
+@router.delete(
+    "/{key_id}",
+    status_code=204,
+    summary="Revoke an API key; it stops working at once",
+    responses=problems(InstallationNotFound, (NotFound, "There is no such API key.")),
+)
 async def revoke(
     installation_id: uuid.UUID, key_id: uuid.UUID, user: CurrentUser, installations: Installations, session: Session
 ) -> Response:

@@ -35,6 +35,11 @@ SERVICE = Service(
     title="Installation",
     description="Install cats, consent to permissions, keep credentials safe.",
     routers=(deliveries_router, router, api_keys_router),
+    tags=(
+        {"name": "installations", "description": "Install cats, grant permissions, keep their secrets; lifecycle."},
+        {"name": "api keys", "description": "Keys an installation's own application calls the proxy with."},
+        {"name": "webhook deliveries", "description": "The provisioning webhooks sent to a cat, and redelivery."},
+    ),
     lifespan=lifespan,
     worker=worker,
 )

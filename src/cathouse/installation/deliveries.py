@@ -14,10 +14,13 @@ from cathouse.contracts.reads import CatReader
 from cathouse.installation.dependencies import Cats, Installations, Session
 from cathouse.installation.models import DeliveryStatus, Installation, WebhookAttempt, WebhookDelivery
 from cathouse.platform.errors import NotFound
+from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT
 from cathouse.platform.security import CurrentUser, Principal
 
 router = APIRouter(prefix="/api/v1/installations", tags=["webhook deliveries"])
+_NO_INSTALLATION = (NotFound, "There is no such installation, or none you may see.")
+_ONE = problems(_NO_INSTALLATION, (NotFound, "There is no such delivery."))
 
 
 class AttemptOut(BaseModel):
@@ -114,7 +117,13 @@ async def _delivery(session: Session, installation: Installation, delivery_id: u
     return row
 
 
-@router.get("/deliveries", response_model=list[DeliveryOut], summary="Deliveries to one of your cats (its publisher)")
+@router.get(
+    "/deliveries",
+    response_model=list[DeliveryOut],
+    summary="Deliveries to one of your cats (its publisher)",
+    name="list_of_cat",
+    responses=problems((NotFound, "There is no such cat of yours.")),
+)
 async def deliveries_of_cat(
     user: CurrentUser,
     session: Session,
@@ -133,7 +142,13 @@ async def deliveries_of_cat(
     return [_out(row) for row in rows]
 
 
-@router.get("/{installation_id}/deliveries", response_model=list[DeliveryOut], summary="An installation's webhooks")
+@router.get(
+    "/{installation_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="An installation's webhooks",
+    name="list",
+    responses=problems(_NO_INSTALLATION),
+)
 async def deliveries(
     installation_id: uuid.UUID,
     user: CurrentUser,
@@ -151,7 +166,13 @@ async def deliveries(
     return [_out(row) for row in rows]
 
 
-@router.get("/{installation_id}/deliveries/{delivery_id}", response_model=DeliveryOut, summary="One delivery")
+@router.get(
+    "/{installation_id}/deliveries/{delivery_id}",
+    response_model=DeliveryOut,
+    summary="One delivery",
+    name="read",
+    responses=_ONE,
+)
 async def delivery(
     installation_id: uuid.UUID,
     delivery_id: uuid.UUID,
@@ -172,6 +193,7 @@ async def delivery(
     status_code=202,
     response_model=DeliveryOut,
     summary="Send a delivery again, as a new delivery",
+    responses=_ONE,
 )
 async def redeliver(
     installation_id: uuid.UUID,

@@ -22,6 +22,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
 
 
 class IllegalTransition(Conflict):
+    """The installation's status does not allow this (`current_status` names it)."""
+
     def __init__(self, current: str, target: str) -> None:
         super().__init__(
             f"An installation that is {current.replace('_', ' ')} cannot become {target.replace('_', ' ')}.",

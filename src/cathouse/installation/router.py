@@ -8,32 +8,51 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cathouse.installation.dependencies import Installations, Session, Shown
+from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
+from cathouse.installation.lifecycle import IllegalTransition
 from cathouse.installation.models import InstallationStatus
 from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.schemas import (
     InstallationOut,
     InstallationPage,
+    InstallationReason,
     InstallationUpdate,
     InstallIn,
     PermissionsIn,
-    Reason,
     SecretsIn,
     Status,
     UpgradeIn,
 )
-from cathouse.platform.pagination import MAX_LIMIT, decode_time_cursor, encode_time_cursor
+from cathouse.installation.validation import InvalidSettings
+from cathouse.platform.errors import Conflict
+from cathouse.platform.openapi import problems
+from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_time_cursor, encode_time_cursor
 from cathouse.platform.schemas import SingleLine
 from cathouse.platform.security import CurrentUser
 
 router = APIRouter(prefix="/api/v1/installations", tags=["installations"])
+_MOVE = problems(InstallationNotFound, IllegalTransition)
 
 
-@router.post("", status_code=201, response_model=InstallationOut, summary="Install a cat")
+@router.post(
+    "",
+    status_code=201,
+    response_model=InstallationOut,
+    summary="Install a cat",
+    name="create",
+    responses=problems(NoSuchCat, NoSuchVersion, NameTaken, InvalidSettings),
+)
 async def install(body: InstallIn, user: CurrentUser, installations: Installations, shown: Shown) -> InstallationOut:
     return await shown.one(await installations.install(user, body))
 
 
-@router.get("", response_model=InstallationPage, summary="Your installations, newest first (admins: everyone's)")
+@router.get(
+    "",
+    response_model=InstallationPage,
+    summary="Your installations, newest first (admins: everyone's)",
+    name="list",
+    responses=problems(InvalidCursor),
+)
 async def list_installations(
     user: CurrentUser,
     session: Session,
@@ -50,14 +69,24 @@ async def list_installations(
     return InstallationPage(items=await shown.many(rows[:limit]), next_cursor=next_cursor)
 
 
-@router.get("/{installation_id}", response_model=InstallationOut, summary="One installation")
+@router.get(
+    "/{installation_id}",
+    response_model=InstallationOut,
+    summary="One installation",
+    responses=problems(InstallationNotFound),
+)
 async def read(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     return await shown.one(await installations.visible(user, installation_id))
 
 
-@router.patch("/{installation_id}", response_model=InstallationOut, summary="Rename, or change settings")
+@router.patch(
+    "/{installation_id}",
+    response_model=InstallationOut,
+    summary="Rename, or change settings",
+    responses=problems(InstallationNotFound, NameTaken, InvalidSettings),
+)
 async def update(
     installation_id: uuid.UUID,
     body: InstallationUpdate,
@@ -69,14 +98,24 @@ async def update(
     return await shown.one(await installations.update(user, installation_id, changes))
 
 
-@router.put("/{installation_id}/secrets", response_model=InstallationOut, summary="Replace every secret field")
+@router.put(
+    "/{installation_id}/secrets",
+    response_model=InstallationOut,
+    summary="Replace every secret field",
+    responses=problems(InstallationNotFound, InvalidSettings),
+)
 async def replace_secrets(
     installation_id: uuid.UUID, body: SecretsIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     return await shown.one(await installations.replace_secrets(user, installation_id, body.secrets))
 
 
-@router.put("/{installation_id}/permissions", response_model=InstallationOut, summary="Grant or revoke optional ones")
+@router.put(
+    "/{installation_id}/permissions",
+    response_model=InstallationOut,
+    summary="Grant or revoke optional ones",
+    responses=_MOVE,
+)
 async def set_permissions(
     installation_id: uuid.UUID, body: PermissionsIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
@@ -84,7 +123,18 @@ async def set_permissions(
     return await shown.one(updated)
 
 
-@router.post("/{installation_id}/upgrade", response_model=InstallationOut, summary="Move to another version")
+@router.post(
+    "/{installation_id}/upgrade",
+    response_model=InstallationOut,
+    summary="Move to another version",
+    responses=problems(
+        InstallationNotFound,
+        NoSuchVersion,
+        IllegalTransition,
+        (Conflict, "The installation runs that version already."),
+        InvalidSettings,
+    ),
+)
 async def upgrade(
     installation_id: uuid.UUID, body: UpgradeIn, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
@@ -95,6 +145,7 @@ async def upgrade(
     "/{installation_id}/permissions/accept",
     response_model=InstallationOut,
     summary="Accept what an upgrade asks for, and finish it",
+    responses=_MOVE,
 )
 async def accept_permissions(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
@@ -102,9 +153,14 @@ async def accept_permissions(
     return await shown.one(await installations.accept_permissions(user, installation_id))
 
 
-@router.post("/{installation_id}/suspend", response_model=InstallationOut, summary="Pause (admins: with a reason)")
+@router.post(
+    "/{installation_id}/suspend",
+    response_model=InstallationOut,
+    summary="Pause (admins: with a reason)",
+    responses=_MOVE,
+)
 async def suspend(
-    installation_id: uuid.UUID, body: Reason, user: CurrentUser, installations: Installations, shown: Shown
+    installation_id: uuid.UUID, body: InstallationReason, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
     return await shown.one(await installations.suspend(user, installation_id, body.reason))
 
@@ -113,19 +169,24 @@ async def suspend(
     "/{installation_id}/resume",
     response_model=InstallationOut,
     summary="Run a suspended installation again (what an admin suspended: admins, with a reason)",
+    responses=problems(
+        InstallationNotFound, IllegalTransition, (Conflict, "An admin suspended it: only an admin can resume it.")
+    ),
 )
 async def resume(
     installation_id: uuid.UUID,
     user: CurrentUser,
     installations: Installations,
     shown: Shown,
-    body: Reason | None = None,
+    body: InstallationReason | None = None,
 ) -> InstallationOut:
     reason = body.reason if body is not None else None
     return await shown.one(await installations.resume(user, installation_id, reason))
 
 
-@router.post("/{installation_id}/retry", response_model=InstallationOut, summary="Provision a failed one again")
+@router.post(
+    "/{installation_id}/retry", response_model=InstallationOut, summary="Provision a failed one again", responses=_MOVE
+)
 async def retry(
     installation_id: uuid.UUID, user: CurrentUser, installations: Installations, shown: Shown
 ) -> InstallationOut:
@@ -134,7 +195,13 @@ async def retry(
     return await shown.one(installation)
 
 
-@router.delete("/{installation_id}", response_model=InstallationOut, summary="Uninstall; its secrets are destroyed")
+@router.delete(
+    "/{installation_id}",
+    response_model=InstallationOut,
+    summary="Uninstall; its secrets are destroyed",
+    name="uninstall",
+    responses=_MOVE,
+)
 async def uninstall(
     installation_id: uuid.UUID,
     user: CurrentUser,

@@ -16,6 +16,8 @@ from cathouse.platform.errors import CatHouseError
 
 
 class InvalidSettings(CatHouseError):
+    """Settings or secrets that break the version's settings schema (`errors` name each)."""
+
     status = 422
     title = "Unprocessable Content"
 

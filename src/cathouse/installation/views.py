@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cathouse.contracts.reads import CatReader
 from cathouse.installation.models import Installation
 from cathouse.installation.repository import InstallationRepository
-from cathouse.installation.schemas import CatRef, Grant, InstallationOut, SecretField
+from cathouse.installation.schemas import Grant, InstallationCatRef, InstallationOut, SecretField
 
 
 class InstallationViews:
@@ -31,7 +31,7 @@ class InstallationViews:
                 id=r.id,
                 name=r.name,
                 user_id=r.user_id,
-                cat=CatRef(id=r.cat_id, slug=cats[r.cat_id].slug, name=cats[r.cat_id].name),
+                cat=InstallationCatRef(id=r.cat_id, slug=cats[r.cat_id].slug, name=cats[r.cat_id].name),
                 version=versions[r.version_id].version,
                 target_version=versions[r.target_version_id].version if r.target_version_id else None,
                 status=r.status,

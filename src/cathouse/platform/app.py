@@ -21,7 +21,7 @@ from cathouse.platform.docs import install_docs
 from cathouse.platform.listen import Listener
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.middleware import RequestEnvelopeMiddleware
-from cathouse.platform.openapi import install_openapi
+from cathouse.platform.openapi import install_openapi, operation_id
 from cathouse.platform.problems import install_error_handlers
 from cathouse.platform.registry import Registry
 from cathouse.platform.routing import install_method_gate
@@ -167,6 +167,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.service_name = app_name
@@ -182,7 +183,11 @@ def create_app(
 
     install_error_handlers(app)
     install_method_gate(app)
-    install_openapi(app)
+    install_openapi(
+        app,
+        tags=[health.TAG, *(tag for s in services for tag in s.tags)],
+        security_schemes={k: v for s in services for k, v in s.security_schemes.items()},
+    )
     # Off in production unless CATHOUSE_DOCS=true: the map of every route is nobody else's business.
     if settings.docs_enabled:
         install_docs(app, prefix=API_PREFIX)

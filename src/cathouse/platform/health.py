@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import cathouse
 from cathouse.platform.errors import ServiceUnavailable
-from cathouse.platform.problems import PROBLEM_JSON, Problem
+from cathouse.platform.openapi import problems
 from cathouse.platform.security import JwksKeySource, KeysUnavailable, TokenVerifier
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
+TAG = {"name": "health", "description": "Is this process alive, and can it serve? For load balancers."}
 
 
 class Health(BaseModel):
@@ -51,7 +52,7 @@ def _kind(error: BaseException) -> str:
     return "database error"
 
 
-@router.get("", response_model=Health, summary="Liveness")
+@router.get("", response_model=Health, summary="Liveness", name="liveness")
 async def health(request: Request) -> Health:
     return Health(service=request.app.state.service_name, version=cathouse.__version__)
 
@@ -62,7 +63,7 @@ async def _ping(engine: AsyncEngine, limit: float) -> None:
             await conn.execute(text("SELECT 1"))
 
 
-_UNAVAILABLE: dict[int | str, dict[str, object]] = {503: {"model": Problem, "content": {PROBLEM_JSON: {}}}}
+_UNAVAILABLE = problems((ServiceUnavailable, "A database (or the keys that verify tokens) cannot be reached."))
 
 
 async def _databases(request: Request) -> dict[str, Literal["ok"]]:
@@ -87,6 +88,7 @@ async def _databases(request: Request) -> dict[str, Literal["ok"]]:
     response_model=DatabaseHealth,
     summary="Readiness of the database: can this service reach it?",
     responses=_UNAVAILABLE,
+    name="database",
 )
 async def database_health(request: Request) -> DatabaseHealth:
     return DatabaseHealth(databases=await _databases(request))

@@ -1,21 +1,32 @@
-"""Make the published OpenAPI tell the truth about errors: every one is problem+json."""
+"""Make the published OpenAPI tell the truth, in a shape SDK generators can use.
+
+Every error is problem+json (one ``Problem`` component) and each status a route can answer is
+declared: the ones its domain errors carry (``responses=problems(...)``), 401 where a principal
+is needed, 403 where a role is, 422 where there is input. The success response stays the success
+model, so a generated client parses a 200 as what it is. Operation ids are ``tag_action``
+(``installations_list``): the names a generated SDK's functions get.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 
+from cathouse.platform.errors import CatHouseError
 from cathouse.platform.problems import PROBLEM_JSON, Problem
 from cathouse.platform.schemas import settle_http_urls
-from cathouse.platform.security.dependencies import OPTIONAL_BEARER
+from cathouse.platform.security.dependencies import OPTIONAL_BEARER, admin_principal, developer_principal
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _BEARER_SCHEME = {"type": "http", "scheme": "bearer"}
-# For a route that reads the bearer token itself rather than through a dependency (forward-auth,
-# the proxy's gateway): ``openapi_extra=BEARER_REQUIRED`` says it needs one.
+# For a route that reads the bearer token itself rather than through a dependency (forward-auth):
+# ``openapi_extra=BEARER_REQUIRED`` says it needs one.
 BEARER_REQUIRED: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
 
 # Served, and deliberately not in the published document (tests/test_openapi.py holds every app to
@@ -39,6 +50,73 @@ def served_paths(app: FastAPI) -> set[str]:
 
 def _problem_content() -> dict[str, Any]:
     return {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
+
+
+def operation_id(route: APIRoute) -> str:
+    """``tag_action``: the route's first tag and its name (``name=``, else its function's)."""
+    tag = re.sub(r"\W+", "_", str(route.tags[0]) if route.tags else "api").lower()
+    return f"{tag}_{route.name}"
+
+
+def _described(error: type[CatHouseError]) -> str:
+    """What an error class says about itself: its docstring's first line, else its name in words."""
+    own = error.__dict__.get("__doc__")
+    if own:
+        return " ".join(own.strip().split("\n\n")[0].split())
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", error.__name__).lower()
+    return words[0].upper() + words[1:] + "."
+
+
+Declared = type[CatHouseError] | tuple[type[CatHouseError], str]
+
+
+def problems(*errors: Declared) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that may raise ``errors``: each status once, described by every
+    error that answers it. ``(Conflict, "why")`` describes a generic error raised with a message."""
+    found: dict[int, list[str]] = {}
+    for declared in errors:
+        error, text = declared if isinstance(declared, tuple) else (declared, _described(declared))
+        found.setdefault(error.status, []).append(text)
+    return {status: {"description": " ".join(dict.fromkeys(texts))} for status, texts in sorted(found.items())}
+
+
+_UNAUTHORIZED = "No valid access token (missing, expired, revoked, or its account is disabled)."
+_VALIDATION = "The request is not valid: the problem's `errors` name each field and what is wrong with it."
+_ROLES: Mapping[Callable[..., Any], str] = {
+    developer_principal: "Only developers may do this.",
+    admin_principal: "Only admins may do this.",
+}
+
+
+def _calls(dependant: Dependant) -> Iterable[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def _declare_auth(schema: dict[str, Any], routes: Sequence[Any]) -> None:
+    """401 where a token is needed or may be sent; 403 where a role is; 422's own words."""
+    paths = schema.get("paths", {})
+    for context in iter_route_contexts(routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        roles = [text for call, text in _ROLES.items() if call in set(_calls(route.dependant))]
+        for method in context.methods or ():
+            operation = paths.get(context.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            if operation.get("security"):
+                responses.setdefault("401", {"description": _UNAUTHORIZED})
+            if roles:
+                found = responses.setdefault("403", {"description": roles[0]})
+                if roles[0] not in found["description"]:
+                    found["description"] = f"{roles[0]} {found['description']}"
+            if "422" in responses:
+                text = responses["422"].get("description", "")
+                responses["422"]["description"] = f"{_VALIDATION} {text}" if text != "Validation Error" else _VALIDATION
 
 
 def _optional_security(schema: dict[str, Any]) -> None:
@@ -72,7 +150,29 @@ def _parameters_without_null(schema: dict[str, Any]) -> None:
                         del published["default"]
 
 
-def install_openapi(app: FastAPI) -> None:
+def _declare_schemes(schema: dict[str, Any], known: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every security scheme an operation names, in the components."""
+    named = {
+        name
+        for methods in schema.get("paths", {}).values()
+        for operation in methods.values()
+        for requirement in operation.get("security", [])
+        for name in requirement
+    }
+    declared = schema["components"].setdefault("securitySchemes", {})
+    for name in sorted(named - set(declared)):
+        declared[name] = dict(known[name])
+
+
+def install_openapi(
+    app: FastAPI,
+    *,
+    tags: Sequence[Mapping[str, str]] = (),
+    security_schemes: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Publish ``app.openapi()``: ``tags`` in order, with their descriptions; ``security_schemes``
+    besides the bearer token, for the operations that name them (``openapi_extra``)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
@@ -81,7 +181,9 @@ def install_openapi(app: FastAPI) -> None:
             version=app.version,
             description=app.description,
             routes=app.routes,
+            tags=[dict(tag) for tag in tags] or None,
         )
+        _declare_auth(schema, app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         for defn in components["Problem"].pop("$defs", {}).items():
@@ -93,15 +195,14 @@ def install_openapi(app: FastAPI) -> None:
                     if code.startswith(("4", "5")):
                         response["content"] = _problem_content()
                 responses.setdefault("default", {"description": "An error", "content": _problem_content()})
+                # In status order, as a reader looks them up; `default` last.
+                operation["responses"] = dict(
+                    sorted(responses.items(), key=lambda item: (item[0] == "default", item[0]))
+                )
         _optional_security(schema)
         _parameters_without_null(schema)
         settle_http_urls(schema, allow_http=app.state.settings.catalog.allow_http)
-        if any(
-            operation.get("security") == BEARER_REQUIRED["security"]
-            for methods in schema.get("paths", {}).values()
-            for operation in methods.values()
-        ):
-            schema["components"].setdefault("securitySchemes", {}).setdefault("HTTPBearer", _BEARER_SCHEME)
+        _declare_schemes(schema, {"HTTPBearer": _BEARER_SCHEME, **(security_schemes or {})})
         # FastAPI's own 422 models are replaced by Problem; drop them when nothing refers to them.
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)

@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,6 +29,21 @@ class FieldError(BaseModel):
 
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "There is no such installation.",
+                    "instance": "/api/v1/installations/2f6e8d4c-3b1a-4c9e-8f7d-5a6b7c8d9e0f",
+                    "request_id": "01JTX3V6Q8ZK4N2M5P7R9S1T3W",
+                }
+            ]
+        }
+    )
 
     type: str = "about:blank"
     title: str

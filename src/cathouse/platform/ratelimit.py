@@ -20,12 +20,16 @@ from cathouse.platform.errors import ServiceUnavailable, TooManyRequests
 
 
 class LimiterUnavailable(ServiceUnavailable):
+    """Rate limiting is unavailable right now (its store cannot be reached); try again shortly."""
+
     def __init__(self) -> None:
         super().__init__("Rate limiting is unavailable right now; try again shortly.")
         self.headers["Retry-After"] = "5"
 
 
 class RateLimited(TooManyRequests):
+    """Too many attempts; `Retry-After` says in how many seconds to try again."""
+
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"Too many requests; try again in {retry_after} seconds.")
         self.headers["Retry-After"] = str(retry_after)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import MetaData
@@ -59,3 +59,7 @@ class Service(Component):
     # each built as ``factory(app, owner)`` with ``owner`` the FastAPI app: for a hot path
     # that must not pay for routing and dependency injection.
     front: Sequence[Callable[[ASGIApp, FastAPI], ASGIApp]] = field(default_factory=tuple)
+    # The OpenAPI tags of its routes, in the order the docs list them: ``{"name", "description"}``.
+    tags: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+    # Security schemes its operations name besides the bearer access token (``HTTPBearer``).
+    security_schemes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from cathouse.proxy.context import Contexts
 from cathouse.proxy.gateway import GatewayMiddleware, Proxy
 from cathouse.proxy.models import Base
 from cathouse.proxy.ratelimit import rate_limiter
-from cathouse.proxy.router import router
+from cathouse.proxy.router import SECURITY_SCHEMES, router
 from cathouse.proxy.ssrf import Guard
 from cathouse.proxy.upstream import UpstreamPool
 
@@ -112,6 +112,8 @@ SERVICE = Service(
     title="Proxy",
     description="Mediate every call to a cat's API.",
     routers=(router,),
+    tags=({"name": "proxy", "description": "Call a cat's API through the platform's checks; the audit log of calls."},),
+    security_schemes=SECURITY_SCHEMES,
     lifespan=lifespan,
     worker=worker,
     front=(GatewayMiddleware,),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.platform.db import session_dependency
 from cathouse.platform.errors import NotFound
-from cathouse.platform.openapi import BEARER_REQUIRED
+from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
 from cathouse.platform.security import CurrentUser
 from cathouse.proxy.audit import Decision
@@ -59,6 +59,7 @@ def _before(cursor: str) -> int:
     "/audit",
     response_model=AuditPage,
     summary="Audit records of calls to your installations, newest first (admins: every call)",
+    responses=problems(InvalidCursor),
 )
 async def audit(
     user: CurrentUser,
@@ -93,6 +94,7 @@ async def audit(
     "/audit/public-key",
     response_model=AuditPublicKey,
     summary="The public key that verifies the audit log's signed checkpoints (no sign-in needed)",
+    responses=problems((NotFound, "This process signs no audit checkpoints.")),
 )
 async def audit_public_key(request: Request) -> AuditPublicKey:
     key: PublicKey | None = getattr(request.app.state, "audit_public_key", None)
@@ -101,8 +103,13 @@ async def audit_public_key(request: Request) -> AuditPublicKey:
     return AuditPublicKey(key_id=key.key_id, public_key=b64url(key.raw), pem=key.pem)
 
 
+# The cat's API is the cat's: what is sent and answered is any content, bytes as they are.
+_ANY_CONTENT = {"schema": {"type": "string", "format": "binary"}}
 _CALL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The cat's answer, status, headers and body as the cat sent them.", "content": {"*/*": {}}},
+    200: {
+        "description": "The cat's answer, status, headers and body as the cat sent them.",
+        "content": {"*/*": _ANY_CONTENT},
+    },
     **{
         status: {"description": description}
         for status, description in {
@@ -131,19 +138,38 @@ async def call_a_cat(installation_id: uuid.UUID, path: str) -> Response:
 
 _CALL_DESCRIPTION = (
     "Served by the proxy's gateway ahead of the routes: authenticate with the owner's access "
-    "token or the installation's API key (`Authorization: Bearer ...`); the method and path must "
+    "token or the installation's API key (`Authorization: Bearer chk_...`); the method and path must "
     "be in the installed version's endpoint map and its permission granted. Every call, allowed "
     "or refused, leaves one audit record. Refusals are problem+json with a `decision` field."
 )
+# Either the owner's access token or one of the installation's API keys, both as a bearer token.
+CALL_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"InstallationApiKey": []}]
+SECURITY_SCHEMES = {
+    "InstallationApiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "chk_...",
+        "description": "An installation's API key from `POST /api/v1/installations/{installation_id}/api-keys`, "
+        "sent as `Authorization: Bearer chk_...`; it calls that installation's cat only.",
+    }
+}
+_CALL_BODY = {
+    "required": False,
+    "description": "Forwarded to the cat as it is, with its Content-Type.",
+    "content": {"*/*": {**_ANY_CONTENT, "example": '{"amount": 50, "reason": "first purchase"}'}},
+}
 for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    _extra: dict[str, Any] = {"security": CALL_SECURITY}
+    if _method in ("POST", "PUT", "PATCH"):
+        _extra["requestBody"] = _CALL_BODY
     router.add_api_route(
         "/{installation_id}/{path:path}",
         call_a_cat,
         methods=[_method],
-        operation_id=f"call_a_cat_{_method.lower()}",
+        operation_id=f"proxy_call_{_method.lower()}",
         responses=_CALL_RESPONSES,
-        summary="Call the cat behind an installation, through every check",
+        summary=f"Call the cat behind an installation ({_method}), through every check",
         description=_CALL_DESCRIPTION,
         response_class=Response,
-        openapi_extra=BEARER_REQUIRED,
+        openapi_extra=_extra,
     )

@@ -48,6 +48,8 @@ class ImageRefused(CatHouseError):
 
 
 class UnsupportedImage(ImageRefused):
+    """The file is not a PNG, JPEG or WebP image, or it is damaged."""
+
     status = 415
     title = "Unsupported Media Type"
 
@@ -56,6 +58,8 @@ class UnsupportedImage(ImageRefused):
 
 
 class ImageTooLarge(ImageRefused):
+    """The image has too many bytes or pixels."""
+
     status = 413
     title = "Content Too Large"
 
@@ -65,6 +69,8 @@ class ImageWrongSize(ImageRefused):
 
 
 class AnimatedImage(ImageRefused):
+    """Animated images are not accepted."""
+
     def __init__(self) -> None:
         super().__init__("Animated images are not accepted; upload a single still image.")
 

@@ -7,14 +7,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from cathouse.catalog.assets.images import ImageTooLarge
+from cathouse.catalog.assets.images import AnimatedImage, ImageTooLarge, ImageWrongSize, UnsupportedImage
 from cathouse.catalog.assets.service import AssetService
-from cathouse.catalog.assets.storage import IMMUTABLE_CACHE_CONTROL, KEY_PATTERN, AssetStorage, check_key
+from cathouse.catalog.assets.storage import (
+    IMMUTABLE_CACHE_CONTROL,
+    KEY_PATTERN,
+    AssetStorage,
+    InvalidAssetKey,
+    check_key,
+)
 from cathouse.catalog.dependencies import AppSettings, Cats, Session
+from cathouse.catalog.errors import AssetNotFound, CatNotFound
 from cathouse.catalog.models import AssetKind
 from cathouse.catalog.repository import AssetRepository
 from cathouse.catalog.schemas import AssetOut, SlugPath
 from cathouse.catalog.views import asset_out
+from cathouse.platform.errors import Conflict, NotFound
+from cathouse.platform.openapi import problems
 from cathouse.platform.requests import read_body
 from cathouse.platform.security import DeveloperUser, OptionalUser
 
@@ -28,6 +37,9 @@ IMAGE_BODY: dict[str, Any] = {
         "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
     }
 }
+
+
+_IMAGE_REFUSED = (CatNotFound, UnsupportedImage, ImageTooLarge, ImageWrongSize, AnimatedImage)
 
 
 def storage(request: Request) -> AssetStorage:
@@ -44,14 +56,25 @@ def _assets(
 Assets = Annotated[AssetService, Depends(_assets)]
 
 
-@router.put("/{slug}/icon", response_model=AssetOut, openapi_extra=IMAGE_BODY, summary="Set a cat's icon")
+@router.put(
+    "/{slug}/icon",
+    response_model=AssetOut,
+    openapi_extra=IMAGE_BODY,
+    summary="Set a cat's icon",
+    responses=problems(*_IMAGE_REFUSED),
+)
 async def put_icon(slug: SlugPath, request: Request, user: DeveloperUser, cats: Cats, assets: Assets) -> AssetOut:
     cat = await cats.managed(slug, user)
     data = await read_body(request, assets.settings.max_image_bytes, ImageTooLarge)
     return asset_out(await assets.set_icon(cat, data))
 
 
-@router.delete("/{slug}/icon", status_code=204, summary="Remove a cat's icon")
+@router.delete(
+    "/{slug}/icon",
+    status_code=204,
+    summary="Remove a cat's icon",
+    responses=problems(CatNotFound, (NotFound, "The cat has no icon.")),
+)
 async def delete_icon(slug: SlugPath, user: DeveloperUser, cats: Cats, assets: Assets) -> Response:
     await assets.remove(await cats.managed(slug, user), AssetKind.ICON)
     return Response(status_code=204)
@@ -63,6 +86,7 @@ async def delete_icon(slug: SlugPath, user: DeveloperUser, cats: Cats, assets: A
     response_model=AssetOut,
     openapi_extra=IMAGE_BODY,
     summary="Add a screenshot (at most 8)",
+    responses=problems(*_IMAGE_REFUSED, (Conflict, "The cat has as many screenshots as it may; delete one first.")),
 )
 async def add_screenshot(slug: SlugPath, request: Request, user: DeveloperUser, cats: Cats, assets: Assets) -> AssetOut:
     cat = await cats.managed(slug, user)
@@ -70,7 +94,12 @@ async def add_screenshot(slug: SlugPath, request: Request, user: DeveloperUser, 
     return asset_out(await assets.add_screenshot(cat, data))
 
 
-@router.delete("/{slug}/screenshots/{asset_id}", status_code=204, summary="Remove a screenshot")
+@router.delete(
+    "/{slug}/screenshots/{asset_id}",
+    status_code=204,
+    summary="Remove a screenshot",
+    responses=problems(CatNotFound, (NotFound, "The cat has no such screenshot.")),
+)
 async def delete_screenshot(
     slug: SlugPath, asset_id: uuid.UUID, user: DeveloperUser, cats: Cats, assets: Assets
 ) -> Response:
@@ -84,8 +113,10 @@ async def delete_screenshot(
     responses={
         200: {"content": {t: {} for t in IMAGE_TYPES[:3]}, "description": "The image."},
         304: {"description": "Not modified."},
+        **problems(AssetNotFound, InvalidAssetKey),
     },
     summary="An image, by its content-addressed name",
+    name="read",
 )
 async def read_asset(
     key: Annotated[str, Path(max_length=80, pattern=f"^{KEY_PATTERN.pattern}$")],

@@ -9,14 +9,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 
 from cathouse.catalog.dependencies import Accounts, Installations, Session
+from cathouse.catalog.errors import CatNotFound
 from cathouse.catalog.models import Cat, Review
+from cathouse.catalog.reviews.errors import AlreadyReviewed, CannotReviewOwnCat, ReviewNotFound
 from cathouse.catalog.reviews.schemas import Author, Reply, ReplyIn, ReviewIn, ReviewOut, ReviewPage, ReviewUpdate
 from cathouse.catalog.reviews.service import ReviewService
 from cathouse.catalog.schemas import Reason, SlugPath
-from cathouse.platform.pagination import MAX_LIMIT
+from cathouse.platform.errors import Conflict, Forbidden
+from cathouse.platform.openapi import problems
+from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor
 from cathouse.platform.security import AdminUser, CurrentUser, OptionalUser, Principal
 
 router = APIRouter(prefix="/api/v1/cats/{slug}/reviews", tags=["reviews"])
+_ONE = (CatNotFound, ReviewNotFound)
+_PUBLISHER_ONLY = (Forbidden, "Only the cat's publisher may answer its reviews.")
 
 
 def _service(session: Session, installations: Installations) -> ReviewService:
@@ -61,7 +67,13 @@ class ReviewViews:
 Shown = Annotated[ReviewViews, Depends()]
 
 
-@router.get("", response_model=ReviewPage, summary="A cat's reviews, newest first")
+@router.get(
+    "",
+    response_model=ReviewPage,
+    summary="A cat's reviews, newest first",
+    name="list",
+    responses=problems(CatNotFound, InvalidCursor),
+)
 async def list_reviews(
     slug: SlugPath,
     user: OptionalUser,
@@ -75,17 +87,30 @@ async def list_reviews(
     return ReviewPage(items=await shown.many(rows, user), next_cursor=next_cursor)
 
 
-@router.post("", status_code=201, response_model=ReviewOut, summary="Review a cat (once)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReviewOut,
+    summary="Review a cat (once)",
+    responses=problems(
+        CatNotFound, CannotReviewOwnCat, AlreadyReviewed, (Conflict, "Only published cats can be reviewed.")
+    ),
+)
 async def create(slug: SlugPath, body: ReviewIn, user: CurrentUser, reviews: Reviews, shown: Shown) -> ReviewOut:
     return await shown.one(await reviews.create(user, slug, body.rating, body.title, body.body), user)
 
 
-@router.get("/mine", response_model=ReviewOut, summary="Your review of a cat")
+@router.get("/mine", response_model=ReviewOut, summary="Your review of a cat", responses=problems(*_ONE))
 async def mine(slug: SlugPath, user: CurrentUser, reviews: Reviews, shown: Shown) -> ReviewOut:
     return await shown.one(await reviews.mine(user, slug), user)
 
 
-@router.patch("/{review_id}", response_model=ReviewOut, summary="Edit your review")
+@router.patch(
+    "/{review_id}",
+    response_model=ReviewOut,
+    summary="Edit your review",
+    responses=problems(*_ONE, (Forbidden, "Only the review's author may edit it.")),
+)
 async def update(
     slug: SlugPath, review_id: uuid.UUID, body: ReviewUpdate, user: CurrentUser, reviews: Reviews, shown: Shown
 ) -> ReviewOut:
@@ -93,33 +118,58 @@ async def update(
     return await shown.one(await reviews.update(user, slug, review_id, changes), user)
 
 
-@router.delete("/{review_id}", status_code=204, summary="Delete your review")
+@router.delete(
+    "/{review_id}",
+    status_code=204,
+    summary="Delete your review",
+    responses=problems(*_ONE, (Forbidden, "Only the review's author may delete it; admins hide reviews.")),
+)
 async def delete(slug: SlugPath, review_id: uuid.UUID, user: CurrentUser, reviews: Reviews) -> Response:
     await reviews.delete(user, slug, review_id)
     return Response(status_code=204)
 
 
-@router.put("/{review_id}/reply", response_model=ReviewOut, summary="Answer a review (the cat's publisher)")
+@router.put(
+    "/{review_id}/reply",
+    response_model=ReviewOut,
+    summary="Answer a review (the cat's publisher)",
+    responses=problems(*_ONE, _PUBLISHER_ONLY),
+)
 async def reply(
     slug: SlugPath, review_id: uuid.UUID, body: ReplyIn, user: CurrentUser, reviews: Reviews, shown: Shown
 ) -> ReviewOut:
     return await shown.one(await reviews.reply(user, slug, review_id, body.body), user)
 
 
-@router.delete("/{review_id}/reply", response_model=ReviewOut, summary="Withdraw your answer")
+@router.delete(
+    "/{review_id}/reply",
+    response_model=ReviewOut,
+    summary="Withdraw your answer",
+    responses=problems(*_ONE, _PUBLISHER_ONLY),
+)
 async def delete_reply(
     slug: SlugPath, review_id: uuid.UUID, user: CurrentUser, reviews: Reviews, shown: Shown
 ) -> ReviewOut:
     return await shown.one(await reviews.reply(user, slug, review_id, None), user)
 
 
-@router.post("/{review_id}/hide", response_model=ReviewOut, summary="Hide an abusive review (admins)")
+@router.post(
+    "/{review_id}/hide",
+    response_model=ReviewOut,
+    summary="Hide an abusive review (admins)",
+    responses=problems(*_ONE, (Conflict, "The review is hidden already.")),
+)
 async def hide(
     slug: SlugPath, review_id: uuid.UUID, body: Reason, admin: AdminUser, reviews: Reviews, shown: Shown
 ) -> ReviewOut:
     return await shown.one(await reviews.moderate(admin, slug, review_id, hide=True, reason=body.reason), admin)
 
 
-@router.post("/{review_id}/restore", response_model=ReviewOut, summary="Show a hidden review again (admins)")
+@router.post(
+    "/{review_id}/restore",
+    response_model=ReviewOut,
+    summary="Show a hidden review again (admins)",
+    responses=problems(*_ONE, (Conflict, "The review is visible already.")),
+)
 async def restore(slug: SlugPath, review_id: uuid.UUID, admin: AdminUser, reviews: Reviews, shown: Shown) -> ReviewOut:
     return await shown.one(await reviews.moderate(admin, slug, review_id, hide=False), admin)

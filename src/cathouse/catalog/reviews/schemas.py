@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from cathouse.catalog.models import ReviewStatus
 from cathouse.platform.schemas import NonBlankLine, NonBlankProse, NotNull, Prose, Strict
@@ -15,6 +15,14 @@ Body = Annotated[str, StringConstraints(max_length=5000), Prose]
 
 
 class ReviewIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"rating": 5, "title": "Does what it says", "body": "Set up in ten minutes; never lost a point."}
+            ]
+        }
+    )
+
     rating: Stars
     title: Title
     body: Body = ""
@@ -22,6 +30,8 @@ class ReviewIn(Strict):
 
 class ReviewUpdate(Strict):
     """Only what is sent changes; a field sent as null is refused (leave it out to keep it)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"rating": 4, "title": "Good, one rough edge"}]})
 
     rating: Annotated[Stars | None, NotNull()] = None
     title: Annotated[Title | None, NotNull()] = None
@@ -36,6 +46,10 @@ class ReviewUpdate(Strict):
 
 
 class ReplyIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"body": "Thank you! Version 1.3 fixes the rough edge."}]}
+    )
+
     body: Annotated[str, StringConstraints(min_length=1, max_length=5000), NonBlankProse]
 
 
