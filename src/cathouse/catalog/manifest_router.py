@@ -6,7 +6,6 @@ import asyncio
 from collections import Counter
 from typing import Annotated, Any, Literal
 
-import yaml
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
@@ -50,11 +49,9 @@ MANIFEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "description": f"One manifest, as the text of `cat.yaml` or `cat.json` ([its schema]({SCHEMA_PATH})); "
-        "anything else is reported as a problem.",
-        "content": {
-            "application/yaml": {"schema": {}, "example": _EXAMPLE_YAML},
-            "application/json": {"schema": {}, "example": yaml.safe_load(_EXAMPLE_YAML)},
-        },
+        "anything else is reported as a problem. (JSON is YAML too; `file=cat.json` reads it as JSON.)",
+        # The text as bytes: any text is a manifest to check, and a generated client sends a file's bytes.
+        "content": {"application/yaml": {"schema": {"type": "string", "format": "binary"}, "example": _EXAMPLE_YAML}},
     }
 }
 

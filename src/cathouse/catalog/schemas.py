@@ -26,7 +26,7 @@ from cathouse.catalog.models import AssetKind, CatSource, CatStatus, VersionStat
 from cathouse.contracts.permissions import PermissionName
 from cathouse.contracts.reads import secret_fields
 from cathouse.platform.baseurl import UnsafeURL, parse_base_url
-from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text
+from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankProse, NotNull, Strict, Text, examples_of
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # Slugs that name routes under /api/v1/cats rather than a cat.
@@ -99,6 +99,17 @@ def semver_key(version: str) -> tuple[int, int, int, str | None]:
     return int(match[1]), int(match[2]), int(match[3]), match[4]
 
 
+_CAT_EXAMPLE = {
+    "slug": "points-ledger",
+    "name": "Points Ledger",
+    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
+    "description": "# Points Ledger\n\nEvery point earned or spent is an entry in a ledger.",
+    "category": "points",
+    "tags": ["points", "ledger"],
+    "homepage": "https://points-ledger.example.com",
+}
+
+
 class CatFields(Strict):
     name: Name
     summary: Summary
@@ -111,21 +122,7 @@ class CatFields(Strict):
 
 
 class CatIn(CatFields):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "slug": "points-ledger",
-                    "name": "Points Ledger",
-                    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
-                    "description": "# Points Ledger\n\nEvery point earned or spent is an entry in a ledger.",
-                    "category": "points",
-                    "tags": ["points", "ledger"],
-                    "homepage": "https://points-ledger.example.com",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=examples_of("CatIn", _CAT_EXAMPLE))
 
     slug: Slug
 
@@ -377,6 +374,22 @@ class AssetOut(BaseModel):
     size: int
 
 
+_SUMMARY_EXAMPLE = {
+    "slug": "points-ledger",
+    "name": "Points Ledger",
+    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
+    "category": "points",
+    "tags": ["points", "ledger"],
+    "publisher": {"id": "5d1c2f4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f", "display_name": "Ledger Labs"},
+    "status": "published",
+    "rating": {"count": 12, "average": 4.5, "histogram": {"1": 0, "2": 0, "3": 1, "4": 4, "5": 7}},
+    "install_count": 31,
+    "current_version": "1.1.0",
+    "icon_url": "/api/v1/cats/assets/3f2a9c0e.png",
+    "published_at": "2026-05-01T12:00:00Z",
+}
+
+
 # Every status, spelled as a Literal rather than the enum so that the OpenAPI document lists
 # the values in place, as it does for every other closed set here.
 CatStatusOut = Literal[
@@ -390,26 +403,7 @@ CatStatusOut = Literal[
 
 
 class CatSummary(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "slug": "points-ledger",
-                    "name": "Points Ledger",
-                    "summary": "A ledger of points per user, with idempotent awards and balances you can trust.",
-                    "category": "points",
-                    "tags": ["points", "ledger"],
-                    "publisher": {"id": "5d1c2f4e-8a9b-4c3d-9e2f-1a2b3c4d5e6f", "display_name": "Ledger Labs"},
-                    "status": "published",
-                    "rating": {"count": 12, "average": 4.5, "histogram": {"1": 0, "2": 0, "3": 1, "4": 4, "5": 7}},
-                    "install_count": 31,
-                    "current_version": "1.1.0",
-                    "icon_url": "/api/v1/cats/assets/3f2a9c0e.png",
-                    "published_at": "2026-05-01T12:00:00Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=examples_of("CatSummary", _SUMMARY_EXAMPLE))
 
     slug: str
     name: str

@@ -150,6 +150,19 @@ def _parameters_without_null(schema: dict[str, Any]) -> None:
                         del published["default"]
 
 
+def _nulls_in_examples(components: dict[str, Any]) -> None:
+    """FastAPI drops every null from the document (``exclude_none``), those of examples too: a
+    required field whose example value is null comes back, so the example stays valid."""
+    for schema in components.values():
+        properties, required = schema.get("properties", {}), schema.get("required", [])
+        for example in schema.get("examples", []):
+            if not isinstance(example, dict):
+                continue
+            for name in required:
+                if name not in example and {"type": "null"} in properties.get(name, {}).get("anyOf", []):
+                    example[name] = None
+
+
 def _declare_schemes(schema: dict[str, Any], known: Mapping[str, Mapping[str, Any]]) -> None:
     """Every security scheme an operation names, in the components."""
     named = {
@@ -199,6 +212,7 @@ def install_openapi(
                 operation["responses"] = dict(
                     sorted(responses.items(), key=lambda item: (item[0] == "default", item[0]))
                 )
+        _nulls_in_examples(components)
         _optional_security(schema)
         _parameters_without_null(schema)
         settle_http_urls(schema, allow_http=app.state.settings.catalog.allow_http)

@@ -9,6 +9,7 @@ cleared is published without ``null``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -135,6 +136,17 @@ def NotNull(description: str | None = None) -> Any:
     """A field of a partial update that may be left out but not sent as ``null`` (the model refuses
     null): published as optional and not nullable. ``name: Annotated[Name | None, NotNull()] = None``"""
     return Field(description=description, json_schema_extra=_without_null)
+
+
+def examples_of(model: str, *examples: dict[str, Any]) -> Callable[[dict[str, Any], type[Any]], None]:
+    """``json_schema_extra`` giving ``examples`` to the model named ``model`` and not to its
+    subclasses, whose fields differ (an example there would be invalid)."""
+
+    def extra(schema: dict[str, Any], cls: type[Any]) -> None:
+        if cls.__name__ == model:
+            schema["examples"] = list(examples)
+
+    return extra
 
 
 class Strict(BaseModel):

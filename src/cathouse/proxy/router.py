@@ -153,10 +153,15 @@ SECURITY_SCHEMES = {
         "sent as `Authorization: Bearer chk_...`; it calls that installation's cat only.",
     }
 }
+# A JSON object, what most cats take, named as such (a generated client then sends it as JSON), or
+# any bytes at all.
 _CALL_BODY = {
     "required": False,
     "description": "Forwarded to the cat as it is, with its Content-Type.",
-    "content": {"*/*": {**_ANY_CONTENT, "example": '{"amount": 50, "reason": "first purchase"}'}},
+    "content": {
+        "application/json": {"schema": {"type": "object"}, "example": {"user": "u_42", "amount": 50}},
+        "*/*": {**_ANY_CONTENT, "example": "user=u_42&amount=50"},
+    },
 }
 for _method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
     _extra: dict[str, Any] = {"security": CALL_SECURITY}
