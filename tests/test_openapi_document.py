@@ -134,6 +134,22 @@ def test_a_route_that_needs_a_token_or_takes_input_says_how_it_refuses(name: str
             assert "422" in responses, (method, path)
 
 
+@pytest.mark.parametrize("name", APPS)
+def test_every_body_has_a_schema_a_generator_can_type(name: str) -> None:
+    """JSON with a schema of ``{}`` becomes ``isinstance(body, Any)`` in openapi-python-client's code
+    (an error when called), and text parsed as a model: JSON says what it is, text is a string."""
+    for method, path, op in operations(name):
+        bodies = [("request", op.get("requestBody", {}).get("content", {}))]
+        bodies += [(status, r.get("content", {})) for status, r in op["responses"].items()]
+        for where, content in bodies:
+            for media_type, body in content.items():
+                assert "schema" in body, (method, path, where, media_type)
+                if media_type == "application/json":
+                    assert body["schema"] != {}, (method, path, where)
+                if media_type.startswith("text/"):
+                    assert body["schema"].get("type") == "string", (method, path, where)
+
+
 def test_routes_declare_what_their_domain_errors_and_roles_answer() -> None:
     spec = document("platform")
     statuses = {op["operationId"]: set(op["responses"]) for _, _, op in operations("platform")}

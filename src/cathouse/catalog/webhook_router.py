@@ -28,7 +28,10 @@ class SigningSecret(BaseModel):
 class RotateIn(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"overlap_hours": 24}]})
 
-    overlap_hours: int = Field(default=24, ge=0, le=168, description="How long the old secret goes on signing.")
+    # Strict: a JSON boolean is not a number of hours (Pydantic would read false as 0).
+    overlap_hours: int = Field(
+        default=24, ge=0, le=168, strict=True, description="How long the old secret goes on signing."
+    )
 
 
 @router.get(

@@ -46,6 +46,10 @@ class ImageRefused(CatHouseError):
     status = 422
     title = "Unprocessable Content"
 
+    def __init__(self, detail: str) -> None:
+        # Named as a validation error names what it refuses: the body (its bytes, whatever its type).
+        super().__init__(detail, errors=[{"loc": "body", "message": detail, "type": "value_error"}])
+
 
 class UnsupportedImage(ImageRefused):
     """The file is not a PNG, JPEG or WebP image, or it is damaged."""

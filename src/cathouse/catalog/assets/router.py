@@ -111,7 +111,10 @@ async def delete_screenshot(
     "/assets/{key}",
     response_class=Response,
     responses={
-        200: {"content": {t: {} for t in IMAGE_TYPES[:3]}, "description": "The image."},
+        200: {
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES[:3]},
+            "description": "The image.",
+        },
         304: {"description": "Not modified."},
         **problems(AssetNotFound, InvalidAssetKey),
     },
