@@ -59,7 +59,7 @@ def operation_id(route: APIRoute) -> str:
 
 
 def _described(error: type[CatHouseError]) -> str:
-    """What an error class says about itself: its docstring's first line, else its name in words."""
+    """What an error class says about itself: its docstring's first paragraph, else its name in words."""
     own = error.__dict__.get("__doc__")
     if own:
         return " ".join(own.strip().split("\n\n")[0].split())
@@ -81,6 +81,7 @@ def problems(*errors: Declared) -> dict[int | str, dict[str, Any]]:
 
 
 _UNAUTHORIZED = "No valid access token (missing, expired, revoked, or its account is disabled)."
+_UNAUTHORIZED_OPTIONAL = "The access token sent is not valid (expired, revoked, or its account is disabled)."
 _VALIDATION = "The request is not valid: the problem's `errors` name each field and what is wrong with it."
 _ROLES: Mapping[Callable[..., Any], str] = {
     developer_principal: "Only developers may do this.",
@@ -108,8 +109,10 @@ def _declare_auth(schema: dict[str, Any], routes: Sequence[Any]) -> None:
             if operation is None:
                 continue
             responses = operation.setdefault("responses", {})
-            if operation.get("security"):
-                responses.setdefault("401", {"description": _UNAUTHORIZED})
+            security = operation.get("security")
+            if security:
+                optional = security == [{OPTIONAL_BEARER: []}]
+                responses.setdefault("401", {"description": _UNAUTHORIZED_OPTIONAL if optional else _UNAUTHORIZED})
             if roles:
                 found = responses.setdefault("403", {"description": roles[0]})
                 if roles[0] not in found["description"]:
