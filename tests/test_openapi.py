@@ -32,7 +32,7 @@ from cathouse.platform.settings import Settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app
 from cathouse.web.pages import router as web_pages
 from tests.conftest import truncate_all
-from tests.support import cathouse_env, free_port, start_cathouse, terminate_and_wait, wait_healthy
+from tests.support import cathouse_env, free_ports, start_cathouse, terminate_and_wait, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -90,8 +90,10 @@ async def split_platform(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, engine: AsyncEngine
 ) -> AsyncIterator[dict[str, int]]:
     tmp = tmp_path_factory.mktemp("fuzz")
-    ports = {name: free_port() for name in SERVICES}
+    *service_ports, web = free_ports(len(SERVICES) + 1)
+    ports = dict(zip(SERVICES, service_ports, strict=True))
     extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
+    extra["CATHOUSE_WEB__PORT"] = str(web)  # split starts the pages too, off 8007
     # Let the fuzzer reach the code behind the per-address limits, not just the 429.
     extra |= {"CATHOUSE_AUTH__LOGIN_RATE": "100000/minute", "CATHOUSE_AUTH__REGISTER_RATE": "100000/minute"}
     # The live stream ends by itself after this long, so each fuzzed call of it returns.

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import truncate_all
 from tests.proxy.conftest import SECRET, People, Upstream, installed
-from tests.support import cathouse_env, free_port, start_cathouse, terminate_and_wait, wait_healthy
+from tests.support import cathouse_env, free_ports, start_cathouse, terminate_and_wait, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def proxies(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     if REDIS_URL is None:
         pytest.skip("needs CATHOUSE_REDIS_URL: two proxy processes share their counters there")
     data_dir = tmp_path_factory.mktemp("e2e")
-    platform_port, proxy_port = free_port(), free_port()
+    platform_port, proxy_port = free_ports(2)
     env = cathouse_env(
         data_dir,
         {

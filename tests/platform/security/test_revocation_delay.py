@@ -67,8 +67,10 @@ class Platform:
 async def platform(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Platform]:
     tmp = tmp_path_factory.mktemp("revocation")
     async with own_database(server_url, "cathouse_revocation") as url:
-        ports = dict(zip(SERVICES, free_ports(len(SERVICES)), strict=True))
+        *service_ports, web = free_ports(len(SERVICES) + 1)
+        ports = dict(zip(SERVICES, service_ports, strict=True))
         extra = {f"CATHOUSE_{name.upper()}__PORT": str(port) for name, port in ports.items()}
+        extra["CATHOUSE_WEB__PORT"] = str(web)  # split starts the pages too, off 8007
         extra |= {
             "CATHOUSE_TOKENS__JWKS_URL": f"http://127.0.0.1:{ports['auth']}/api/v1/auth/.well-known/jwks.json",
             "CATHOUSE_AUTH__LOGIN_RATE": "100000/minute",
