@@ -263,4 +263,14 @@ class World:
         assert owner is not None
         if disabled:
             await self.as_("admin", "POST", f"/api/v1/users/{owner.id}/disable")
+            await self._refused(owner)
         return owner.id
+
+    async def _refused(self, account: Account) -> None:
+        """Wait until every check of ``account``'s token knows it is disabled (a second or so):
+        until then the owner's own call would be judged on the roles in the token, after it on
+        the account, and the matrix could not say which answer a caller gets."""
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await self.api.get("/api/v1/installations", headers=account.headers)).status_code != 401:
+            assert asyncio.get_running_loop().time() < deadline, "the disabled account's token still works"
+            await asyncio.sleep(0.05)
