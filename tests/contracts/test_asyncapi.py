@@ -4,8 +4,10 @@ the activity service alone as by the one-process platform."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,12 @@ import pytest
 
 from cathouse.contracts import webhooks
 from cathouse.contracts.asyncapi import document
-from cathouse.contracts.events import EVENTS
+from cathouse.contracts.events import EVENTS, DomainEvent
+from cathouse.platform.broker import wire
+from cathouse.platform.outbox.relay import Event
 from cathouse.platform.settings import Settings
 from cathouse.services import create_platform_app
+from tests.contracts.test_events import full_payload
 
 SCHEMA = json.loads((Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json").read_text())
 VALIDATOR = jsonschema_rs.validator_for(SCHEMA)
@@ -81,6 +86,31 @@ def test_a_message_is_the_wire_envelope_around_the_payload_model() -> None:
     assert payload["properties"]["to"]["enum"][0] == "pending"
     assert payload["properties"]["by"]["description"]
     assert message["summary"].startswith("An installation moved through its lifecycle")
+
+
+@pytest.mark.parametrize("model", EVENTS, ids=lambda m: m.type)
+def test_what_the_broker_sends_is_what_the_document_describes(model: type[DomainEvent]) -> None:
+    # The envelope is written twice, as code in the kernel's wire format and as a schema in the
+    # contracts (neither may import the other): an event the broker encodes must fit the schema.
+    doc = document("1.2.3")
+    message = doc["components"]["messages"][f"{model.type}.v{model.schema_version}"]
+    validator = jsonschema_rs.validator_for({**message["payload"], "components": doc["components"]})
+    payload = full_payload(model)
+    event = Event(
+        id=str(uuid.uuid4()),
+        seq=7,
+        aggregate_type=model.aggregate,
+        aggregate_id=str(payload[model.aggregate_key]),
+        event_type=model.type,
+        schema_version=model.schema_version,
+        payload=payload,
+        occurred_at=datetime.now(UTC),
+        request_id=None,
+        attempts=0,
+    )
+    sent = json.loads(wire.encode(event))
+    assert [e.message for e in validator.iter_errors(sent)] == []
+    assert not validator.is_valid({**sent, "event_type": "cat.renamed"})
 
 
 @pytest.mark.parametrize("how", ["activity alone", "one process"])
