@@ -25,10 +25,10 @@ async def test_a_catalog_that_cannot_be_reached_is_said_in_words(tmp_path: Path)
         page = await client.get("/", params={"q": "points"})
         assert page.status_code == 503
         assert page.headers["content-type"].startswith("text/html")
-        assert "The catalog cannot be reached right now; try again soon." in page.text
+        assert "The service cannot be reached right now; try again soon." in page.text
         cat = await client.get("/cats/points-ledger")
         assert cat.status_code == 503
-        assert "The catalog cannot be reached" in cat.text
+        assert "The service cannot be reached" in cat.text
 
 
 async def test_the_pages_alone_answer_the_gateways_health_check_and_serve_their_files(tmp_path: Path) -> None:

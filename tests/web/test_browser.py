@@ -1,95 +1,37 @@
 """A visitor in a real browser: Debian's Chromium driven by Playwright, against ``cathouse up``.
 
-The platform runs as its own process with the demo cats, on a database of its own; a review
-and the publisher's reply are written through the API first. One browser serves the module.
-Screenshots of every page, 390 and 1280 pixels wide, go to ``CATHOUSE_SCREENSHOTS`` or
-``test-output/screenshots`` (not committed).
+The platform (``storefront``, shared by every browser test) runs as its own process with the
+demo cats; a review and the publisher's reply are written through the API first. Screenshots
+of every page, 390 and 1280 pixels wide, go to the run's screenshot directory.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import os
-import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from tests.support import cathouse_env, free_port, own_database, start_cathouse, terminate_and_wait, wait_healthy
+from tests.web.browsing import ADMIN_PASSWORD, Storefront, screenshots, sign_up
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-WIDTHS = (390, 1280)
-ADMIN_PASSWORD = "a long storefront admin passphrase"
 VISITOR_PASSWORD = "correct horse battery staple"
 REVIEW_TITLE = "Our weekly board in an afternoon"
 REPLY = "Thank you! Seasons arrive in the next version."
 
 
-def chromium() -> str | None:
-    """Debian's Chromium, or the one ``CATHOUSE_CHROMIUM`` names."""
-    configured = os.environ.get("CATHOUSE_CHROMIUM")
-    if configured:
-        return configured if Path(configured).exists() else None
-    return shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+@pytest.fixture(scope="module", autouse=True)
+def _reviewed(storefront: Storefront) -> None:
+    _review_and_reply(storefront)
 
 
-@dataclass(frozen=True)
-class Storefront:
-    base: str
-    shots: Path
-
-
-@pytest.fixture(scope="module")
-def shots() -> Path:
-    """Where the screenshots go: kept after the run (pytest's own directory is removed)."""
-    directory = Path(os.environ.get("CATHOUSE_SCREENSHOTS") or REPO / "test-output" / "screenshots")
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-@pytest.fixture(scope="module")
-async def storefront(
-    server_url: str, shots: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Storefront]:
-    if chromium() is None:
-        pytest.skip("no Chromium: install Debian's `chromium` package or set CATHOUSE_CHROMIUM")
-    work = tmp_path_factory.mktemp("web")
-    port = free_port()
-    async with own_database(server_url, "cathouse_web") as database_url:
-        env = cathouse_env(work, {"CATHOUSE_CATALOG__FACET_TTL": "0"}, database_url=database_url)
-        log = work / "up.log"
-        proc = start_cathouse(["up", "--demo", "--port", str(port)], env, log)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            await asyncio.to_thread(wait_healthy, f"{base}/api/v1/health", proc, log, 120)
-            await asyncio.to_thread(_review_and_reply, base, env)
-            yield Storefront(base=base, shots=shots)
-        finally:
-            await asyncio.to_thread(terminate_and_wait, proc)
-
-
-def _review_and_reply(base: str, env: dict[str, str]) -> None:
+def _review_and_reply(storefront: Storefront) -> None:
     """A visitor reviews Leaderboard Live; an admin answers for the platform, which publishes it."""
-    admin = f"admin-{uuid.uuid4().hex[:8]}@example.com"
-    subprocess.run(
-        [sys.executable, "-m", "cathouse", "users", "create-admin", "--email", admin, "--password-stdin"],
-        input=f"{ADMIN_PASSWORD}\n".encode(),
-        env=env,
-        check=True,
-        capture_output=True,
-    )
     visitor = f"visitor-{uuid.uuid4().hex[:8]}@example.com"
-    with httpx.Client(base_url=base, timeout=10) as api:
+    with httpx.Client(base_url=storefront.base, timeout=10) as api:
         api.post(
             "/api/v1/auth/register",
             json={"email": visitor, "password": VISITOR_PASSWORD, "display_name": "Robin"},
@@ -104,7 +46,7 @@ def _review_and_reply(base: str, env: dict[str, str]) -> None:
         api.put(
             f"/api/v1/cats/leaderboard-live/reviews/{review.json()['id']}/reply",
             json={"body": REPLY},
-            headers={"Authorization": f"Bearer {_login(api, admin, ADMIN_PASSWORD)}"},
+            headers={"Authorization": f"Bearer {_login(api, storefront.admin, ADMIN_PASSWORD)}"},
         ).raise_for_status()
 
 
@@ -114,35 +56,12 @@ def _login(api: httpx.Client, email: str, password: str) -> str:
     return str(response.json()["access_token"])
 
 
-@pytest.fixture(scope="module")
-async def browser(storefront: Storefront) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900})
-    yield await context.new_page()
-    await context.close()
-
-
-async def _screenshots(page: Page, shots: Path, name: str) -> None:
-    """The page as it is now, at a phone's width and a desktop's."""
-    for width in WIDTHS:
-        await page.set_viewport_size({"width": width, "height": 900})
-        await page.screenshot(path=shots / f"{name}-{width}.png", full_page=True)
-    await page.set_viewport_size({"width": 1280, "height": 900})
-
-
 async def test_a_visitor_searches_with_a_typo_filters_opens_a_cat_and_reads_its_reviews(
     storefront: Storefront, page: Page
 ) -> None:
     await page.goto(storefront.base + "/")
     await expect(page.get_by_role("heading", level=1)).to_have_text("Gamification integrations")
-    await _screenshots(page, storefront.shots, "browse")
+    await screenshots(page, storefront, "browse")
 
     await page.get_by_label("Search cats").fill("leaderbord")
     await page.get_by_label("Search cats").press("Enter")
@@ -150,7 +69,7 @@ async def test_a_visitor_searches_with_a_typo_filters_opens_a_cat_and_reads_its_
     await expect(page).to_have_url(f"{storefront.base}/?q=leaderbord&sort=")
     results = page.get_by_role("region", name="Cats")
     await expect(results.get_by_role("heading", level=3)).to_have_text(["Leaderboard Live"])
-    await _screenshots(page, storefront.shots, "search")
+    await screenshots(page, storefront, "search")
 
     # The facet narrows what is shown to the cats it counts.
     await page.goto(storefront.base + "/")
@@ -177,7 +96,7 @@ async def test_a_visitor_searches_with_a_typo_filters_opens_a_cat_and_reads_its_
     await expect(page.get_by_role("link", name="Install")).to_have_attribute(
         "href", "/sign-in?next=/cats/leaderboard-live"
     )
-    await _screenshots(page, storefront.shots, "cat")
+    await screenshots(page, storefront, "cat")
 
 
 async def test_more_brings_the_next_cards_in_place(storefront: Storefront, page: Page) -> None:
@@ -214,7 +133,7 @@ async def test_errors_are_shown_in_words(storefront: Storefront, page: Page) -> 
     assert response is not None
     assert response.status == 404
     await expect(page.get_by_role("alert")).to_contain_text("There is no such cat.")
-    await _screenshots(page, storefront.shots, "not-found")
+    await screenshots(page, storefront, "not-found")
 
     response = await page.goto(storefront.base + "/?sort=loudest")
     assert response is not None
@@ -224,7 +143,9 @@ async def test_errors_are_shown_in_words(storefront: Storefront, page: Page) -> 
     await expect(page.get_by_label("Sort by")).to_be_visible()
 
 
-@pytest.mark.parametrize("path", ["/", "/?q=leaderbord&category=leaderboards", "/cats/leaderboard-live", "/sign-in"])
+@pytest.mark.parametrize(
+    "path", ["/", "/?q=leaderbord&category=leaderboards", "/cats/leaderboard-live", "/sign-in", "/sign-up"]
+)
 async def test_headings_are_in_order_and_every_field_has_a_label(storefront: Storefront, page: Page, path: str) -> None:
     await page.goto(storefront.base + path)
     levels = await page.eval_on_selector_all("h1, h2, h3, h4, h5, h6", "hs => hs.map(h => Number(h.tagName[1]))")
@@ -235,3 +156,36 @@ async def test_headings_are_in_order_and_every_field_has_a_label(storefront: Sto
         "input:not([type=hidden]), select, textarea", "fields => fields.filter(f => f.labels.length === 0).length"
     )
     assert unlabelled == 0
+
+
+async def test_a_person_signs_up_changes_their_profile_and_signs_out(storefront: Storefront, page: Page) -> None:
+    await page.goto(storefront.base + "/sign-in")
+    await screenshots(page, storefront, "sign-in")
+    await page.goto(storefront.base + "/sign-up")
+    await screenshots(page, storefront, "sign-up")
+    # A problem from the API shows next to its field, in words, with what was typed kept.
+    await page.get_by_label("Your name").fill("Noor")
+    await page.get_by_label("Email").fill("noor@example.com")
+    await page.get_by_label("Password").fill("short")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#f-password-error")).to_contain_text("at least 8 characters")
+    await expect(page.get_by_label("Your name")).to_have_value("Noor")
+
+    await sign_up(page, storefront, "Noor", next="/profile")
+    await expect(page).to_have_url(storefront.base + "/profile")
+    await page.get_by_label("Display name").fill("Noor A.")
+    await page.get_by_label("Language").fill("ar")
+    await page.get_by_role("button", name="Save profile").click()
+    await expect(page.get_by_role("status")).to_have_text("Your profile is saved.")
+    await expect(page.get_by_role("navigation", name="Site").get_by_role("link", name="Noor A.")).to_be_visible()
+    await screenshots(page, storefront, "profile")
+
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "cathouse_session")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+    await page.goto(storefront.base + "/profile")
+    await expect(page).to_have_url(storefront.base + "/sign-in?next=/profile")

@@ -18,7 +18,7 @@ from cathouse.contracts.reads import CatInfo, CatReader
 from cathouse.platform.errors import Forbidden
 from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, decode_cursor, encode_cursor
-from cathouse.platform.security import CurrentUser, OptionalUser, Principal
+from cathouse.platform.security import BrowserUser, CurrentUser, OptionalUser, Principal
 from cathouse.platform.settings import Settings
 
 router = APIRouter(prefix="/api/v1/activity", tags=["activity"])
@@ -198,7 +198,7 @@ _EVENT = {
 )
 async def stream(
     request: Request,
-    user: CurrentUser,
+    user: BrowserUser,
     model: Model,
     hub: HubDep,
     readers: ReadersDep,

@@ -9,6 +9,11 @@ Either way the pages hold an ``httpx.AsyncClient`` of the API in ``app.state.web
 * served alone (``cathouse serve web``, port 8007), its base URL is ``CATHOUSE_WEB__API_URL``:
   the gateway in a deployment; unset, the catalog on this machine (``cathouse up --split``
   has no gateway, and the pages read only the catalog so far).
+
+In the one-process platform the visitor's address reaches the API as the request's client (the
+API's rate limits count per address: sign-ups and sign-ins through the pages must not all count
+as one); served alone, as ``X-Forwarded-For``, which the API's server trusts from the addresses
+its ``--forwarded-allow-ips`` names.
 """
 
 from __future__ import annotations
@@ -18,14 +23,21 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cathouse
 from cathouse.platform.health import Health
 from cathouse.platform.settings import Settings
-from cathouse.web.pages import router
-from cathouse.web.views import STATIC
+from cathouse.web import account, pages
+from cathouse.web.api import VISITOR_HEADER
+from cathouse.web.session import PageRefused
+from cathouse.web.views import STATIC, render
+
+ROUTERS = [pages.router, account.router]
+_VISITOR = VISITOR_HEADER.encode()
 
 NAME = "web"
 
@@ -54,16 +66,48 @@ def _with_client(
     return lifespan
 
 
+def _visitor_as_client(app: ASGIApp) -> ASGIApp:
+    """``app`` seeing the pages' visitor as the client of their in-process calls.
+
+    Only the in-process transport goes through this, so the header cannot be sent from outside.
+    """
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            visitor = next((value for name, value in headers if name == _VISITOR), None)
+            if visitor is not None:
+                scope = {
+                    **scope,
+                    "client": (visitor.decode("latin-1"), 0),
+                    "headers": [(name, value) for name, value in headers if name != _VISITOR],
+                }
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def _refused(request: Request, exc: Exception) -> HTMLResponse:
+    assert isinstance(exc, PageRefused)
+    return render(request, "problem.html", {"problem": exc.problem}, status=exc.problem.status)
+
+
+def _pages(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(PageRefused, _refused)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """The pages at ``/`` of the platform's ``app``, calling its API inside the process.
 
     Installed after every service's routers: the API's routes match first, and the pages
     take only what is left (``/``, ``/cats/...``, ``/static/...``).
     """
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(router)
+    _pages(app)
     app.router.lifespan_context = _with_client(
-        app.router.lifespan_context, settings, lambda a: httpx.ASGITransport(app=a)
+        app.router.lifespan_context, settings, lambda a: httpx.ASGITransport(app=_visitor_as_client(a))
     )
 
 
@@ -88,6 +132,6 @@ def create_web_app(settings: Settings) -> FastAPI:
         """What a gateway's health check asks every upstream (the web's own liveness)."""
         return Health(service=NAME, version=cathouse.__version__)
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(router)
+    app.state.settings = settings
+    _pages(app)
     return app

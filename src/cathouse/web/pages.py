@@ -16,8 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import QueryParams
 
-from cathouse.web.api import Api, ApiProblem
-from cathouse.web.views import render
+from cathouse.web.api import ApiProblem
+from cathouse.web.session import VisitDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,10 +32,6 @@ SORTS = [
 ]
 # The browse page's own parameters: anything else in the URL is ignored, not sent on.
 BROWSE_KEYS = ("q", "category", "tag", "sort", "min_rating", "limit")
-
-
-def _api(request: Request) -> Api:
-    return Api(request.app.state.web_api)
 
 
 def _htmx(request: Request) -> bool:
@@ -56,47 +52,42 @@ def _href(params: dict[str, Any], **changes: Any) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def browse(request: Request) -> HTMLResponse:
-    api, params = _api(request), _browse_params(request.query_params)
+async def browse(request: Request, visit: VisitDep) -> HTMLResponse:
+    api, params = visit.api, _browse_params(request.query_params)
     cursor = request.query_params.get("cursor")
     search = {**params, "cursor": cursor, "limit": params["limit"] or PAGE_SIZE}
     context: dict[str, Any] = {"params": params, "href": _href, "sorts": SORTS, "cursor": cursor}
     try:
         if cursor and _htmx(request):  # "more": the next cards and the next link only
             page = await api.get("/api/v1/cats", search)
-            return render(request, "_results.html", {**context, "page": page})
+            return visit.render("_results.html", {**context, "page": page})
         page, categories = await asyncio.gather(api.get("/api/v1/cats", search), api.get("/api/v1/cats/categories"))
     except ApiProblem as problem:
-        return render(request, "browse.html", {**context, "problem": problem}, status=problem.status)
+        return visit.render("browse.html", {**context, "problem": problem}, status=problem.status)
     names = {c["slug"]: c["name"] for c in categories}
-    return render(request, "browse.html", {**context, "page": page, "category_names": names})
+    return visit.render("browse.html", {**context, "page": page, "category_names": names})
 
 
 @router.get("/cats/{slug}", response_class=HTMLResponse)
-async def cat(request: Request, slug: str) -> HTMLResponse:
-    api = _api(request)
+async def cat(visit: VisitDep, slug: str) -> HTMLResponse:
+    api = visit.api
     try:
         detail, reviews = await asyncio.gather(
             api.get(f"/api/v1/cats/{slug}"),
             api.get(f"/api/v1/cats/{slug}/reviews", {"limit": REVIEWS_PAGE_SIZE}),
         )
     except ApiProblem as problem:
-        return render(request, "problem.html", {"problem": problem}, status=problem.status)
-    return render(request, "cat.html", {"cat": detail, "reviews": reviews, "slug": slug})
+        return visit.render("problem.html", {"problem": problem}, status=problem.status)
+    return visit.render("cat.html", {"cat": detail, "reviews": reviews, "slug": slug})
 
 
 @router.get("/cats/{slug}/reviews", response_class=HTMLResponse)
-async def reviews(request: Request, slug: str) -> HTMLResponse:
+async def reviews(request: Request, visit: VisitDep, slug: str) -> HTMLResponse:
     """More of a cat's reviews: the next ones alone for htmx, a page of them without JavaScript."""
     cursor = request.query_params.get("cursor")
     try:
-        page = await _api(request).get(f"/api/v1/cats/{slug}/reviews", {"cursor": cursor, "limit": REVIEWS_PAGE_SIZE})
+        page = await visit.api.get(f"/api/v1/cats/{slug}/reviews", {"cursor": cursor, "limit": REVIEWS_PAGE_SIZE})
     except ApiProblem as problem:
-        return render(request, "problem.html", {"problem": problem}, status=problem.status)
+        return visit.render("problem.html", {"problem": problem}, status=problem.status)
     template = "_reviews.html" if _htmx(request) else "reviews.html"
-    return render(request, template, {"reviews": page, "slug": slug})
-
-
-@router.get("/sign-in", response_class=HTMLResponse)
-async def sign_in(request: Request) -> HTMLResponse:
-    return render(request, "sign_in.html", {})
+    return visit.render(template, {"reviews": page, "slug": slug})

@@ -1,6 +1,6 @@
 """Who is calling: access-token verification and the typed dependencies endpoints declare."""
 
-from cathouse.platform.security.dependencies import AdminUser, CurrentUser, DeveloperUser, OptionalUser
+from cathouse.platform.security.dependencies import AdminUser, BrowserUser, CurrentUser, DeveloperUser, OptionalUser
 from cathouse.platform.security.principal import Principal, Role
 from cathouse.platform.security.tokens import (
     InvalidToken,
@@ -13,6 +13,7 @@ from cathouse.platform.security.tokens import (
 
 __all__ = [
     "AdminUser",
+    "BrowserUser",
     "CurrentUser",
     "DeveloperUser",
     "InvalidToken",

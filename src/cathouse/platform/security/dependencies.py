@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from cathouse.platform.errors import Forbidden, Unauthorized
 from cathouse.platform.security.principal import Principal
+from cathouse.platform.security.session import COOKIE, SessionSeal
 from cathouse.platform.security.tokens import InvalidToken, TokenVerifier
 
 _DESCRIPTION = "An access token from `POST /api/v1/auth/login`."
@@ -20,6 +21,13 @@ _bearer = HTTPBearer(auto_error=False, description=_DESCRIPTION)
 # the published OpenAPI turns it into "HTTPBearer, or nothing" (``cathouse.platform.openapi``).
 OPTIONAL_BEARER = "HTTPBearerOptional"
 _optional_bearer = HTTPBearer(auto_error=False, scheme_name=OPTIONAL_BEARER, description=_DESCRIPTION)
+# The pages' session cookie, for what a browser reads without a bearer header (an EventSource).
+_session_cookie = APIKeyCookie(
+    name=COOKIE,
+    auto_error=False,
+    scheme_name="SessionCookie",
+    description="The session cookie the web pages set when a person signs in.",
+)
 
 
 class NotAuthenticated(Unauthorized):
@@ -54,6 +62,33 @@ async def current_principal(
     return await authenticate(request, credentials.credentials)
 
 
+def session_seal(request: Request) -> SessionSeal:
+    """The seal of the pages' session cookie, made once per app from its master key."""
+    state = request.app.state
+    found: SessionSeal | None = getattr(state, "session_seal", None)
+    if found is None:
+        found = state.session_seal = SessionSeal(state.settings.master_key_value())
+    return found
+
+
+async def browser_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cookie: Annotated[str | None, Depends(_session_cookie)],
+) -> Principal:
+    """The bearer token's caller or, without one, the signed-in person of the session cookie.
+
+    Only for reads a browser makes without a bearer header: a route that changes something
+    never takes it, so a cross-site form cannot act with a visitor's cookie.
+    """
+    if credentials is not None:
+        return await authenticate(request, credentials.credentials)
+    session = session_seal(request).open(cookie)
+    if session is None or session.access_token is None:
+        raise NotAuthenticated("Sign in: this needs a bearer access token or the session cookie of the pages.")
+    return await authenticate(request, session.access_token)
+
+
 async def developer_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_developer:
         raise Forbidden("Only developers may do this.")
@@ -68,5 +103,6 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
 
 OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
+BrowserUser = Annotated[Principal, Depends(browser_principal)]
 DeveloperUser = Annotated[Principal, Depends(developer_principal)]
 AdminUser = Annotated[Principal, Depends(admin_principal)]

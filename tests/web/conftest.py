@@ -1,0 +1,59 @@
+"""The browser tests' fixtures: one platform and one Chromium for the run (see ``browsing``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.support import cathouse_env, free_port, own_database, start_cathouse, terminate_and_wait, wait_healthy
+from tests.web.browsing import Storefront, chromium, create_admin, screenshot_directory
+
+
+@pytest.fixture(scope="session")
+async def storefront(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Storefront]:
+    if chromium() is None:
+        pytest.skip("no Chromium: install Debian's `chromium` package or set CATHOUSE_CHROMIUM")
+    work = tmp_path_factory.mktemp("web")
+    port = free_port()
+    async with own_database(server_url, "cathouse_web") as database_url:
+        env = cathouse_env(work, {"CATHOUSE_CATALOG__FACET_TTL": "0"}, database_url=database_url)
+        log = work / "up.log"
+        proc = start_cathouse(["up", "--demo", "--port", str(port)], env, log)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await asyncio.to_thread(wait_healthy, f"{base}/api/v1/health", proc, log, 120)
+            admin = await asyncio.to_thread(create_admin, env)
+            yield Storefront(base=base, shots=screenshot_directory(), admin=admin, env=env, log=log)
+        finally:
+            await asyncio.to_thread(terminate_and_wait, proc)
+
+
+@pytest.fixture(scope="session")
+async def browser(storefront: Storefront) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def new_page(browser: Browser) -> AsyncIterator[Callable[[], Awaitable[Page]]]:
+    """``await new_page()``: a page in a context of its own (a person of their own), desktop-sized."""
+    contexts = []
+
+    async def make() -> Page:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for context in contexts:
+        await context.close()
+
+
+@pytest.fixture
+async def page(new_page: Callable[[], Awaitable[Page]]) -> Page:
+    return await new_page()
