@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cathouse.platform.openapi import UNPUBLISHED, served_paths
 from cathouse.platform.settings import Settings
 from cathouse.services import SERVICES, create_platform_app, create_service_app
-from cathouse.web.pages import router as web_pages
+from cathouse.web.app import ROUTERS as WEB_ROUTERS
 from tests.conftest import truncate_all
 from tests.support import cathouse_env, free_ports, start_cathouse, terminate_and_wait, wait_healthy
 
@@ -261,5 +261,9 @@ def test_every_service_publishes_its_openapi(split_platform: dict[str, int]) -> 
 def test_every_served_route_is_published_or_listed_as_unpublished(settings: Settings, service: str) -> None:
     app = create_platform_app(settings) if service == "platform" else create_service_app(service, settings)
     # The platform also serves the web pages: HTML for people, not the API.
-    pages = {r.path for r in web_pages.routes if isinstance(r, APIRoute)} if service == "platform" else set()
+    pages = (
+        {r.path for router in WEB_ROUTERS for r in router.routes if isinstance(r, APIRoute)}
+        if service == "platform"
+        else set()
+    )
     assert served_paths(app) - UNPUBLISHED - pages == set(app.openapi()["paths"])
