@@ -11,6 +11,16 @@ from playwright.async_api import Browser, Page, async_playwright
 from tests.support import cathouse_env, free_port, own_database, start_cathouse, terminate_and_wait, wait_healthy
 from tests.web.browsing import Storefront, chromium, create_admin, screenshot_directory
 
+STOREFRONT_SETTINGS = {
+    "CATHOUSE_CATALOG__FACET_TTL": "0",
+    # A test's own cat runs on loopback over plain HTTP: its API (for the proxy) and its webhook.
+    "CATHOUSE_CATALOG__ALLOW_HTTP": "true",
+    "CATHOUSE_PROXY__ALLOW_HOSTS": '["127.0.0.0/8"]',
+    "CATHOUSE_INSTALLATION__WEBHOOK_ALLOW_PRIVATE": "true",
+    # Every person of every browser test signs up from 127.0.0.1.
+    "CATHOUSE_AUTH__REGISTER_RATE": "1000/hour",
+}
+
 
 @pytest.fixture(scope="session")
 async def storefront(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Storefront]:
@@ -19,7 +29,7 @@ async def storefront(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("web")
     port = free_port()
     async with own_database(server_url, "cathouse_web") as database_url:
-        env = cathouse_env(work, {"CATHOUSE_CATALOG__FACET_TTL": "0"}, database_url=database_url)
+        env = cathouse_env(work, STOREFRONT_SETTINGS, database_url=database_url)
         log = work / "up.log"
         proc = start_cathouse(["up", "--demo", "--port", str(port)], env, log)
         try:
