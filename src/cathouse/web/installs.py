@@ -201,7 +201,8 @@ async def calls_per_day(api: Api, installation_id: str, today: date | None = Non
         if not cursor:
             break
     days = [first + timedelta(days=n) for n in range(CHART_DAYS)]
-    return [charts.Bar(day.strftime("%-d %b"), counted[day]) for day in days], cursor is not None
+    bars = [charts.Bar(day.strftime("%-d %b"), counted[day], day.strftime("%-d")) for day in days]
+    return bars, cursor is not None
 
 
 async def _installation_page(visit: Visit, installation_id: str, *, status: int = 200, **extra: Any) -> Response:
@@ -218,11 +219,13 @@ async def _installation_page(visit: Visit, installation_id: str, *, status: int 
         _or_none(calls_per_day(api, installation_id)),
     )
     bars, partial = calls if calls is not None else (None, False)
-    asked = ((cat or {}).get("version") or {}).get("permissions", [])
+    current = (cat or {}).get("version") or {}
+    asked = current.get("permissions", [])
     context = {
         **_status_context(installation),
         "cat": cat,
         "descriptions": {p["name"]: p["description"] for p in asked},
+        "titles": {f.key: f.label for f in settings_form.fields(current.get("settings_schema", {}))},
         "upgrade_to": _upgrade_to(installation, cat),
         "keys": keys,
         "deliveries": deliveries,
