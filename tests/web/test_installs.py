@@ -87,6 +87,10 @@ async def _signed_in(client: httpx.AsyncClient, account: Account) -> None:
     assert answer.status_code == 303, answer.text
 
 
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def _form(page: httpx.Response, **fields: Any) -> dict[str, Any]:
     return {"csrf_token": _csrf(page), "version": "1.0.0", "name": f"Main {uuid.uuid4().hex[:6]}", **fields}
 
@@ -218,6 +222,22 @@ async def test_the_installation_page_shows_a_new_key_once_and_is_nobody_elses(
     again = await platform.get(here)
     assert key.group(1) not in again.text
     assert key.group(1)[:12] in again.text  # its prefix, to tell keys apart
+    revoke = re.search(r'action="(/installations/[^"]+/api-keys/[^"]+/revoke)"', again.text)
+    assert revoke
+    revoked = await platform.post(revoke.group(1), data={"csrf_token": _csrf(again)})
+    assert revoked.status_code == 303
+    assert "revoked" in (await platform.get(here)).text
+    proxied = await platform.get(f"/api/v1/proxy/{installation_id}/balances/u_1", headers=_bearer(key.group(1)))
+    assert proxied.status_code == 401
+
+    # Suspend and resume, each back on the page saying so.
+    paused = await platform.post(f"{here}/suspend", data={"csrf_token": _csrf(again)})
+    assert paused.headers["location"] == f"{here}?done=suspend"
+    suspended = await platform.get(paused.headers["location"])
+    assert re.search(r'class="status status-suspended">Suspended<', suspended.text)
+    assert f'action="{here}/resume"' in suspended.text
+    assert (await platform.post(f"{here}/resume", data={"csrf_token": _csrf(again)})).status_code == 303
+    assert re.search(r'class="status status-active">Active<', (await platform.get(here)).text)
 
     await _signed_in(platform, stranger)
     for path in (here, f"{here}/status", f"{here}/upgrade", f"{here}/uninstall"):
