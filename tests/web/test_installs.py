@@ -87,6 +87,13 @@ async def _signed_in(client: httpx.AsyncClient, account: Account) -> None:
     assert answer.status_code == 303, answer.text
 
 
+async def _install_page(platform: httpx.AsyncClient, slug: str) -> tuple[Account, httpx.Response]:
+    """A new person, signed in, on the cat's install page."""
+    owner = await signed_up(platform)
+    await _signed_in(platform, owner)
+    return owner, await platform.get(f"/cats/{slug}/install")
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -132,9 +139,7 @@ async def test_the_install_form_is_made_from_the_settings_schema(
 async def test_api_problems_stand_next_to_their_field_and_a_secret_is_never_echoed(
     platform: httpx.AsyncClient, engine: AsyncEngine, slug: str
 ) -> None:
-    owner = await signed_up(platform)
-    await _signed_in(platform, owner)
-    page = await platform.get(f"/cats/{slug}/install")
+    owner, page = await _install_page(platform, slug)
     posted = _form(
         page,
         **{
@@ -176,9 +181,7 @@ async def test_api_problems_stand_next_to_their_field_and_a_secret_is_never_echo
 async def test_a_form_without_its_csrf_token_is_refused_and_installs_nothing(
     platform: httpx.AsyncClient, engine: AsyncEngine, slug: str
 ) -> None:
-    owner = await signed_up(platform)
-    await _signed_in(platform, owner)
-    page = await platform.get(f"/cats/{slug}/install")
+    owner, page = await _install_page(platform, slug)
     posted = _form(page, **{"settings.level": "2", "secrets.api_key": SECRET})
     del posted["csrf_token"]
     refused = await platform.post(f"/cats/{slug}/install", data=posted)
@@ -191,9 +194,8 @@ async def test_a_form_without_its_csrf_token_is_refused_and_installs_nothing(
 async def test_the_installation_page_shows_a_new_key_once_and_is_nobody_elses(
     platform: httpx.AsyncClient, engine: AsyncEngine, slug: str
 ) -> None:
-    owner, stranger = await signed_up(platform), await signed_up(platform)
-    await _signed_in(platform, owner)
-    page = await platform.get(f"/cats/{slug}/install")
+    owner, page = await _install_page(platform, slug)
+    stranger = await signed_up(platform)
     posted = _form(
         page, **{"settings.level": "2", "settings.size": "2", "settings.public": "true", "secrets.api_key": SECRET}
     )
@@ -255,9 +257,7 @@ async def test_the_installation_page_shows_a_new_key_once_and_is_nobody_elses(
 async def test_the_status_panel_follows_a_moving_installation_and_reloads_once_settled(
     platform: httpx.AsyncClient, engine: AsyncEngine, slug: str
 ) -> None:
-    owner = await signed_up(platform)
-    await _signed_in(platform, owner)
-    page = await platform.get(f"/cats/{slug}/install")
+    owner, page = await _install_page(platform, slug)
     installed = await platform.post(
         f"/cats/{slug}/install", data=_form(page, **{"settings.level": "5", "secrets.api_key": SECRET})
     )
