@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Any
 
@@ -24,7 +24,7 @@ from cathouse.web import charts, settings_form
 from tests.auth.conftest import PASSWORD, Account, signed_up
 from tests.catalog.conftest import cat_body, version
 from tests.installation.conftest import wait_for_status
-from tests.support import in_process
+from tests.support import free_port, in_process
 
 SECRET = "sk-live-canary-5e1d7f"
 SCHEMA: dict[str, Any] = {
@@ -43,26 +43,37 @@ SCHEMA: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-async def platform(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def platform(make_settings: Callable[..., Settings], database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The platform, with provisioning that gives up after one attempt (to see a failure soon)."""
+    settings = make_settings(
+        database_url,
+        catalog={"facet_ttl": 0, "allow_http": True},
+        installation={"webhook_max_attempts": 1, "webhook_poll_interval": 0.05},
+        events={"poll_interval": 0.05},
+    )
     async with in_process(create_platform_app(settings)) as client:
         yield client
 
 
-@pytest.fixture(scope="module")
-async def slug(platform: httpx.AsyncClient, engine: AsyncEngine) -> str:
-    """A published cat whose settings schema has every kind of field the form makes."""
+async def _publish(platform: httpx.AsyncClient, engine: AsyncEngine, webhook_url: str | None = None) -> str:
+    """A published cat whose settings schema has every kind of field the form makes: its slug."""
     developer = await signed_up(platform, roles=("developer",), engine=engine)
     admin = await signed_up(platform, roles=("admin",), engine=engine)
     created = await platform.post("/api/v1/cats", json=cat_body(), headers=developer.headers)
     assert created.status_code == 201, created.text
     name: str = created.json()["slug"]
-    spec = version(webhook_url=None, settings_schema=SCHEMA)
+    spec = version(webhook_url=webhook_url, settings_schema=SCHEMA)
     added = await platform.post(f"/api/v1/cats/{name}/versions", json=spec, headers=developer.headers)
     assert added.status_code == 201, added.text
     await platform.post(f"/api/v1/cats/{name}/submit", headers=developer.headers)
     approved = await platform.post(f"/api/v1/cats/{name}/approve", headers=admin.headers)
     assert approved.status_code == 200, approved.text
     return name
+
+
+@pytest.fixture(scope="module")
+async def slug(platform: httpx.AsyncClient, engine: AsyncEngine) -> str:
+    return await _publish(platform, engine)
 
 
 def _csrf(page: httpx.Response) -> str:
@@ -280,6 +291,32 @@ async def test_the_status_panel_follows_a_moving_installation_and_reloads_once_s
         assert "hx-refresh" not in panel.headers
         await asyncio.sleep(0.05)
     assert "uninstalled" in seen
+
+
+async def test_a_failed_installation_says_why_and_can_be_retried(
+    platform: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # The cat's webhook is on loopback, which provisioning refuses to call here: it fails.
+    slug = await _publish(platform, engine, webhook_url=f"http://127.0.0.1:{free_port()}/hooks")
+    owner, page = await _install_page(platform, slug)
+    installed = await platform.post(
+        f"/cats/{slug}/install", data=_form(page, **{"settings.level": "1", "secrets.api_key": SECRET})
+    )
+    here = installed.headers["location"]
+    installation_id = here.rsplit("/", 1)[1]
+    await wait_for_status(platform, owner, installation_id, "failed")
+    failed = await platform.get(here)
+    assert re.search(r'class="status status-failed">Setting up failed<', failed.text)
+    assert re.search(r'<p class="reason">Why: the cat did not accept the install after 1 attempts', failed.text)
+    assert f'action="{here}/retry"' in failed.text
+    retried = await platform.post(f"{here}/retry", data={"csrf_token": _csrf(failed)})
+    assert retried.headers["location"] == f"{here}?done=retry"
+    await wait_for_status(platform, owner, installation_id, "failed")  # once more, after a second delivery
+    again = await platform.get(retried.headers["location"])
+    assert "Setting up again." in again.text
+    deliveries = re.search(r'<table class="deliveries">.*?</table>', again.text, re.S)
+    assert deliveries
+    assert deliveries.group(0).count("installation.provisioned") == 2
 
 
 def test_a_form_reads_back_the_types_of_its_schema() -> None:
