@@ -230,6 +230,7 @@ async def test_the_installation_page_shows_a_new_key_once_and_is_nobody_elses(
     assert no_token.status_code == 403
     created = await platform.post(f"{here}/api-keys", data={"csrf_token": _csrf(shown), "key_name": "backend"})
     assert created.status_code == 200
+    assert created.headers["cache-control"] == "no-store"
     key = re.search(r'<input id="new-key" type="text" readonly value="(chk_[^"]+)"', created.text)
     assert key, created.text
     again = await platform.get(here)

@@ -369,8 +369,11 @@ async def create_key(visit: VisitDep, form: CheckedForm, installation_id: str) -
         if "name" in problem.fields:
             problem.fields["key_name"] = problem.fields.pop("name")
         return await _installation_page(visit, found, key_problem=problem, key_name=name, status=problem.status)
-    # Answered in place, not redirected: the key is in this page only, and in no URL or log.
-    return await _installation_page(visit, found, new_key=key)
+    # Answered in place, not redirected: the key is in this page only, and in no URL or log;
+    # nor in the browser's cache, for the back button to show again.
+    answer = await _installation_page(visit, found, new_key=key)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 @router.post("/installations/{installation_id}/api-keys/{key_id}/revoke")
