@@ -35,6 +35,19 @@ async def test_a_cat_is_public_once_an_admin_approves_it(
     assert await events(committed, slug) == ["cat.submitted", "cat.published"]
 
 
+async def test_the_review_queue_lists_submitted_cats_to_admins_only(api: httpx.AsyncClient, people: People) -> None:
+    waiting, drafted = await draft(api, people.developer), await draft(api, people.developer)
+    await api.post(f"/api/v1/cats/{waiting['slug']}/submit", headers=people.developer.headers)
+    queue = await api.get("/api/v1/cats/review-queue", params={"limit": 100}, headers=people.admin.headers)
+    assert queue.status_code == 200
+    listed = {c["slug"]: c["status"] for c in queue.json()["items"]}
+    assert listed[waiting["slug"]] == "pending_review"
+    assert drafted["slug"] not in listed
+    assert {c["status"] for c in queue.json()["items"]} == {"pending_review"}
+    refused = await api.get("/api/v1/cats/review-queue", headers=people.developer.headers)
+    assert refused.status_code == 403
+
+
 async def test_a_rejected_cat_goes_back_with_the_reason_and_can_be_resubmitted(
     api: httpx.AsyncClient, people: People
 ) -> None:
