@@ -93,6 +93,11 @@ class Visit:
     def remember_name(self, name: str) -> None:
         self._replace(replace(self.session, name=name))
 
+    def remember_roles(self, roles: list[str]) -> None:
+        """The roles the API now gives the person (an admin may have granted or taken one since signing in)."""
+        if tuple(roles) != self.session.roles:
+            self._replace(replace(self.session, roles=tuple(roles)))
+
     async def _refresh(self) -> str | None:
         """A new access token for an expired one, or None (and signed out) when the session ended."""
         if not self.session.refresh_token:
