@@ -141,3 +141,19 @@ async def test_a_rejection_needs_a_reason(api: httpx.AsyncClient, people: People
     assert response.status_code == 422
     own = (await api.get(f"/api/v1/cats/{cat['slug']}", headers=people.developer.headers)).json()
     assert own["status"] == "pending_review"
+
+
+async def test_a_reviewed_cat_can_be_suspended_and_reinstated(api: httpx.AsyncClient, people: People) -> None:
+    # Its computed rating was read after the update's flush, lazily, and answered 500.
+    cat = await published(api, people)
+    slug = cat["slug"]
+    review = {"rating": 4, "title": "Good", "body": "Works."}
+    posted = await api.post(f"/api/v1/cats/{slug}/reviews", json=review, headers=people.user.headers)
+    assert posted.status_code == 201, posted.text
+    suspended = await api.post(f"/api/v1/cats/{slug}/suspend", json={"reason": "Down."}, headers=people.admin.headers)
+    assert suspended.status_code == 200, suspended.text
+    assert suspended.json()["rating"]["average"] == 4
+    reinstated = await api.post(f"/api/v1/cats/{slug}/reinstate", headers=people.admin.headers)
+    assert reinstated.status_code == 200, reinstated.text
+    edited = await api.patch(f"/api/v1/cats/{slug}", json={"summary": "Better."}, headers=people.developer.headers)
+    assert (edited.status_code, edited.json()["rating"]["count"]) == (200, 1)
