@@ -142,7 +142,12 @@ async def test_a_developer_uploads_an_icon_submits_and_sees_the_secret_only_on_d
     shown = await developer.web.get(submitted.headers["location"])
     assert "submitted for review" in shown.text
     assert "In review" in shown.text
-    assert "/api/v1/cats/assets/" in shown.text  # the icon
+    icon_url = re.search(r'<img class="icon large" src="(/api/v1/cats/assets/[^"]+)"', shown.text)
+    assert icon_url, shown.text
+    # The draft's icon loads for its publisher's browser (the session cookie), for no one else.
+    seen = await developer.web.get(icon_url.group(1))
+    assert (seen.status_code, seen.headers["content-type"]) == (200, "image/png")
+    assert (await web.api.get(icon_url.group(1))).status_code == 404
 
     assert "whsec_" not in shown.text
     secrets = await developer.web.post(f"/console/cats/{slug}/webhook-secrets", data={"csrf_token": token})
