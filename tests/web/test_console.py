@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.settings import Settings
 from cathouse.web.versions import EXAMPLE
+from tests.catalog.conftest import draft
 from tests.web.people import Person, Site, csrf, site
 
 
@@ -227,3 +228,31 @@ async def test_the_listing_s_problems_are_next_to_their_fields_and_a_plain_user_
     anonymous = await web.api.get("/console")
     assert anonymous.status_code == 303
     assert anonymous.headers["location"] == "/sign-in?next=/console"
+
+
+async def test_a_live_cat_s_next_version_starts_from_the_last_one_and_is_published_from_the_console(
+    web: Site,
+) -> None:
+    developer, admin = await web.person("developer"), await web.person("admin")
+    cat = await draft(web.api, developer.account)
+    slug = cat["slug"]
+    await web.api.post(f"/api/v1/cats/{slug}/submit", headers=developer.account.headers)
+    await web.api.post(f"/api/v1/cats/{slug}/approve", headers=admin.account.headers)
+
+    form = await developer.web.get(f"/console/cats/{slug}/versions/new")
+    typed = re.search(r'<textarea id="f-spec"[^>]*>(.*?)</textarea>', form.text, re.S)
+    assert typed, form.text
+    spec = html.unescape(typed.group(1))
+    assert spec.startswith("version: 1.0.1\n")
+    assert "points:export" in spec  # the last version's permissions, endpoints and schema carry over
+    added = await developer.web.post(
+        f"/console/cats/{slug}/versions/new", data={"csrf_token": csrf(form), "spec": spec}
+    )
+    assert added.status_code == 303, added.text
+    page = await developer.web.get(f"/console/cats/{slug}")
+    assert "Publish 1.0.1" in page.text
+    published = await developer.web.post(
+        f"/console/cats/{slug}/versions/1.0.1/publish", data={"csrf_token": csrf(page)}
+    )
+    assert (published.status_code, published.headers["location"]) == (303, f"/console/cats/{slug}?done=published")
+    assert (await web.api.get(f"/api/v1/cats/{slug}")).json()["current_version"] == "1.0.1"

@@ -233,18 +233,23 @@ async def upload_screenshot(visit: VisitDep, form: CheckedForm, slug: str) -> Re
     return await _upload(visit, form, slug, "screenshot")
 
 
-@router.post("/console/cats/{slug}/submit")
-async def submit(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
+async def _act(visit: Visit, slug: str, path: str, done: str) -> Response:
+    """A POST to the cat's ``path`` (submit, publish a version); its refusal shown in the review section."""
     refused = await role_refusal(visit, "developer", "console/no_role.html")
     if refused:
         return refused
     try:
-        await visit.api.post(f"/api/v1/cats/{slug}/submit")
+        await visit.api.post(f"/api/v1/cats/{slug}/{path}")
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
             return problem_page(visit, problem)
         return await _cat_page(visit, slug, problem.status, submit_problem=problem)
-    return visit.redirect(f"/console/cats/{quote(slug)}?done=submitted")
+    return visit.redirect(f"/console/cats/{quote(slug)}?done={done}")
+
+
+@router.post("/console/cats/{slug}/submit")
+async def submit(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
+    return await _act(visit, slug, "submit", "submitted")
 
 
 @router.post("/console/cats/{slug}/webhook-secrets")
@@ -264,16 +269,7 @@ async def webhook_secrets(visit: VisitDep, form: CheckedForm, slug: str) -> Resp
 
 @router.post("/console/cats/{slug}/versions/{version}/publish")
 async def publish_version(visit: VisitDep, form: CheckedForm, slug: str, version: str) -> Response:
-    refused = await role_refusal(visit, "developer", "console/no_role.html")
-    if refused:
-        return refused
-    try:
-        await visit.api.post(f"/api/v1/cats/{slug}/versions/{quote(version)}/publish")
-    except ApiProblem as problem:
-        if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
-        return await _cat_page(visit, slug, problem.status, submit_problem=problem)
-    return visit.redirect(f"/console/cats/{quote(slug)}?done=published")
+    return await _act(visit, slug, f"versions/{quote(version)}/publish", "published")
 
 
 @router.get("/console/cats/{slug}/versions/new")
