@@ -110,12 +110,14 @@ async def test_a_developer_publishes_a_cat_an_admin_approves_it_and_a_visitor_fi
     await developer.get_by_role("button", name="Submit for review").click()
     await expect(developer.get_by_role("status")).to_contain_text("submitted for review")
     await expect(developer.locator("header .status")).to_have_text("In review")
+    # The draft's icon loads for its publisher (the image read takes the session cookie).
+    await expect(developer.locator("header img.icon")).to_have_js_property("naturalWidth", 256)
     await check_and_photograph(developer, storefront, "console-cat")
 
     # The admin approves it from the queue.
     await admin.goto(storefront.base + "/admin")
     waiting = admin.locator("li.card", has_text=name)
-    await expect(waiting.locator("img.icon")).to_be_visible()
+    await expect(waiting.locator("img.icon")).to_have_js_property("naturalWidth", 256)
     await check_and_photograph(admin, storefront, "admin-queue")
     await waiting.get_by_role("button", name=f"Approve {name}").click()
     await expect(admin.get_by_role("status")).to_have_text("The cat is approved and public.")
