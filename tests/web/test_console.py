@@ -138,6 +138,18 @@ async def test_a_developer_uploads_an_icon_submits_and_sees_the_secret_only_on_d
         f"/console/cats/{slug}/icon", data={"csrf_token": token}, files={"icon": ("icon.png", png(), "image/png")}
     )
     assert icon.status_code == 303, icon.text
+    shot = await developer.web.post(
+        f"/console/cats/{slug}/screenshots",
+        data={"csrf_token": token},
+        files={"screenshot": ("shot.png", png(640), "image/png")},
+    )
+    assert shot.status_code == 303, shot.text
+    [added] = (await web.api.get(f"/api/v1/cats/{slug}", headers=developer.account.headers)).json()["screenshots"]
+    removed = await developer.web.post(
+        f"/console/cats/{slug}/screenshots/{added['id']}/remove", data={"csrf_token": token}
+    )
+    assert (removed.status_code, removed.headers["location"]) == (303, f"/console/cats/{slug}?done=removed")
+    assert (await web.api.get(f"/api/v1/cats/{slug}", headers=developer.account.headers)).json()["screenshots"] == []
     submitted = await developer.web.post(f"/console/cats/{slug}/submit", data={"csrf_token": token})
     assert submitted.status_code == 303
     shown = await developer.web.get(submitted.headers["location"])

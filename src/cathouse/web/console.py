@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +43,7 @@ DONE = {
     "published": "The version is published.",
     "icon": "The icon is uploaded.",
     "screenshot": "The screenshot is added.",
+    "removed": "The image is removed.",
     "submitted": "The cat is submitted for review. An admin will approve it or tell you what to change.",
 }
 # A cat in these states may be submitted for review.
@@ -233,18 +235,29 @@ async def upload_screenshot(visit: VisitDep, form: CheckedForm, slug: str) -> Re
     return await _upload(visit, form, slug, "screenshot")
 
 
-async def _act(visit: Visit, slug: str, path: str, done: str) -> Response:
-    """A POST to the cat's ``path`` (submit, publish a version); its refusal shown in the review section."""
+async def _act(visit: Visit, slug: str, path: str, done: str, method: str = "POST") -> Response:
+    """A call to the cat's ``path`` with nothing to send (submit, publish a version, remove an image);
+    its refusal shown at the review section."""
     refused = await role_refusal(visit, "developer", "console/no_role.html")
     if refused:
         return refused
     try:
-        await visit.api.post(f"/api/v1/cats/{slug}/{path}")
+        await visit.api.call(method, f"/api/v1/cats/{slug}/{path}")
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
             return problem_page(visit, problem)
         return await _cat_page(visit, slug, problem.status, submit_problem=problem)
     return visit.redirect(f"/console/cats/{quote(slug)}?done={done}")
+
+
+@router.post("/console/cats/{slug}/icon/remove")
+async def remove_icon(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
+    return await _act(visit, slug, "icon", "removed", "DELETE")
+
+
+@router.post("/console/cats/{slug}/screenshots/{asset_id}/remove")
+async def remove_screenshot(visit: VisitDep, form: CheckedForm, slug: str, asset_id: uuid.UUID) -> Response:
+    return await _act(visit, slug, f"screenshots/{asset_id}", "removed", "DELETE")
 
 
 @router.post("/console/cats/{slug}/submit")
