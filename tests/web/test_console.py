@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cathouse.platform.settings import Settings
@@ -268,3 +270,19 @@ async def test_a_live_cat_s_next_version_starts_from_the_last_one_and_is_publish
     )
     assert (published.status_code, published.headers["location"]) == (303, f"/console/cats/{slug}?done=published")
     assert (await web.api.get(f"/api/v1/cats/{slug}")).json()["current_version"] == "1.0.1"
+
+
+async def test_what_the_last_manifest_sync_refused_is_shown_to_the_publisher(web: Site, engine: AsyncEngine) -> None:
+    developer = await web.person("developer")
+    slug = await create_cat(developer)
+    refused = [{"file": f"{slug}/cat.yaml", "loc": "versions.0.base_url", "message": "must be an https URL"}]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE catalog.cats SET sync_error = CAST(:errors AS jsonb) WHERE slug = :slug"),
+            {"errors": json.dumps(refused), "slug": slug},
+        )
+    page = await developer.web.get(f"/console/cats/{slug}")
+    sync = re.search(r'<section aria-labelledby="sync-problems".*?</section>', page.text, re.S)
+    assert sync, page.text
+    assert "versions.0.base_url" in sync.group(0)
+    assert "must be an https URL" in sync.group(0)
