@@ -72,7 +72,7 @@ async def role_refusal(visit: Visit, role: str, template: str = "problem.html") 
         me = await visit.api.get("/api/v1/users/me")
     except ApiProblem as problem:
         return problem_page(visit, problem)
-    visit.remember_roles(list(me.get("roles") or ()))
+    await visit.adopt_roles(list(me.get("roles") or ()))
     if visit.has_role(role):
         return None
     refused = ApiProblem(403, "Not for your account", f"This page is for accounts with the {role} role.")
