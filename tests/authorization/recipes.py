@@ -69,6 +69,7 @@ def reads(*keys: str) -> Callable[[Make], Make]:
     "GET /cats/categories",
     "GET /cats/manifest.schema.json",
     "GET /cats/mine",
+    "GET /cats/review-queue",
     "GET /installations",
     "GET /proxy/audit",
     "GET /proxy/audit/public-key",

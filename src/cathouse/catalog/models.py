@@ -84,6 +84,9 @@ SEARCH_VECTOR = (
 
 class Cat(Base):
     __tablename__ = "cats"
+    # The computed columns (rating_average) come back with every INSERT and UPDATE (RETURNING):
+    # read after a flush, an expired one would be loaded lazily, which async sessions cannot do.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads it once
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     slug: Mapped[str] = mapped_column(String(63), unique=True)

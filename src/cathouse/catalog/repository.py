@@ -40,6 +40,12 @@ class CatRepository:
             statement = statement.where(Cat.slug > after)
         return (await self.session.scalars(statement)).all()
 
+    async def in_status(self, status: CatStatus, *, limit: int, after: str | None) -> Sequence[Cat]:
+        statement = select(Cat).where(Cat.status == status).order_by(Cat.slug).limit(limit)
+        if after is not None:
+            statement = statement.where(Cat.slug > after)
+        return (await self.session.scalars(statement)).all()
+
     async def by_manifest_path(self) -> dict[str, Cat]:
         rows = await self.session.scalars(select(Cat).where(Cat.source == CatSource.MANIFEST).with_for_update())
         return {cat.manifest_path: cat for cat in rows if cat.manifest_path}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -17,6 +18,7 @@ from cathouse.catalog.errors import (
     VersionNotDraft,
     VersionNotFound,
 )
+from cathouse.catalog.models import Cat, CatStatus
 from cathouse.catalog.repository import CategoryRepository, CatRepository
 from cathouse.catalog.schemas import (
     SLUG_PATTERN,
@@ -33,13 +35,13 @@ from cathouse.catalog.schemas import (
     VersionOut,
     VersionSpec,
 )
-from cathouse.catalog.views import version_out
+from cathouse.catalog.views import CatViews, version_out
 from cathouse.contracts.permissions import PermissionName
 from cathouse.platform.errors import Conflict
 from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT, InvalidCursor, Page
 from cathouse.platform.schemas import SingleLine
-from cathouse.platform.security import DeveloperUser, OptionalUser
+from cathouse.platform.security import AdminUser, DeveloperUser, OptionalUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["cats"])
 
@@ -120,9 +122,29 @@ async def mine(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> Page[CatSummary]:
-    rows = list(await CatRepository(session).of_publisher(user, limit=limit + 1, after=cursor))
+    rows = await CatRepository(session).of_publisher(user, limit=limit + 1, after=cursor)
+    return await _slug_page(views, rows, limit)
+
+
+async def _slug_page(views: CatViews, rows: Sequence[Cat], limit: int) -> Page[CatSummary]:
+    """A page of ``rows`` (``limit + 1`` fetched, ordered by slug): the cursor is the last slug shown."""
     next_cursor = rows[limit - 1].slug if len(rows) > limit else None
     return Page[CatSummary](items=await views.summaries(rows[:limit]), next_cursor=next_cursor)
+
+
+@router.get("/review-queue", response_model=Page[CatSummary], summary="Cats waiting for review (admins)")
+async def review_queue(
+    admin: AdminUser,
+    session: Session,
+    views: Views,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=63, pattern=SLUG_PATTERN, description="`next_cursor` of the previous page (a slug)."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+) -> Page[CatSummary]:
+    rows = await CatRepository(session).in_status(CatStatus.PENDING_REVIEW, limit=limit + 1, after=cursor)
+    return await _slug_page(views, rows, limit)
 
 
 @router.get("/{slug}", response_model=CatDetail, summary="One cat", responses=problems(CatNotFound))

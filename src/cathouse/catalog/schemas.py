@@ -30,7 +30,7 @@ from cathouse.platform.schemas import Email, HttpsUrl, NonBlankLine, NonBlankPro
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # Slugs that name routes under /api/v1/cats rather than a cat.
-RESERVED_SLUGS = frozenset({"mine", "categories", "sync", "validate", "assets", "reviews", "search"})
+RESERVED_SLUGS = frozenset({"mine", "categories", "sync", "validate", "assets", "reviews", "search", "review-queue"})
 # semver.org's own expression, without build metadata (it does not order versions).
 SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"

@@ -31,12 +31,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import cathouse
 from cathouse.platform.health import Health
 from cathouse.platform.settings import Settings
-from cathouse.web import account, installs, pages
+from cathouse.web import account, admin, console, installs, pages
 from cathouse.web.api import VISITOR_HEADER
 from cathouse.web.session import PageRefused
 from cathouse.web.views import STATIC, render
 
-ROUTERS = [pages.router, account.router, installs.router]
+ROUTERS = [pages.router, account.router, installs.router, console.router, admin.router]
 _VISITOR = VISITOR_HEADER.encode()
 
 NAME = "web"

@@ -93,6 +93,19 @@ class Visit:
     def remember_name(self, name: str) -> None:
         self._replace(replace(self.session, name=name))
 
+    async def adopt_roles(self, roles: list[str]) -> None:
+        """The roles the API now gives the person (an admin may have granted or taken one since signing in).
+
+        When they changed, the tokens are renewed too: a new access token carries the roles at
+        once, where the old one gains them only once every process has heard of the change.
+        """
+        if tuple(roles) == self.session.roles:
+            return
+        self._replace(replace(self.session, roles=tuple(roles)))
+        fresh = await self._refresh()
+        if fresh is not None:
+            self.api.token = fresh
+
     async def _refresh(self) -> str | None:
         """A new access token for an expired one, or None (and signed out) when the session ended."""
         if not self.session.refresh_token:

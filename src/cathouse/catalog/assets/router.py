@@ -25,7 +25,7 @@ from cathouse.catalog.views import asset_out
 from cathouse.platform.errors import Conflict, NotFound
 from cathouse.platform.openapi import problems
 from cathouse.platform.requests import read_body
-from cathouse.platform.security import DeveloperUser, OptionalUser
+from cathouse.platform.security import DeveloperUser, OptionalBrowserUser
 
 router = APIRouter(prefix="/api/v1/cats", tags=["assets"])
 
@@ -124,7 +124,7 @@ async def delete_screenshot(
 async def read_asset(
     key: Annotated[str, Path(max_length=80, pattern=f"^{KEY_PATTERN.pattern}$")],
     request: Request,
-    user: OptionalUser,
+    user: OptionalBrowserUser,
     session: Session,
     assets: Assets,
 ) -> Response:

@@ -1,6 +1,13 @@
 """Who is calling: access-token verification and the typed dependencies endpoints declare."""
 
-from cathouse.platform.security.dependencies import AdminUser, BrowserUser, CurrentUser, DeveloperUser, OptionalUser
+from cathouse.platform.security.dependencies import (
+    AdminUser,
+    BrowserUser,
+    CurrentUser,
+    DeveloperUser,
+    OptionalBrowserUser,
+    OptionalUser,
+)
 from cathouse.platform.security.principal import Principal, Role
 from cathouse.platform.security.tokens import (
     InvalidToken,
@@ -20,6 +27,7 @@ __all__ = [
     "JwksKeySource",
     "KeySource",
     "KeysUnavailable",
+    "OptionalBrowserUser",
     "OptionalUser",
     "Principal",
     "Role",

@@ -89,6 +89,27 @@ async def browser_principal(
     return await authenticate(request, session.access_token)
 
 
+async def optional_browser_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_optional_bearer)],
+    cookie: Annotated[str | None, Depends(_session_cookie)],
+) -> Principal | None:
+    """The bearer token's caller, else the session cookie's person while its token is good, else None.
+
+    For images a page shows with ``<img>``: a draft's icon is seen by its publisher in the console
+    (the browser sends the cookie, never a bearer header). Reads only, as ``browser_principal``.
+    """
+    if credentials is not None:
+        return await authenticate(request, credentials.credentials)
+    session = session_seal(request).open(cookie) if cookie else None
+    if session is None or session.access_token is None:
+        return None
+    try:
+        return await authenticate(request, session.access_token)
+    except NotAuthenticated:
+        return None  # an expired session token: the image is then one anyone may see, or none
+
+
 async def developer_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not principal.is_developer:
         raise Forbidden("Only developers may do this.")
@@ -104,5 +125,6 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
 OptionalUser = Annotated[Principal | None, Depends(optional_principal)]
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 BrowserUser = Annotated[Principal, Depends(browser_principal)]
+OptionalBrowserUser = Annotated[Principal | None, Depends(optional_browser_principal)]
 DeveloperUser = Annotated[Principal, Depends(developer_principal)]
 AdminUser = Annotated[Principal, Depends(admin_principal)]
