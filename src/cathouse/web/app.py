@@ -31,12 +31,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import cathouse
 from cathouse.platform.health import Health
 from cathouse.platform.settings import Settings
-from cathouse.web import account, pages
+from cathouse.web import account, activity, pages
 from cathouse.web.api import VISITOR_HEADER
 from cathouse.web.session import PageRefused
 from cathouse.web.views import STATIC, render
 
-ROUTERS = [pages.router, account.router]
+ROUTERS = [pages.router, account.router, activity.router]
 _VISITOR = VISITOR_HEADER.encode()
 
 NAME = "web"
