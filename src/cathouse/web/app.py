@@ -47,9 +47,9 @@ class ByPath(httpx.AsyncBaseTransport):
     """HTTP to the upstream whose path prefix the request's path starts with: the gateway's
     routing, for the pages served beside the split services with no gateway in front."""
 
-    def __init__(self, upstreams: Mapping[str, str]) -> None:
+    def __init__(self, upstreams: Mapping[str, str], http: httpx.AsyncHTTPTransport | None = None) -> None:
         self._upstreams = sorted(((p, httpx.URL(u)) for p, u in upstreams.items()), key=lambda pu: -len(pu[0]))
-        self._http = httpx.AsyncHTTPTransport()
+        self._http = http or httpx.AsyncHTTPTransport()
 
     def upstream(self, path: str) -> httpx.URL:
         for prefix, url in self._upstreams:
