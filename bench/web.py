@@ -1,22 +1,35 @@
-"""The web pages' server time, against the floor every request pays (``GET /api/v1/health``).
+"""The web pages' server time, against the floor every request pays (``GET /api/v1/health``),
+with the demo data and with 100,000 cats.
 
-``cathouse up --demo`` runs as a real process (embedded PostgreSQL in a temporary data dir,
-the demo cats synced) with its access log on. Each page is requested ``--requests`` times,
-one at a time over one keep-alive connection, each request carrying its own X-Request-ID;
-the server's own duration for each is read back from the access log (the time from the
-request's arrival to its last byte, the inner API calls of the page included), so the load
-generator's cost is not counted. Health is measured in the same run, the same way, and each
-page's p95 is printed as a multiple of health's.
+For each size a fresh database is migrated (on ``CATHOUSE_DATABASE_URL``'s server when set, an
+embedded PostgreSQL otherwise); for the large one it is seeded with ``--cats`` cats first, as
+``bench/catalog_search.py`` seeds them (a skewed vocabulary, indexes built after, vacuumed and
+analyzed). ``cathouse up --demo`` then runs on it as a real process with its access log on,
+and the demo cats synced beside the seeded ones. Three people review a demo cat through the
+API and one signs up through the pages, so the reviews, the activity feed and a signed-in page
+have something to show.
 
-    .venv/bin/python bench/web.py --requests 300
+Each page is requested ``--requests`` times, one at a time over one keep-alive connection
+(a signed-in page over a client holding that person's session cookie), the pages interleaved
+so a slow moment hits all alike, each request carrying its own X-Request-ID; the server's own
+duration for each is read back from the access log (from the request's arrival to its last
+byte, the inner API calls of the page included), so the load generator's cost is not counted.
+Health is measured in the same run, the same way, and each page's p95 is printed as a multiple
+of health's. The issue's targets (p95 under 50 ms with the demo data, under 100 ms with
+100,000 cats) are checked and a page that misses one is named.
+
+    .venv/bin/python bench/web.py [--requests 200] [--cats 100000] [--reuse cathouse_bench_…]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -24,30 +37,59 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from sqlalchemy import make_url
 
+from catalog_search import _exit_on_sigterm, fresh_database, seed, settle
+from cathouse.platform.embedded import embedded_database
 from harness import HOST, free_port, stop, wait_healthy
 
+CAT = "leaderboard-live"
+HEALTH = "health (reference)"
+# name: (path, whether it is asked as a signed-in person)
 PAGES = {
-    "health (reference)": "/api/v1/health",
-    "browse": "/",
-    "search, with a typo": "/?q=leaderbord",
-    "category facet": "/?category=leaderboards&sort=rating",
-    "a cat's page": "/cats/leaderboard-live",
+    HEALTH: ("/api/v1/health", False),
+    "browse": ("/", False),
+    "search, with a typo": ("/?q=leaderbord", False),
+    "category facet": ("/?category=leaderboards&sort=rating", False),
+    "a cat's page": (f"/cats/{CAT}", False),
+    "its reviews": (f"/cats/{CAT}/reviews", False),
+    "sign-in page": ("/sign-in", False),
+    "activity": ("/activity", False),
+    "profile (signed in)": ("/profile", True),
+    "your activity (signed in)": ("/activity/mine", True),
+    "install form (signed in)": (f"/cats/{CAT}/install", True),
+    "your installations (signed in)": ("/installations", True),
 }
-# A signed-in person's pages: a demo cat installed through the install page first.
-INSTALLED = "leaderboard-live"
-SIGNED_IN_PAGES = {
-    "install form": f"/cats/{INSTALLED}/install",
-    "your installations": "/installations",
-}
+# Added once the person has installed the demo cat through the install page: its URL.
+INSTALLATION = "an installation (signed in)"
+PASSWORD = "a benchmark passphrase of some length"  # noqa: S105 (the bench's own throwaway accounts)
 
 
-def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+@dataclass
+class Run:
+    """One size's figures: each page's server durations, and the API calls the pages made."""
+
+    label: str
+    target_ms: float
+    pages: dict[str, list[float]]
+    inner: dict[str, list[float]]
+
+
+def start(database_url: str, data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
-    env.update({"CATHOUSE_DATA_DIR": str(data_dir), "CATHOUSE_LOG_LEVEL": "INFO", "CATHOUSE_LOG_JSON": "true"})
+    env.update(
+        {
+            "CATHOUSE_DATABASE_URL": database_url,
+            "CATHOUSE_DATA_DIR": str(data_dir),
+            "CATHOUSE_LOG_LEVEL": "INFO",
+            "CATHOUSE_LOG_JSON": "true",
+        }
+    )
     with log.open("wb") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "cathouse", "up", "--demo", "--port", str(port)],
@@ -57,42 +99,14 @@ def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, "no CSRF token in the form"
-    return found.group(1)
-
-
-def signed_in_pages(client: httpx.Client) -> dict[str, str]:
-    """``client`` signed up through the pages, with a demo cat installed: its pages by name."""
-    signed_up = client.post(
-        "/sign-up",
-        data={
-            "csrf_token": _csrf(client.get("/sign-up")),
-            "email": f"bench-{uuid.uuid4().hex[:8]}@example.com",
-            "password": "a benchmark passphrase of some length",
-            "display_name": "Bench",
-        },
-    )
-    assert signed_up.status_code == 303, signed_up.text
-    installed = client.post(
-        f"/cats/{INSTALLED}/install",
-        data={
-            "csrf_token": _csrf(client.get(f"/cats/{INSTALLED}/install")),
-            "name": "Bench",
-            "secrets.account_id": "bench-account",
-            "secrets.account_secret": "bench-secret",
-        },
-    )
-    assert installed.status_code == 303, installed.text
-    return {**SIGNED_IN_PAGES, "an installation": installed.headers["location"]}
-
-
-def server_durations(log: Path) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Each request id's duration in milliseconds, as the server's access log has it; and the
-    durations of the API calls the pages made inside the process, by route."""
+def server_durations(log: Path, since: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Each request id's duration in milliseconds, as the server's access log has it from byte
+    ``since`` on; and the durations of the API calls the pages made inside the process, by route."""
     found, inner = {}, defaultdict(list)
-    for line in log.read_text().splitlines():
+    with log.open("rb") as written:
+        written.seek(since)
+        lines = written.read().decode().splitlines()
+    for line in lines:
         if not line.startswith("{"):
             continue
         try:
@@ -102,7 +116,7 @@ def server_durations(log: Path) -> tuple[dict[str, float], dict[str, list[float]
         if record.get("logger") == "cathouse.access" and "duration_ms" in record:
             found[record["request_id"]] = float(record["duration_ms"])
             route = record["route"]
-            if route.startswith("/api/v1/") and route != "/api/v1/health" and record.get("method") == "GET":
+            if route.startswith("/api/v1/") and not route.startswith("/api/v1/health"):
                 inner[route].append(float(record["duration_ms"]))
     return found, inner
 
@@ -111,45 +125,143 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=300, help="requests per page (default 300)")
-    args = parser.parse_args()
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, f"the form of {page.url} carries no CSRF token"
+    return found.group(1)
+
+
+def something_to_show(base: str, person: httpx.Client) -> str:
+    """Three reviews of the demo cat (through the API), and a person signed up and in through the
+    pages on ``person`` (which keeps their session cookie) who installed the demo cat through the
+    install page: the path of that installation's page."""
+    with httpx.Client(base_url=base, timeout=10) as api:
+        for n in range(3):
+            email = f"bench-reviewer-{n}-{uuid.uuid4().hex[:6]}@example.com"
+            api.post(
+                "/api/v1/auth/register", json={"email": email, "password": PASSWORD, "display_name": f"Reviewer {n}"}
+            ).raise_for_status()
+            token = api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).json()["access_token"]
+            api.post(
+                f"/api/v1/cats/{CAT}/reviews",
+                json={"rating": 3 + n % 3, "title": f"Review {n}", "body": "Ranks update as players score."},
+                headers={"Authorization": f"Bearer {token}"},
+            ).raise_for_status()
+    signed_up = person.post(
+        "/sign-up",
+        data={
+            "csrf_token": _csrf(person.get("/sign-up")),
+            "email": f"bench-visitor-{uuid.uuid4().hex[:6]}@example.com",
+            "password": PASSWORD,
+            "display_name": "Bench Visitor",
+        },
+    )
+    assert signed_up.status_code == 303, signed_up.text
+    installed = person.post(
+        f"/cats/{CAT}/install",
+        data={
+            "csrf_token": _csrf(person.get(f"/cats/{CAT}/install")),
+            "name": "Bench",
+            "secrets.account_id": "bench-account",
+            "secrets.account_secret": "bench-secret",
+        },
+    )
+    assert installed.status_code == 303, installed.text
+    return str(installed.headers["location"])
+
+
+def measure(database_url: str, requests: int, label: str, target_ms: float) -> Run:
     with tempfile.TemporaryDirectory(prefix="cathouse-bench-web-") as tmp:
         port, log = free_port(), Path(tmp) / "cathouse.log"
-        proc = start(Path(tmp) / "data", port, log)
-        ids: dict[str, list[str]] = {}
-        pages = dict(PAGES)
+        proc = start(database_url, Path(tmp) / "data", port, log)
+        ids: dict[str, list[str]] = {name: [] for name in [*PAGES, INSTALLATION]}
         try:
-            wait_healthy(f"http://{HOST}:{port}/api/v1/health", proc)
-            with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=10) as client:
-                pages.update(signed_in_pages(client))
-                for path in pages.values():  # warm up: templates compiled, caches filled
+            base = f"http://{HOST}:{port}"
+            wait_healthy(f"{base}/api/v1/health", proc, timeout=300)
+            time.sleep(2)  # the demo cats' events reach the activity feed
+            with httpx.Client(base_url=base, timeout=10) as person, httpx.Client(base_url=base, timeout=10) as visitor:
+                asked = {**PAGES, INSTALLATION: (something_to_show(base, person), True)}
+                for path, signed_in in asked.values():  # warm up: templates compiled, caches filled
                     for _ in range(20):
-                        client.get(path).raise_for_status()
-                for i in range(args.requests):
-                    for n, (name, path) in enumerate(pages.items()):  # interleaved: a slow moment hits all alike
+                        (person if signed_in else visitor).get(path).raise_for_status()
+                time.sleep(0.5)  # the warm-up's lines reach the log, and are left out
+                measured_from = log.stat().st_size
+                for i in range(requests):
+                    for n, (name, (path, signed_in)) in enumerate(asked.items()):
                         request_id = f"bench-{n}-{i}"
+                        client = person if signed_in else visitor
                         client.get(path, headers={"X-Request-ID": request_id}).raise_for_status()
-                        ids.setdefault(name, []).append(request_id)
+                        ids[name].append(request_id)
             time.sleep(0.5)  # the last lines reach the log
         finally:
-            stop(proc, Path(tmp) / "data")
-        durations, inner = server_durations(log)
+            stop(proc)
+        durations, inner = server_durations(log, measured_from)
+    pages = {name: [durations[r] for r in found if r in durations] for name, found in ids.items()}
+    return Run(label, target_ms, pages, dict(inner))
 
-    print(f"server time per page, {args.requests} requests each, demo data (7 cats), one at a time")
-    reference = p95([durations[r] for r in ids["health (reference)"]])
-    for name in ids:
-        values = [durations[r] for r in ids[name] if r in durations]
-        print(
-            f"  {name:22} p50 {statistics.median(values):6.2f} ms  p95 {p95(values):6.2f} ms"
-            f"  = {p95(values) / reference:5.1f}x health's p95"
-        )
+
+def report(run: Run, requests: int) -> None:
+    load = os.getloadavg()
+    reference = p95(run.pages[HEALTH])
+    print(f"\n{run.label}: server time per page, {requests} requests each, one at a time")
+    print(f"load average {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} (1, 5, 15 min) at the end; {os.cpu_count()} cores")
+    print(f"| Page | p50 | p95 | p95 against health's | under {run.target_ms:.0f} ms |")
+    print("| --- | --- | --- | --- | --- |")
+    missed = []
+    for name, values in run.pages.items():
+        p50, top = statistics.median(values), p95(values)
+        within = "—" if name == HEALTH else ("yes" if top < run.target_ms else "**no**")
+        if within == "**no**":
+            missed.append(name)
+        print(f"| {name} | {p50:.1f} ms | {top:.1f} ms | {top / reference:.0f}x | {within} |")
     print("the API calls the pages made inside the process (a page's time includes them):")
-    for route, values in sorted(inner.items()):
-        if len(values) < args.requests:  # signing up and installing, before the pages were measured
-            continue
-        print(f"  {route:50} p50 {statistics.median(values):6.2f} ms  p95 {p95(values):6.2f} ms  ({len(values)} calls)")
+    for route, values in sorted(run.inner.items(), key=lambda rv: -max(rv[1])):
+        if len(values) > 1:
+            figures = f"p50 {statistics.median(values):6.1f} ms  p95 {p95(values):6.1f} ms"
+            print(f"  {route:44} {figures}  ({len(values)} calls)")
+    if missed:
+        print(f"missed the {run.target_ms:.0f} ms target: {', '.join(missed)}")
+
+
+@contextlib.contextmanager
+def server() -> Iterator[str]:
+    """``CATHOUSE_DATABASE_URL``'s server, or an embedded one for the run."""
+    configured = os.environ.get("CATHOUSE_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory(prefix="cathouse-bench-web-pg-") as data, embedded_database(Path(data)) as url:
+        yield url
+
+
+async def one_size(url: str, label: str, cats: int, target_ms: float, args: argparse.Namespace) -> Run:
+    """A fresh database on ``url``'s server (with ``cats`` seeded, or the one ``--reuse`` names),
+    the pages measured on it, and the database dropped."""
+    reuse = args.reuse if cats else None
+    async with fresh_database(url, keep=False, reuse=reuse) as database:
+        if reuse:
+            await settle(database)
+        elif cats:
+            print(f"seeding {cats:,} cats into {make_url(database).database}", file=sys.stderr)
+            await seed(database, cats)
+        return await asyncio.to_thread(measure, database, args.requests, label, target_ms)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200, help="requests per page (default 200)")
+    parser.add_argument("--cats", type=int, default=100_000, help="cats of the large run (0: the demo data only)")
+    parser.add_argument(
+        "--reuse", metavar="DATABASE", help="for the large run, a database bench/catalog_search.py --keep left"
+    )
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    sizes = [("demo data (7 cats)", 0, 50.0)]
+    if args.cats:
+        sizes.append((f"{args.cats:,} cats and the demo's", args.cats, 100.0))
+    with server() as url:
+        for label, cats, target in sizes:
+            report(asyncio.run(one_size(url, label, cats, target, args)), args.requests)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from sqlalchemy.pool import NullPool
 from starlette.types import ASGIApp
 
 from cathouse.platform.db import async_url
+from cathouse.services import api_owners
+from cathouse.web.app import ByPath
 
 # One master key for the whole run: every app and process built in it must unseal the same
 # signing keys from the shared test database.
@@ -230,30 +232,14 @@ def self_signed(directory: Path, name: str = "cat.test") -> Certificate:
     return Certificate(pem=pem, server=server)
 
 
-# Which process serves a path, as the gateway routes them.
-ROUTES = {
-    "/api/v1/auth": "auth",
-    "/api/v1/users": "auth",
-    "/api/v1/cats": "catalog",
-    "/api/v1/installations": "installation",
-    "/api/v1/proxy": "proxy",
-    "/api/v1/activity": "activity",
-}
+# Which process serves a path, as the gateway routes them (and the pages served alone).
+ROUTES = api_owners()
 
 
-class Routed(httpx.AsyncBaseTransport):
-    """Sends each request to the process that serves its path, as a gateway would."""
+class Routed(ByPath):
+    """Sends each request to the process that serves its path (``bases``: each service's base
+    URL), as a gateway would."""
 
     def __init__(self, bases: dict[str, str]) -> None:
-        self._bases = {name: httpx.URL(base) for name, base in bases.items()}
-        self._inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200))
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        service = next(s for prefix, s in ROUTES.items() if request.url.path.startswith(prefix))
-        base = self._bases[service]
-        request.url = request.url.copy_with(scheme=base.scheme, host=base.host, port=base.port)
-        request.headers["host"] = f"{base.host}:{base.port}"
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+        upstreams = {prefix: bases[service] for prefix, service in ROUTES.items() if service in bases}
+        super().__init__(upstreams, httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=200)))

@@ -29,6 +29,21 @@ SERVICES: dict[str, Service] = {s.name: s for s in (AUTH, CATALOG, INSTALLATION,
 COMPONENTS: dict[str, Component] = {**SERVICES, EVENTS.name: EVENTS}
 
 
+def api_owners() -> dict[str, str]:
+    """Each top of the API's paths (``/api/v1/cats``) and the service that serves it, read from
+    the services' own routes: where a client of the split services (the pages served alone) sends
+    each call, as the gateway's routes (``deploy/traefik/dynamic.yml``) do."""
+    owners: dict[str, str] = {}
+    for name, service in SERVICES.items():
+        for router in service.routers:
+            for route in router.routes:
+                path = getattr(route, "path", "")
+                top = "/".join(path.split("/")[:4])  # "", "api", "v1", the service's part
+                if top.startswith(kernel.API_PREFIX + "/"):
+                    assert owners.setdefault(top, name) == name, f"{top} is served by two services"
+    return owners
+
+
 def registry() -> Registry:
     """What every service provides to the others (its readers), for one process."""
     return kernel.registry_of(list(SERVICES.values()))

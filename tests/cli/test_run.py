@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -182,6 +184,7 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
         assert storefront.status_code == 200
         assert "<h1>Gamification integrations</h1>" in storefront.text
         assert 'role="alert"' not in storefront.text
+        signs_up_and_reads_its_activity_through_the_pages(f"http://127.0.0.1:{web}")
         started = process_tree(proc.pid)
         assert len(started) >= 1 + len(SERVICES) + 2, "a process per service, the web pages and the relay"
         asyncio.run(token_from_auth_verifies_elsewhere(ports["auth"]))
@@ -189,6 +192,26 @@ def test_up_split_serves_each_service_on_its_own_port_and_stops_them_all(
         code = terminate_and_wait(proc)
     assert code == 0
     assert still_running_after(started) == []
+
+
+def signs_up_and_reads_its_activity_through_the_pages(web: str) -> None:
+    """The pages served alone reach every service they call, each on its own port: auth (signing
+    up and in, the profile), activity (your feed), with no gateway in front."""
+    with httpx.Client(base_url=web, timeout=10) as browser:
+        form = browser.get("/sign-up")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token
+        email = f"split-pages-{uuid.uuid4().hex[:8]}@example.com"
+        person = {"email": email, "password": "a long split passphrase", "display_name": "Pat"}
+        signed_up = browser.post("/sign-up", data={"csrf_token": token.group(1), **person, "next": "/profile"})
+        assert signed_up.status_code == 303, signed_up.text
+        profile = browser.get("/profile")
+        assert profile.status_code == 200
+        assert email in profile.text
+        mine = browser.get("/activity/mine")
+        assert mine.status_code == 200
+        assert "<h1>Your activity</h1>" in mine.text
+        assert 'role="alert"' not in mine.text
 
 
 def test_ctrl_c_stops_the_one_process_platform_too(tmp_path: Path) -> None:

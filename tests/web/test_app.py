@@ -1,13 +1,19 @@
-"""The pages served alone (``cathouse serve web``): their own health, their files, and an API
-that cannot be reached, said in words."""
+"""The pages served alone (``cathouse serve web``): their own health, their files, an API that
+cannot be reached, said in words, and each call sent to the service that serves its path."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
 from cathouse.platform.settings import Environment, Settings
-from cathouse.web.app import create_web_app
+from cathouse.services import api_owners
+from cathouse.web.app import ByPath, create_web_app
 from tests.support import free_port, in_process
+
+GATEWAY = Path(__file__).resolve().parents[2] / "deploy" / "traefik" / "dynamic.yml"
 
 
 def _alone(tmp_path: Path) -> Settings:
@@ -42,3 +48,30 @@ async def test_the_pages_alone_answer_the_gateways_health_check_and_serve_their_
         assert "Zero-Clause BSD" in licence.text
         stylesheet = await client.get("/static/style.css")
         assert "@media (min-width: 640px)" in stylesheet.text
+
+
+def test_served_alone_each_call_goes_to_the_service_that_serves_its_path() -> None:
+    owners = api_owners()
+    assert owners == {
+        "/api/v1/auth": "auth",
+        "/api/v1/users": "auth",
+        "/api/v1/cats": "catalog",
+        "/api/v1/installations": "installation",
+        "/api/v1/proxy": "proxy",
+        "/api/v1/activity": "activity",
+        "/api/v1/events": "activity",
+    }
+    routing = ByPath({prefix: f"http://127.0.0.1:{8000 + n}" for n, prefix in enumerate(owners)})
+    assert routing.upstream("/api/v1/users/me").port == 8001
+    assert routing.upstream("/api/v1/cats").port == 8002
+    assert routing.upstream("/api/v1/activity/stream").port == 8005
+    with pytest.raises(LookupError):
+        routing.upstream("/api/v1/catsuit")
+
+
+def test_the_gateway_routes_each_part_of_the_api_to_the_same_service() -> None:
+    """One map of paths to services: the gateway's routes (a template only Traefik renders) say
+    the same as the services' own routes, which the pages served alone follow."""
+    routes = GATEWAY.read_text()
+    found = dict(re.findall(r'rule: "PathPrefix\(`(/api/v1/[a-z]+)`\)"\n(?:.*\n)*?\s+service: (\w+)', routes))
+    assert found == api_owners()

@@ -5,10 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.catalog.models import Asset, AssetKind, Cat, Category, CatSource, CatStatus, CatVersion, VersionStatus
+from cathouse.catalog.models import (
+    Asset,
+    AssetKind,
+    Cat,
+    Category,
+    CatSource,
+    CatStatus,
+    CatVersion,
+    SearchFacetCount,
+    VersionStatus,
+)
 from cathouse.platform.security import Principal
 
 
@@ -93,11 +103,12 @@ class CategoryRepository:
         return (await self.session.scalar(select(Category.slug).where(Category.slug == slug))) is not None
 
     async def with_counts(self) -> Sequence[tuple[Category, int]]:
-        count = func.count(Cat.id).filter(Cat.status == CatStatus.PUBLISHED)
+        """Each category with its published cats, as the kept facet counts have them: counting
+        the cats instead read every one of them (150 ms at 100,000 cats, on every browse page)."""
+        kept = and_(SearchFacetCount.category == Category.slug, SearchFacetCount.tag == "")
         statement = (
-            select(Category, count)
-            .outerjoin(Cat, Cat.category == Category.slug)
-            .group_by(Category.slug)
+            select(Category, func.coalesce(SearchFacetCount.n, 0))
+            .outerjoin(SearchFacetCount, kept)
             .order_by(Category.position)
         )
         return [(row[0], int(row[1])) for row in await self.session.execute(statement)]

@@ -27,7 +27,7 @@ from cathouse.platform import workers
 from cathouse.platform.corked import CorkedHttpToolsProtocol
 from cathouse.platform.logging import configure_logging
 from cathouse.platform.settings import Settings, get_settings
-from cathouse.services import SERVICES, create_platform_app, create_service_app, registry
+from cathouse.services import SERVICES, api_owners, create_platform_app, create_service_app, registry
 from cathouse.web.app import NAME as WEB
 from cathouse.web.app import create_web_app
 
@@ -105,7 +105,13 @@ def web_worker_app() -> FastAPI:
     """What each worker process of ``cathouse serve web --workers`` serves."""
     settings = get_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    return create_web_app(settings)
+    return create_web_app(settings, _services_at(settings, settings.host))
+
+
+def _services_at(settings: Settings, host: str) -> dict[str, str]:
+    """Where the pages served alone call each part of the API when no gateway is named
+    (``CATHOUSE_WEB__API_URL`` unset): its service on ``host``, at the service's port."""
+    return {prefix: _reachable(host, settings.service(name).port) for prefix, name in api_owners().items()}
 
 
 def _banner(rows: list[tuple[str, str]], docs: list[str]) -> None:
@@ -161,10 +167,15 @@ def serve(
         raise typer.BadParameter(f"no service named {service!r}; choose from {', '.join([*SERVICES, WEB])}")
     settings = get_settings()
     if service == WEB:
-        # The pages hold no database: they call the API at CATHOUSE_WEB__API_URL.
+        # The pages hold no database: they call the API at CATHOUSE_WEB__API_URL or, unset, each
+        # service at its port on the address they listen on (as `cathouse up --split` runs them).
         configure_logging(settings.log_level, json_lines=settings.log_json)
-        app: FastAPI | str = create_web_app(settings) if workers == 1 else f"{__name__}:web_worker_app"
-        _serve(app, host or settings.host, port or settings.web.port, settings, workers=workers)
+        bind_host, bind_port = host or settings.host, port or settings.web.port
+        if workers == 1:
+            _serve(create_web_app(settings, _services_at(settings, bind_host)), bind_host, bind_port, settings)
+            return
+        os.environ["CATHOUSE_HOST"] = bind_host  # each worker maps the services on the same address
+        _serve(f"{__name__}:web_worker_app", bind_host, bind_port, settings, workers=workers)
         return
     if workers > 1 and service in COUNTS_IN_REDIS and settings.redis_url is None:
         raise typer.BadParameter(
@@ -222,9 +233,6 @@ def _run_split(settings: Settings, host: str) -> None:
         # The others verify tokens with the keys of the auth process started here, wherever its
         # port was moved (CATHOUSE_AUTH__PORT): the default names 8005.
         env["CATHOUSE_TOKENS__JWKS_URL"] = f"{_reachable(host, settings.auth.port)}/api/v1/auth/.well-known/jwks.json"
-    if settings.web.api_url is None:
-        # No gateway here: the pages call the catalog started here, the one service they read.
-        env["CATHOUSE_WEB__API_URL"] = _reachable(host, settings.catalog.port)
     cli = [sys.executable, "-m", "cathouse"]
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name in [*SERVICES, WEB]:

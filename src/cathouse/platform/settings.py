@@ -166,8 +166,8 @@ class ActivitySettings(ServiceSettings):
 class WebSettings(BaseModel):
     """The web pages (``cathouse.web``): a client of the services' public HTTP API, holding no
     database. In the one-process platform they call the API inside the process; served alone
-    (``cathouse serve web``) they call ``api_url``: the gateway; unset, the catalog on this
-    machine (its port: ``CATHOUSE_CATALOG__PORT``), as ``cathouse up --split`` runs it."""
+    (``cathouse serve web``) they call ``api_url``: the gateway; unset, each service on this
+    machine at its own port (``CATHOUSE_AUTH__PORT``...), as ``cathouse up --split`` runs them."""
 
     port: int = Field(default=8007, ge=1, le=65535)
     api_url: str | None = Field(default=None, pattern=r"^https?://")
