@@ -60,6 +60,11 @@ UNSAYABLE = {
     "body.settings_schema": "a valid JSON Schema with local $refs only",
     # Rules across fields: credentials name writeOnly settings, endpoints declared permissions.
     "POST /api/v1/cats/{slug}/versions body": "a version consistent across its fields",
+    # An admin acting on another person's installation gives a reason; on their own, none is needed.
+    # Which installation is whose is data: the admin runs meet the user runs' installations.
+    "POST /api/v1/installations/{installation_id}/suspend body.reason": "a reason, from an admin not the owner",
+    "POST /api/v1/installations/{installation_id}/resume body.reason": "a reason, from an admin not the owner",
+    "DELETE /api/v1/installations/{installation_id} query.reason": "a reason, from an admin not the owner",
     # Whether bytes are a PNG, JPEG or WebP image (415), and its dimensions and stillness (422), are
     # in the bytes, which a schema cannot read.
     "PUT /api/v1/cats/{slug}/icon body": "a still image between 64x64 and 1024x1024 pixels",
