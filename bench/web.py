@@ -6,12 +6,13 @@ embedded PostgreSQL otherwise); for the large one it is seeded with ``--cats`` c
 ``bench/catalog_search.py`` seeds them (a skewed vocabulary, indexes built after, vacuumed and
 analyzed). ``cathouse up --demo`` then runs on it as a real process with its access log on,
 and the demo cats synced beside the seeded ones. Three people review a demo cat through the
-API and one signs up through the pages, so the reviews, the activity feed and a signed-in page
-have something to show.
+API and one signs up and installs a demo cat through the pages, so the reviews, the activity
+feed and the signed-in pages have something to show.
 
-Each page is requested ``--requests`` times, one at a time over one keep-alive connection
-(a signed-in page over a client holding that person's session cookie), the pages interleaved
-so a slow moment hits all alike, each request carrying its own X-Request-ID; the server's own
+Each page is requested ``--requests`` times, one at a time over one keep-alive connection (a
+signed-in page over a client holding that person's session cookie; the console and the admin
+pages an admin's, made with ``cathouse users create-admin``), the pages interleaved so a slow
+moment hits all alike, each request carrying its own X-Request-ID; the server's own
 duration for each is read back from the access log (from the request's arrival to its last
 byte, the inner API calls of the page included), so the load generator's cost is not counted.
 Health is measured in the same run, the same way, and each page's p95 is printed as a multiple
@@ -50,20 +51,25 @@ from harness import HOST, free_port, stop, wait_healthy
 
 CAT = "leaderboard-live"
 HEALTH = "health (reference)"
-# name: (path, whether it is asked as a signed-in person)
+# name: (path, who asks: a visitor, a signed-in person, or an admin, who also has the console)
 PAGES = {
-    HEALTH: ("/api/v1/health", False),
-    "browse": ("/", False),
-    "search, with a typo": ("/?q=leaderbord", False),
-    "category facet": ("/?category=leaderboards&sort=rating", False),
-    "a cat's page": (f"/cats/{CAT}", False),
-    "its reviews": (f"/cats/{CAT}/reviews", False),
-    "sign-in page": ("/sign-in", False),
-    "activity": ("/activity", False),
-    "profile (signed in)": ("/profile", True),
-    "your activity (signed in)": ("/activity/mine", True),
-    "install form (signed in)": (f"/cats/{CAT}/install", True),
-    "your installations (signed in)": ("/installations", True),
+    HEALTH: ("/api/v1/health", "visitor"),
+    "browse": ("/", "visitor"),
+    "search, with a typo": ("/?q=leaderbord", "visitor"),
+    "category facet": ("/?category=leaderboards&sort=rating", "visitor"),
+    "a cat's page": (f"/cats/{CAT}", "visitor"),
+    "its reviews": (f"/cats/{CAT}/reviews", "visitor"),
+    "sign-in page": ("/sign-in", "visitor"),
+    "activity": ("/activity", "visitor"),
+    "profile (signed in)": ("/profile", "person"),
+    "your activity (signed in)": ("/activity/mine", "person"),
+    "install form (signed in)": (f"/cats/{CAT}/install", "person"),
+    "your installations (signed in)": ("/installations", "person"),
+    "developer console (admin)": ("/console", "admin"),
+    "a cat in the console (admin)": (f"/console/cats/{CAT}", "admin"),
+    "review queue (admin)": ("/admin", "admin"),
+    "a cat's moderation (admin)": (f"/admin/cats/{CAT}", "admin"),
+    "users (admin)": ("/admin/users?q=bench", "admin"),
 }
 # Added once the person has installed the demo cat through the install page: its URL.
 INSTALLATION = "an installation (signed in)"
@@ -131,6 +137,31 @@ def _csrf(page: httpx.Response) -> str:
     return found.group(1)
 
 
+WHO = ("visitor", "person", "admin")
+
+
+def create_admin(database_url: str) -> str:
+    """An admin made with the CLI, as an operator makes the first one: their email."""
+    email = f"bench-admin-{uuid.uuid4().hex[:6]}@example.com"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CATHOUSE_")}
+    env["CATHOUSE_DATABASE_URL"] = database_url
+    subprocess.run(
+        [sys.executable, "-m", "cathouse", "users", "create-admin", "--email", email, "--password-stdin"],
+        input=f"{PASSWORD}\n".encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return email
+
+
+def signed_in(browser: httpx.Client, email: str) -> None:
+    answer = browser.post(
+        "/sign-in", data={"csrf_token": _csrf(browser.get("/sign-in")), "email": email, "password": PASSWORD}
+    )
+    assert answer.status_code == 303, answer.text
+
+
 def something_to_show(base: str, person: httpx.Client) -> str:
     """Three reviews of the demo cat (through the API), and a person signed up and in through the
     pages on ``person`` (which keeps their session cookie) who installed the demo cat through the
@@ -179,18 +210,19 @@ def measure(database_url: str, requests: int, label: str, target_ms: float) -> R
             base = f"http://{HOST}:{port}"
             wait_healthy(f"{base}/api/v1/health", proc, timeout=300)
             time.sleep(2)  # the demo cats' events reach the activity feed
-            with httpx.Client(base_url=base, timeout=10) as person, httpx.Client(base_url=base, timeout=10) as visitor:
-                asked = {**PAGES, INSTALLATION: (something_to_show(base, person), True)}
-                for path, signed_in in asked.values():  # warm up: templates compiled, caches filled
+            with contextlib.ExitStack() as stack:
+                browsers = {who: stack.enter_context(httpx.Client(base_url=base, timeout=10)) for who in WHO}
+                asked = {**PAGES, INSTALLATION: (something_to_show(base, browsers["person"]), "person")}
+                signed_in(browsers["admin"], create_admin(database_url))
+                for path, who in asked.values():  # warm up: templates compiled, caches filled
                     for _ in range(20):
-                        (person if signed_in else visitor).get(path).raise_for_status()
+                        browsers[who].get(path).raise_for_status()
                 time.sleep(0.5)  # the warm-up's lines reach the log, and are left out
                 measured_from = log.stat().st_size
                 for i in range(requests):
-                    for n, (name, (path, signed_in)) in enumerate(asked.items()):
+                    for n, (name, (path, who)) in enumerate(asked.items()):
                         request_id = f"bench-{n}-{i}"
-                        client = person if signed_in else visitor
-                        client.get(path, headers={"X-Request-ID": request_id}).raise_for_status()
+                        browsers[who].get(path, headers={"X-Request-ID": request_id}).raise_for_status()
                         ids[name].append(request_id)
             time.sleep(0.5)  # the last lines reach the log
         finally:

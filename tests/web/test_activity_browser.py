@@ -57,3 +57,7 @@ async def test_a_new_review_appears_on_the_open_activity_page_without_a_reload(
     await expect(page.get_by_role("status")).to_have_text("1 new entry at the top.")
     assert await page.evaluate("window.sameDocument") is True
     await screenshots(page, storefront, "activity")
+
+    await page.get_by_role("link", name="Yours").click()
+    await expect(entries.first).to_contain_text("You joined Cat House")
+    await screenshots(page, storefront, "activity-mine")

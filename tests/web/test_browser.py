@@ -95,6 +95,10 @@ async def test_a_visitor_searches_with_a_typo_filters_opens_a_cat_and_reads_its_
     await expect(permissions).to_contain_text("Read boards, ranks and past periods.")
     await expect(page.get_by_role("link", name="Install")).to_have_attribute("href", "/cats/leaderboard-live/install")
     await screenshots(page, storefront, "cat")
+    # The reviews as a page of their own: what "More reviews" is without JavaScript.
+    await page.goto(f"{storefront.base}/cats/leaderboard-live/reviews")
+    await expect(page.get_by_role("listitem").filter(has_text=REVIEW_TITLE)).to_be_visible()
+    await screenshots(page, storefront, "reviews")
 
 
 async def test_more_brings_the_next_cards_in_place(storefront: Storefront, page: Page) -> None:
