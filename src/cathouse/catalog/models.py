@@ -87,6 +87,8 @@ class Cat(Base):
     # The computed columns (rating_average) come back with every INSERT and UPDATE (RETURNING):
     # read after a flush, an expired one would be loaded lazily, which async sessions cannot do.
     __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy reads it once
+    # The review queue: the cats of one status, a page at a time in slug order.
+    __table_args__ = (Index("ix_cats_status_slug", "status", "slug"),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
