@@ -111,15 +111,19 @@ async def categories(session: Session) -> list[CategoryOut]:
     return [CategoryOut(slug=c.slug, name=c.name, description=c.description, cat_count=count) for c, count in rows]
 
 
+# The pages of cats in slug order: the cursor is the last slug of the previous page.
+SlugCursor = Annotated[
+    str | None,
+    Query(max_length=63, pattern=SLUG_PATTERN, description="`next_cursor` of the previous page (a slug)."),
+]
+
+
 @router.get("/mine", response_model=Page[CatSummary], summary="Your cats, in every state")
 async def mine(
     user: DeveloperUser,
     session: Session,
     views: Views,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=63, pattern=SLUG_PATTERN, description="`next_cursor` of the previous page (a slug)."),
-    ] = None,
+    cursor: SlugCursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> Page[CatSummary]:
     rows = await CatRepository(session).of_publisher(user, limit=limit + 1, after=cursor)
@@ -137,10 +141,7 @@ async def review_queue(
     admin: AdminUser,
     session: Session,
     views: Views,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=63, pattern=SLUG_PATTERN, description="`next_cursor` of the previous page (a slug)."),
-    ] = None,
+    cursor: SlugCursor = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> Page[CatSummary]:
     rows = await CatRepository(session).in_status(CatStatus.PENDING_REVIEW, limit=limit + 1, after=cursor)
