@@ -97,6 +97,7 @@ async def test_a_visitor_searches_with_a_typo_filters_opens_a_cat_and_reads_its_
     await screenshots(page, storefront, "cat")
     # The reviews as a page of their own: what "More reviews" is without JavaScript.
     await page.goto(f"{storefront.base}/cats/leaderboard-live/reviews")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Reviews of Leaderboard Live")
     await expect(page.get_by_role("listitem").filter(has_text=REVIEW_TITLE)).to_be_visible()
     await screenshots(page, storefront, "reviews")
 

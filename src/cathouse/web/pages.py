@@ -85,9 +85,12 @@ async def cat(visit: VisitDep, slug: str) -> HTMLResponse:
 async def reviews(request: Request, visit: VisitDep, slug: str) -> HTMLResponse:
     """More of a cat's reviews: the next ones alone for htmx, a page of them without JavaScript."""
     cursor = request.query_params.get("cursor")
+    asked = visit.api.get(f"/api/v1/cats/{slug}/reviews", {"cursor": cursor, "limit": REVIEWS_PAGE_SIZE})
     try:
-        page = await visit.api.get(f"/api/v1/cats/{slug}/reviews", {"cursor": cursor, "limit": REVIEWS_PAGE_SIZE})
+        if _htmx(request):
+            return visit.render("_reviews.html", {"reviews": await asked, "slug": slug})
+        # A page of its own names the cat it is about.
+        page, detail = await asyncio.gather(asked, visit.api.get(f"/api/v1/cats/{slug}"))
     except ApiProblem as problem:
         return visit.render("problem.html", {"problem": problem}, status=problem.status)
-    template = "_reviews.html" if _htmx(request) else "reviews.html"
-    return visit.render(template, {"reviews": page, "slug": slug})
+    return visit.render("reviews.html", {"reviews": page, "slug": slug, "cat": detail})
