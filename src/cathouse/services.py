@@ -39,8 +39,8 @@ def api_owners() -> dict[str, str]:
             for route in router.routes:
                 path = getattr(route, "path", "")
                 top = "/".join(path.split("/")[:4])  # "", "api", "v1", the service's part
-                if top.startswith(kernel.API_PREFIX + "/"):
-                    assert owners.setdefault(top, name) == name, f"{top} is served by two services"
+                if top.startswith(kernel.API_PREFIX + "/") and owners.setdefault(top, name) != name:
+                    raise RuntimeError(f"{top} is served by both {owners[top]} and {name}")
     return owners
 
 

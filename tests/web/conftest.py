@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.conftest import truncate_all
 from tests.support import cathouse_env, free_port, own_database, start_cathouse, terminate_and_wait, wait_healthy
 from tests.web.browsing import Storefront, chromium, create_admin, screenshot_directory
 
@@ -20,6 +22,15 @@ STOREFRONT_SETTINGS = {
     # Every person of every browser test signs up from 127.0.0.1.
     "CATHOUSE_AUTH__REGISTER_RATE": "1000/hour",
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def _leaves_no_rows(engine: AsyncEngine) -> AsyncIterator[None]:
+    """What a module of page tests wrote to the run's database goes with it, so a later module
+    (a search by a cat's name, say) does not meet this module's cats. The browser tests' platform
+    has a database of its own."""
+    yield
+    await truncate_all(engine)
 
 
 @pytest.fixture(scope="session")

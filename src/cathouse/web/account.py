@@ -7,21 +7,14 @@ After signing in the visitor goes back where they were (``next``, a path on this
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from cathouse.web.api import ApiProblem
-from cathouse.web.session import CheckedForm, VisitDep, local_path
+from cathouse.web.session import CheckedForm, VisitDep, form_text, local_path
 
 router = APIRouter(include_in_schema=False)
 
 PROFILE_FIELDS = ("display_name", "bio", "avatar_url", "locale", "time_zone")
-
-
-def _text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 @router.get("/sign-in")
@@ -33,8 +26,8 @@ async def sign_in_page(visit: VisitDep, next: str | None = None) -> Response:
 
 @router.post("/sign-in")
 async def sign_in(visit: VisitDep, form: CheckedForm) -> Response:
-    values = {"email": _text(form, "email")}
-    back = local_path(_text(form, "next"))
+    values = {"email": form_text(form, "email")}
+    back = local_path(form_text(form, "next"))
     try:
         pair = await visit.api.post(
             "/api/v1/auth/login", {"email": values["email"], "password": form.get("password") or ""}
@@ -56,9 +49,9 @@ async def sign_up_page(visit: VisitDep, next: str | None = None) -> Response:
 
 @router.post("/sign-up")
 async def sign_up(visit: VisitDep, form: CheckedForm) -> Response:
-    values = {"email": _text(form, "email"), "display_name": _text(form, "display_name")}
+    values = {"email": form_text(form, "email"), "display_name": form_text(form, "display_name")}
     password = form.get("password") or ""
-    back = local_path(_text(form, "next"))
+    back = local_path(form_text(form, "next"))
     try:
         await visit.api.post("/api/v1/auth/register", {**values, "password": password})
         pair = await visit.api.post("/api/v1/auth/login", {"email": values["email"], "password": password})
@@ -83,9 +76,7 @@ async def profile_page(visit: VisitDep, saved: bool = False) -> Response:
     try:
         me = await visit.api.get("/api/v1/users/me")
     except ApiProblem as problem:
-        if problem.status == 401:
-            return visit.to_sign_in()
-        return visit.render("problem.html", {"problem": problem}, status=problem.status)
+        return visit.refused(problem)
     return visit.render("account/profile.html", {"me": me, "values": me, "saved": saved})
 
 
@@ -93,7 +84,7 @@ async def profile_page(visit: VisitDep, saved: bool = False) -> Response:
 async def update_profile(request: Request, visit: VisitDep, form: CheckedForm) -> Response:
     if not visit.signed_in:
         return visit.to_sign_in()
-    values = {name: _text(form, name) for name in PROFILE_FIELDS}
+    values = {name: form_text(form, name) for name in PROFILE_FIELDS}
     # An emptied optional field clears it; the display name is required.
     changes = {name: (value or None) for name, value in values.items()}
     changes["display_name"] = values["display_name"]

@@ -15,8 +15,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request, Response
 
 from cathouse.web.api import ApiProblem
-from cathouse.web.console import by_field, problem_page, role_refusal, text
-from cathouse.web.session import CheckedForm, Visit, VisitDep, local_path
+from cathouse.web.console import by_field
+from cathouse.web.session import CheckedForm, Visit, VisitDep, form_text, local_path, role_refusal
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,7 +56,7 @@ async def queue(visit: VisitDep, cursor: str | None = None, done: str | None = N
     try:
         page = await visit.api.get("/api/v1/cats/review-queue", {"cursor": cursor, "limit": PAGE_SIZE})
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     return visit.render("admin/index.html", {"page": page, "done": DONE.get(done or "")})
 
 
@@ -72,7 +72,7 @@ async def _cat_page(visit: Visit, slug: str, status: int = 200, **context: Any) 
             visit.api.get(f"/api/v1/cats/{slug}"), visit.api.get(f"/api/v1/cats/{slug}/reviews", {"limit": 50})
         )
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     actions = ACTIONS.get(cat["status"], ())
     page = {"cat": cat, "reviews": reviews, "actions": actions, "with_reason": WITH_REASON, **context}
     return visit.render("admin/cat.html", page, status=status)
@@ -92,18 +92,18 @@ async def moderate(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
     refused = await _refusal(visit)
     if refused:
         return refused
-    action, reason = text(form, "action"), text(form, "reason")
+    action, reason = form_text(form, "action"), form_text(form, "reason")
     if action not in DONE or action in ("hide", "restore", "roles", "disable", "enable"):
-        return problem_page(visit, ApiProblem(400, "Unknown action", "Choose one of the page's buttons."))
+        return visit.refused(ApiProblem(400, "Unknown action", "Choose one of the page's buttons."))
     body = {"reason": reason} if action in WITH_REASON else None
     try:
         await visit.api.post(f"/api/v1/cats/{slug}/{action}", body)
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         return await _cat_page(visit, slug, problem.status, problem=by_field(problem), reason=reason)
     # Approving from the queue goes back to the queue, with the next cat waiting.
-    back = local_path(text(form, "back"), f"/admin/cats/{quote(slug)}")
+    back = local_path(form_text(form, "back"), f"/admin/cats/{quote(slug)}")
     return visit.redirect(f"{back}?done={action}")
 
 
@@ -113,14 +113,14 @@ async def moderate_review(visit: VisitDep, form: CheckedForm, slug: str, review_
     if refused:
         return refused
     if action not in ("hide", "restore"):
-        return problem_page(visit, ApiProblem(404, "Not found", "There is no such action."))
-    reason = text(form, "reason")
+        return visit.refused(ApiProblem(404, "Not found", "There is no such action."))
+    reason = form_text(form, "reason")
     body = {"reason": reason} if action == "hide" else None
     try:
         await visit.api.post(f"/api/v1/cats/{slug}/reviews/{quote(review_id)}/{action}", body)
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         context = {"review_problem": by_field(problem), "review_id": review_id, "reason": reason}
         return await _cat_page(visit, slug, problem.status, **context)
     return visit.redirect(f"/admin/cats/{quote(slug)}?done={action}#review-{review_id}")
@@ -148,7 +148,7 @@ async def change_user(visit: VisitDep, form: CheckedForm, user_id: str, action: 
     refused = await _refusal(visit)
     if refused:
         return refused
-    back = local_path(text(form, "back"), "/admin/users")
+    back = local_path(form_text(form, "back"), "/admin/users")
     try:
         if action == "roles":
             roles = [role for role in ("developer", "admin") if form.get(role)]
@@ -158,6 +158,6 @@ async def change_user(visit: VisitDep, form: CheckedForm, user_id: str, action: 
         else:
             raise ApiProblem(404, "Not found", "There is no such action.")
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     joiner = "&" if "?" in back else "?"
     return visit.redirect(f"{back}{joiner}done={action}#user-{user_id}")

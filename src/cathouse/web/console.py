@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 
 from cathouse.web import versions
 from cathouse.web.api import ApiProblem
-from cathouse.web.session import CheckedForm, Visit, VisitDep
+from cathouse.web.session import CheckedForm, Visit, VisitDep, form_text, role_refusal
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,35 +50,6 @@ DONE = {
 SUBMITTABLE = ("draft", "rejected")
 
 
-def text(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def problem_page(visit: Visit, problem: ApiProblem) -> Response:
-    """The API's refusal as a page of its own; an ended session goes to sign in again."""
-    if problem.status == 401:
-        return visit.to_sign_in()
-    return visit.render("problem.html", {"problem": problem}, status=problem.status)
-
-
-async def role_refusal(visit: Visit, role: str, template: str = "problem.html") -> Response | None:
-    """None when the visitor has ``role``; else where they go instead (sign in, or ``template`` with 403)."""
-    if not visit.signed_in:
-        return visit.to_sign_in()
-    if visit.has_role(role):
-        return None
-    try:
-        me = await visit.api.get("/api/v1/users/me")
-    except ApiProblem as problem:
-        return problem_page(visit, problem)
-    await visit.adopt_roles(list(me.get("roles") or ()))
-    if visit.has_role(role):
-        return None
-    refused = ApiProblem(403, "Not for your account", f"This page is for accounts with the {role} role.")
-    return visit.render(template, {"problem": refused, "me": me}, status=403)
-
-
 def by_field(problem: ApiProblem) -> ApiProblem:
     """``problem`` with each field named by its form field (``tags.2`` is the tags field's problem)."""
     problem.fields = {name.split(".")[0]: message for name, message in reversed(problem.fields.items())}
@@ -87,7 +58,7 @@ def by_field(problem: ApiProblem) -> ApiProblem:
 
 def _listing(form: Any) -> tuple[dict[str, str], dict[str, Any]]:
     """What was typed (to show again) and the API body it makes; an emptied optional field clears it."""
-    values = {name: text(form, name) for name in (*LISTING, "slug")}
+    values = {name: form_text(form, name) for name in (*LISTING, "slug")}
     body: dict[str, Any] = {name: values[name] for name in LISTING}
     body["tags"] = [tag for tag in values["tags"].replace(",", " ").split() if tag]
     for name in OPTIONAL:
@@ -110,7 +81,7 @@ async def console(visit: VisitDep, cursor: str | None = None) -> Response:
     try:
         page = await visit.api.get("/api/v1/cats/mine", {"cursor": cursor, "limit": PAGE_SIZE})
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     return visit.render("console/index.html", {"page": page, "cursor": cursor})
 
 
@@ -126,7 +97,7 @@ async def _new_cat(visit: Visit, values: dict[str, str], problem: ApiProblem | N
     try:
         categories = await visit.api.get("/api/v1/cats/categories")
     except ApiProblem as failed:
-        return problem_page(visit, failed)
+        return visit.refused(failed)
     context = {"values": values, "categories": categories, "problem": problem}
     return visit.render("console/new.html", context, status=problem.status if problem else 200)
 
@@ -157,7 +128,7 @@ async def _cat_page(visit: Visit, slug: str, status: int = 200, **context: Any) 
             api.get("/api/v1/cats/categories"),
         )
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     deliveries = None
     # The delivery log is the installation service's: the page stands without it.
     with contextlib.suppress(ApiProblem):
@@ -192,7 +163,7 @@ async def save_listing(visit: VisitDep, form: CheckedForm, slug: str) -> Respons
         await visit.api.patch(f"/api/v1/cats/{slug}", body)
     except ApiProblem as problem:
         if problem.status != 422:
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         return await _cat_page(visit, slug, problem.status, values=values, problem=by_field(problem))
     return visit.redirect(f"/console/cats/{quote(slug)}?done=saved")
 
@@ -219,7 +190,7 @@ async def _upload(visit: Visit, form: Any, slug: str, field: str) -> Response:
         )
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         problem.fields = {field: problem.detail}
         return await _cat_page(visit, slug, problem.status, image_problem=problem)
     return visit.redirect(f"/console/cats/{quote(slug)}?done={field}")
@@ -245,7 +216,7 @@ async def _act(visit: Visit, slug: str, path: str, done: str, method: str = "POS
         await visit.api.call(method, f"/api/v1/cats/{slug}/{path}")
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         return await _cat_page(visit, slug, problem.status, submit_problem=problem)
     return visit.redirect(f"/console/cats/{quote(slug)}?done={done}")
 
@@ -274,7 +245,7 @@ async def webhook_secrets(visit: VisitDep, form: CheckedForm, slug: str) -> Resp
     try:
         secrets = await visit.api.get(f"/api/v1/cats/{slug}/webhook-secrets")
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     page = await _cat_page(visit, slug, secrets=secrets)
     page.headers["Cache-Control"] = "no-store"
     return page
@@ -295,7 +266,7 @@ async def new_version_page(visit: VisitDep, slug: str) -> Response:
             visit.api.get(f"/api/v1/cats/{slug}"), visit.api.get(f"/api/v1/cats/{slug}/versions")
         )
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     return visit.render("console/version.html", {"cat": cat, "spec": versions.as_yaml(listed[0] if listed else None)})
 
 
@@ -309,7 +280,7 @@ async def add_version(visit: VisitDep, form: CheckedForm, slug: str) -> Response
     try:
         cat = await visit.api.get(f"/api/v1/cats/{slug}")
     except ApiProblem as problem:
-        return problem_page(visit, problem)
+        return visit.refused(problem)
     context: dict[str, Any] = {"cat": cat, "spec": spec}
     if len(spec) > MAX_SPEC_CHARS:
         context["problem"] = ApiProblem(413, "Too long", f"A version is at most {MAX_SPEC_CHARS // 1024} KiB of YAML.")
@@ -325,7 +296,7 @@ async def add_version(visit: VisitDep, form: CheckedForm, slug: str) -> Response
         await visit.api.post(f"/api/v1/cats/{slug}/versions", versions.spec(spec))
     except ApiProblem as problem:
         if problem.status in (401, 403, 404):
-            return problem_page(visit, problem)
+            return visit.refused(problem)
         if problem.status == 409:  # the version number exists already
             problem.fields = {"version": problem.detail}
         found = versions.placed(spec, [{"loc": f"versions.0.{k}", "message": v} for k, v in problem.fields.items()])

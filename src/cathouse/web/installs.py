@@ -25,11 +25,10 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from cathouse.web import charts, settings_form
 from cathouse.web.api import Api, ApiProblem
-from cathouse.web.session import CheckedForm, Visit, VisitDep
+from cathouse.web.session import CheckedForm, Visit, VisitDep, form_text
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,11 +56,6 @@ STATUS_WORDS = {
 ACTIONS = {"retry": "Setting up again.", "suspend": "Suspended.", "resume": "Resumed."}
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _installation_id(value: str) -> str | None:
     """The id as the API spells it, or None when it is not one (that page does not exist)."""
     try:
@@ -81,15 +75,8 @@ def _target(visit: Visit, installation_id: str) -> str | Response:
     return found
 
 
-def _refused(visit: Visit, problem: ApiProblem) -> Response:
-    """A page that could not be shown: back to signing in when the session ended, else why."""
-    if problem.status == 401:
-        return visit.to_sign_in()
-    return visit.render("problem.html", {"problem": problem}, status=problem.status)
-
-
 def _not_found(visit: Visit) -> Response:
-    return _refused(visit, ApiProblem(404, "Not Found", "There is no such installation."))
+    return visit.refused(ApiProblem(404, "Not Found", "There is no such installation."))
 
 
 async def _or_none(call: Awaitable[T]) -> T | None:
@@ -125,10 +112,10 @@ async def install_page(visit: VisitDep, slug: str) -> Response:
     try:
         cat = await visit.api.get(f"/api/v1/cats/{slug}")
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     version = cat.get("version")
     if cat.get("status") != "published" or not version:
-        return _refused(visit, ApiProblem(404, "Not Found", "This cat cannot be installed: it is not published."))
+        return visit.refused(ApiProblem(404, "Not Found", "This cat cannot be installed: it is not published."))
     values = {"name": cat["name"], **settings_form.defaults(settings_form.fields(version["settings_schema"]))}
     return visit.render("installs/install.html", _install_context(cat, version, values, set()))
 
@@ -137,16 +124,16 @@ async def install_page(visit: VisitDep, slug: str) -> Response:
 async def install(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
     if not visit.signed_in:
         return visit.to_sign_in()
-    chosen = _text(form, "version")
+    chosen = form_text(form, "version")
     try:
         cat = await visit.api.get(f"/api/v1/cats/{slug}")
         version = await visit.api.get(f"/api/v1/cats/{slug}/versions/{chosen}") if chosen else cat.get("version")
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     if not version:
-        return _refused(visit, ApiProblem(404, "Not Found", "This cat cannot be installed: it is not published."))
+        return visit.refused(ApiProblem(404, "Not Found", "This cat cannot be installed: it is not published."))
     settings, secrets, values = settings_form.read(settings_form.fields(version["settings_schema"]), form)
-    values["name"] = _text(form, "name")
+    values["name"] = form_text(form, "name")
     ticked = {p for p in form.getlist("permissions") if isinstance(p, str)}
     granted = [p["name"] for p in version["permissions"] if p["required"] or p["name"] in ticked]
     body = {
@@ -180,7 +167,7 @@ async def installations(visit: VisitDep, cursor: str | None = None) -> Response:
     try:
         page = await visit.api.get("/api/v1/installations", {"cursor": cursor, "limit": PAGE_SIZE})
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     return visit.render("installs/list.html", {"page": page, "words": STATUS_WORDS, "cursor": cursor})
 
 
@@ -211,7 +198,7 @@ async def _installation_page(visit: Visit, installation_id: str, *, status: int 
     try:
         installation = await api.get(f"/api/v1/installations/{installation_id}")
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     cat, keys, deliveries, calls = await asyncio.gather(
         _or_none(api.get(f"/api/v1/cats/{installation['cat']['slug']}")),
         _or_none(api.get(f"/api/v1/installations/{installation_id}/api-keys")),
@@ -273,7 +260,7 @@ async def status_panel(request: Request, visit: VisitDep, installation_id: str) 
     try:
         installation = await visit.api.get(f"/api/v1/installations/{found}")
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     context = _status_context(installation)
     answer = visit.render("installs/_status.html", context)
     if not context["moving"] and request.headers.get("hx-request") == "true":
@@ -312,7 +299,7 @@ async def _confirm_page(visit: Visit, installation_id: str, template: str) -> Re
         target = _upgrade_to(installation, cat)
         version = await visit.api.get(f"/api/v1/cats/{cat['slug']}/versions/{target}") if target else None
     except ApiProblem as problem:
-        return _refused(visit, problem)
+        return visit.refused(problem)
     granted = {g["permission"] for g in installation["permissions"]}
     asked = (version or {}).get("permissions", [])
     context = {
@@ -341,7 +328,7 @@ async def upgrade(visit: VisitDep, form: CheckedForm, installation_id: str) -> R
     found = _target(visit, installation_id)
     if isinstance(found, Response):
         return found
-    version = _text(form, "version")
+    version = form_text(form, "version")
     base = f"/api/v1/installations/{found}"
     try:
         installation = await visit.api.get(base)
@@ -362,7 +349,7 @@ async def create_key(visit: VisitDep, form: CheckedForm, installation_id: str) -
     found = _target(visit, installation_id)
     if isinstance(found, Response):
         return found
-    name = _text(form, "key_name")
+    name = form_text(form, "key_name")
     try:
         key = await visit.api.post(f"/api/v1/installations/{found}/api-keys", {"name": name})
     except ApiProblem as problem:
@@ -397,7 +384,7 @@ async def act(visit: VisitDep, form: CheckedForm, installation_id: str, action: 
     found = _target(visit, installation_id)
     if isinstance(found, Response) or action not in ACTIONS:
         return found if isinstance(found, Response) else _not_found(visit)
-    body = {"reason": _text(form, "reason")} if action == "suspend" else None
+    body = {"reason": form_text(form, "reason")} if action == "suspend" else None
     try:
         await visit.api.post(f"/api/v1/installations/{found}/{action}", body)
     except ApiProblem as problem:

@@ -151,6 +151,12 @@ class Visit:
     def redirect(self, url: str, status: int = 303) -> Response:
         return self.commit(RedirectResponse(url, status_code=status))
 
+    def refused(self, problem: ApiProblem) -> Response:
+        """A page the API would not give: back to signing in when the session ended, else why, in words."""
+        if problem.status == 401:
+            return self.to_sign_in()
+        return self.render("problem.html", {"problem": problem}, status=problem.status)
+
     def to_sign_in(self) -> Response:
         """Off to the sign-in page, coming back here after it."""
         here = self.request.url.path + (f"?{self.request.url.query}" if self.request.url.query else "")
@@ -179,6 +185,32 @@ async def _checked_form(request: Request, visit: Annotated[Visit, Depends(_visit
     form = await request.form()
     visit.check_csrf(form)
     return form
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A form field as typed, trimmed; "" when absent or a file."""
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def role_refusal(visit: Visit, role: str, template: str = "problem.html") -> Response | None:
+    """None when the visitor has ``role``; else where they go instead (sign in, or ``template`` with 403).
+
+    A role granted since signing in is read again from the API, and the session adopts it.
+    """
+    if not visit.signed_in:
+        return visit.to_sign_in()
+    if visit.has_role(role):
+        return None
+    try:
+        me = await visit.api.get("/api/v1/users/me")
+    except ApiProblem as problem:
+        return visit.refused(problem)
+    await visit.adopt_roles(list(me.get("roles") or ()))
+    if visit.has_role(role):
+        return None
+    refused = ApiProblem(403, "Not for your account", f"This page is for accounts with the {role} role.")
+    return visit.render(template, {"problem": refused, "me": me}, status=403)
 
 
 def local_path(value: str | None, default: str = "/") -> str:

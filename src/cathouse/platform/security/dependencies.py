@@ -101,13 +101,10 @@ async def optional_browser_principal(
     """
     if credentials is not None:
         return await authenticate(request, credentials.credentials)
-    session = session_seal(request).open(cookie) if cookie else None
-    if session is None or session.access_token is None:
-        return None
     try:
-        return await authenticate(request, session.access_token)
+        return await browser_principal(request, None, cookie)
     except NotAuthenticated:
-        return None  # an expired session token: the image is then one anyone may see, or none
+        return None  # no session, or its token expired: the image is then one anyone may see, or none
 
 
 async def developer_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
