@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.installation.oauth.support import Provider, consent, running_provider
+from tests.installation.oauth.support import Provider, aconsent, consent, running_provider
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
@@ -249,3 +249,11 @@ def test_revocation_ends_an_access_token_or_a_whole_grant(
     assert http.post(provider.revocation_url, data=by_post).status_code == 200
     assert refresh(http, provider, registered, tokens["refresh_token"]).json()["error"] == "invalid_grant"
     assert provider.stats()["revocations"] == 2
+
+
+async def test_the_async_consent_walks_the_same_page(provider: Provider, registered: tuple[str, str]) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        location = await aconsent(client, authorize_url(provider, registered[0], pkce()[1], "s-async"), username="bob")
+    params = callback_params(location)
+    assert params["state"] == "s-async"
+    assert params["code"]
