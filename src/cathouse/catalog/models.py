@@ -282,3 +282,19 @@ class SearchTermFacet(Base):
     category: Mapped[str] = mapped_column(String(32), primary_key=True)
     tag: Mapped[str] = mapped_column(String(32), primary_key=True)
     n: Mapped[int] = mapped_column(Integer)
+
+
+class OAuthClient(Base):
+    """The OAuth 2.0 client a cat's publisher registered at the cat's provider.
+
+    The secret is sealed in an envelope: its own data key encrypts it, bound to the cat and the
+    client id, and a key derived from the master key wraps that data key, bound to the cat.
+    """
+
+    __tablename__ = "oauth_clients"
+
+    cat_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("catalog.cats.id", ondelete="CASCADE"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.catalog.models import Cat, CatVersion, VersionStatus
+from cathouse.catalog.oauth_clients import OAuthClients
 from cathouse.catalog.webhook_secrets import WebhookSecrets
-from cathouse.contracts.reads import CatInfo, CatReader, VersionInfo
+from cathouse.contracts.reads import CatInfo, CatReader, OAuthClientInfo, VersionInfo
 from cathouse.platform.registry import Registry
 
 
@@ -67,6 +68,10 @@ class Cats:
 
     async def webhook_signing_secrets(self, session: AsyncSession, cat_id: uuid.UUID, master_key: str) -> list[str]:
         return [secret for _, secret in await WebhookSecrets(session, master_key).live(cat_id)]
+
+    async def oauth_client(self, session: AsyncSession, cat_id: uuid.UUID, master_key: str) -> OAuthClientInfo | None:
+        found = await OAuthClients(session, master_key).reveal(cat_id)
+        return None if found is None else OAuthClientInfo(found.client_id, found.client_secret)
 
 
 def register(registry: Registry) -> None:

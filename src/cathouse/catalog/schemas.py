@@ -187,8 +187,64 @@ class QueryCredentials(Strict):
         return [self.field]
 
 
+# RFC 6749 3.3: a scope token is printable ASCII without spaces, quotes or backslashes.
+ScopeToken = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+$")]
+ParamName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# What the platform itself puts in an authorization request: a manifest may not override it.
+OAUTH_RESERVED_PARAMS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+)
+
+
+class OAuth2Credentials(Strict):
+    """The installation's access token comes from the cat's OAuth 2.0 provider: granted by its owner
+    in the browser (authorization_code) or issued to the platform's client (client_credentials).
+    The platform keeps the tokens sealed, refreshes them before they expire and injects the current
+    one. The client id and secret are set apart, by the publisher (`PUT /api/v1/cats/{slug}/oauth-client`)."""
+
+    type: Literal["oauth2"]
+    grant: Literal["authorization_code", "client_credentials"] = "authorization_code"
+    authorization_url: BaseUrl | None = Field(
+        default=None, description="Where the owner grants access (authorization_code only)."
+    )
+    token_url: BaseUrl
+    revocation_url: BaseUrl | None = Field(default=None, description="RFC 7009: tokens are revoked here on uninstall.")
+    scopes: list[ScopeToken] = Field(default_factory=list, max_length=50)
+    scope_separator: Literal[" ", ","] = " "
+    pkce: bool = Field(default=True, description="Send an S256 code challenge (RFC 7636).")
+    token_placement: Literal["header", "query"] = Field(
+        default="header", description="`Authorization: Bearer <token>`, or the query parameter `query_param`."
+    )
+    query_param: FieldName = "access_token"
+    extra_authorize_params: dict[ParamName, Annotated[str, StringConstraints(max_length=500)]] = Field(
+        default_factory=dict, max_length=20, examples=[{"access_type": "offline", "prompt": "consent"}]
+    )
+
+    @model_validator(mode="after")
+    def _grant_needs(self) -> OAuth2Credentials:
+        if self.grant == "authorization_code" and self.authorization_url is None:
+            raise ValueError("the authorization_code grant needs an authorization_url")
+        if self.grant == "client_credentials" and self.authorization_url is not None:
+            raise ValueError("the client_credentials grant has no authorization_url")
+        reserved = sorted(OAUTH_RESERVED_PARAMS & set(self.extra_authorize_params))
+        if reserved:
+            raise ValueError(f"extra_authorize_params may not set {', '.join(reserved)}: the platform does")
+        return self
+
+    def fields(self) -> list[str]:
+        return []  # nothing typed in by the installer: the tokens come from the provider
+
+    def urls(self) -> dict[str, object]:
+        return {
+            "authorization_url": self.authorization_url,
+            "token_url": self.token_url,
+            "revocation_url": self.revocation_url,
+        }
+
+
 Credentials = Annotated[
-    BearerCredentials | BasicCredentials | HeaderCredentials | QueryCredentials, Field(discriminator="type")
+    BearerCredentials | BasicCredentials | HeaderCredentials | QueryCredentials | OAuth2Credentials,
+    Field(discriminator="type"),
 ]
 
 

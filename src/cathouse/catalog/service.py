@@ -19,7 +19,7 @@ from cathouse.catalog.errors import (
 )
 from cathouse.catalog.models import Cat, CatStatus, CatVersion, VersionStatus
 from cathouse.catalog.repository import CategoryRepository, CatRepository, VersionRepository
-from cathouse.catalog.schemas import CatFields, CatIn, VersionSpec, semver_key
+from cathouse.catalog.schemas import CatFields, CatIn, OAuth2Credentials, VersionSpec, semver_key
 from cathouse.catalog.webhook_secrets import WebhookSecrets
 from cathouse.contracts.events import catalog as events
 from cathouse.platform.baseurl import AllowList, UnsafeURL, check_base_url
@@ -69,7 +69,8 @@ class CatService:
         self.settings = settings.catalog
         # A literal address the proxy would refuse is refused here too; its allow list, for development.
         self.upstreams = AllowList(settings.proxy.allow_hosts)
-        self.webhook_secrets = WebhookSecrets(session, settings.master_key_value())
+        self.master_key = settings.master_key_value()
+        self.webhook_secrets = WebhookSecrets(session, self.master_key)
         self.cats = CatRepository(session)
         self.versions = VersionRepository(session)
         self.categories = CategoryRepository(session)
@@ -168,6 +169,11 @@ class CatService:
 
     async def new_version(self, cat: Cat, spec: VersionSpec, loc: str = "body") -> CatVersion:
         self.check_base_url(spec.base_url, _at(loc, "base_url"))
+        if isinstance(spec.credentials, OAuth2Credentials):
+            # The platform calls these itself, with secrets: the same rules as the cat's API.
+            for name, url in spec.credentials.urls().items():
+                if url is not None:
+                    self.check_base_url(url, _at(loc, f"credentials.{name}"))
         self.check_scheme(spec.webhook_url, _at(loc, "webhook_url"))
         if await self.versions.get(cat.id, spec.version) is not None:
             raise VersionExists(spec.version)

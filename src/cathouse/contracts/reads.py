@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
@@ -60,6 +60,14 @@ class VersionInfo:
     @property
     def permission_names(self) -> set[str]:
         return {p["name"] for p in self.permissions}
+
+
+@dataclass(frozen=True)
+class OAuthClientInfo:
+    """A cat's OAuth 2.0 client at its provider, secret included: for speaking to the provider only."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,10 @@ class CatReader(Protocol):
 
     async def webhook_signing_secrets(self, session: AsyncSession, cat_id: uuid.UUID, master_key: str) -> list[str]:
         """The secrets a provisioning webhook to this cat is signed with now (two during a rotation)."""
+        ...
+
+    async def oauth_client(self, session: AsyncSession, cat_id: uuid.UUID, master_key: str) -> OAuthClientInfo | None:
+        """The OAuth 2.0 client its publisher set for the cat, to call the cat's provider with."""
         ...
 
 

@@ -55,9 +55,10 @@ class Credentials:
         return {c.field: decrypt_field(data_key, installation_id, c.field, c.ciphertext) for c in stored}
 
     async def destroy(self, installation_id: uuid.UUID) -> None:
-        """Forget the data key and the ciphertexts: the secrets can never be read again."""
+        """Forget the data key and the ciphertexts (OAuth tokens too): the secrets can never be read again."""
         row = await self.installations.data_key(installation_id, for_update=True)
         if row is not None and row.wrapped_key is not None:
             row.wrapped_key, row.destroyed_at = None, datetime.now(UTC)
         await self.installations.delete_credentials(installation_id)
+        await self.installations.delete_tokens(installation_id)
         await self.session.flush()

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cathouse.contracts.reads import CatReader
 from cathouse.installation.keyring import Keyring
+from cathouse.installation.oauth.flow import OAuthFlow
 from cathouse.installation.service import InstallationService
 from cathouse.installation.views import InstallationViews
 from cathouse.platform.db import session_dependency
 from cathouse.platform.registry import registered
+from cathouse.platform.settings import Settings
 
 Session = Annotated[AsyncSession, Depends(session_dependency("installation"), scope="function")]
 # What installations read of the catalog, as the catalog registered it (see cathouse.services).
@@ -39,3 +41,11 @@ def _views(session: Session, cats: Cats) -> InstallationViews:
 
 
 Shown = Annotated[InstallationViews, Depends(_views)]
+
+
+def _flow(request: Request, session: Session, keyring: KeyringDep, cats: Cats) -> OAuthFlow:
+    settings: Settings = request.app.state.settings
+    return OAuthFlow(session, keyring, cats, settings)
+
+
+Flow = Annotated[OAuthFlow, Depends(_flow)]

@@ -39,6 +39,8 @@ class InstallationStatus(enum.StrEnum):
     """Where an installation is in its life; the moves between them are in ``lifecycle``."""
 
     PENDING = "pending"
+    # Waiting for its owner to grant access at the cat's OAuth 2.0 provider.
+    AUTHORIZING = "authorizing"
     PROVISIONING = "provisioning"
     ACTIVE = "active"
     FAILED = "failed"
@@ -187,3 +189,45 @@ class WebhookAttempt(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(String(500))
     response_excerpt: Mapped[str | None] = mapped_column(String(500))
+
+
+class OAuthToken(Base):
+    """An installation's tokens from its cat's OAuth 2.0 provider, sealed with its data key.
+
+    ``generation`` counts refreshes: a process that read generation n and finds n+1 under the
+    lock knows another one refreshed, and uses that result instead of refreshing again.
+    """
+
+    __tablename__ = "oauth_tokens"
+
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), primary_key=True
+    )
+    access_token: Mapped[bytes] = mapped_column(LargeBinary)
+    refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_type: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    generation: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class OAuthState(Base):
+    """One authorization request in flight: single-use, bound to its user and installation.
+
+    Only the state's hash is kept, and the PKCE verifier is sealed, so a read of this table
+    cannot complete anyone's authorization.
+    """
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    installation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("installation.installations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    sealed_verifier: Mapped[bytes | None] = mapped_column(LargeBinary)
+    return_to: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

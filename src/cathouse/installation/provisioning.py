@@ -30,6 +30,7 @@ from cathouse import webhooks
 from cathouse.contracts.events import DomainEvent, UnknownEvent, parse
 from cathouse.contracts.events import installation as events
 from cathouse.contracts.reads import CatReader
+from cathouse.contracts.secrets import TokenUnavailable
 from cathouse.contracts.webhooks import (
     INSTALL,
     PERMISSIONS,
@@ -49,6 +50,9 @@ from cathouse.installation.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from cathouse.installation.oauth.provider import OAuthSpec, provider_options
+from cathouse.installation.oauth.tokens import TokenKeeper
+from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.service import InstallationService
 from cathouse.platform.netguard import check_public_url
 from cathouse.platform.outbox.relay import Event
@@ -71,6 +75,8 @@ def webhook_for(event: DomainEvent) -> WebhookType | None:
     before, after = InstallationStatus(event.from_), InstallationStatus(event.to)
     if after == InstallationStatus.PROVISIONING and before == InstallationStatus.FAILED:
         return INSTALL
+    if before == InstallationStatus.AUTHORIZING and after == InstallationStatus.PENDING:
+        return INSTALL  # its owner granted access at the provider: now the cat hears of it
     if after == InstallationStatus.UNINSTALLING:
         return UNINSTALL
     if after == InstallationStatus.SUSPENDED:
@@ -100,6 +106,7 @@ class Provisioner:
         cats: CatReader,
     ) -> None:
         self.sessions = sessions
+        self.tokens = TokenKeeper(sessions, keyring, cats, settings.master_key_value(), provider_options(settings))
         self.cats = cats
         self.settings = settings
         self.config = settings.installation
@@ -115,10 +122,18 @@ class Provisioner:
         kind = webhook_for(parsed)
         if kind is None:
             return
+        # A client-credentials cat: the platform's first token, before the cat hears of the install.
+        refused = await self._first_token(parsed.installation_id) if kind == INSTALL else None
         async with self.sessions() as session, session.begin():
             service = InstallationService(session, self.keyring, self.cats)
             installation = await service.installations.get(parsed.installation_id, for_update=True)
-            if installation is None:
+            if installation is None or installation.status == InstallationStatus.AUTHORIZING:
+                return  # an OAuth grant comes first; its arrival calls for the webhook
+            if refused is not None and installation.status in (
+                InstallationStatus.PENDING,
+                InstallationStatus.PROVISIONING,
+            ):
+                await service.move(installation, InstallationStatus.FAILED, reason=refused)
                 return
             version = await service.version_of(installation)
             if version.webhook_url is None:
@@ -145,6 +160,21 @@ class Provisioner:
             if kind == INSTALL and installation.status == InstallationStatus.PENDING:
                 await service.move(installation, InstallationStatus.PROVISIONING)
         self._wake.set()
+
+    async def _first_token(self, installation_id: uuid.UUID) -> str | None:
+        """Why the provider would not issue a client-credentials token, or None (issued, or not
+        such a cat). The token is kept: the proxy's first call uses it."""
+        async with self.sessions() as session:
+            installation = await InstallationRepository(session).get(installation_id)
+            version = await self.cats.version_by_id(session, installation.version_id) if installation else None
+        spec = OAuthSpec.of(version.credentials) if version else None
+        if spec is None or spec.grant != "client_credentials":
+            return None
+        try:
+            await self.tokens.access_token(installation_id)
+        except TokenUnavailable as exc:
+            return f"the cat's provider issued no token: {exc}"
+        return None
 
     async def run(self) -> None:
         while True:

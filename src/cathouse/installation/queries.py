@@ -8,12 +8,13 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cathouse.contracts.reads import InstallationReader, InstallCounts, KeyOwner, ProxyView
-from cathouse.contracts.secrets import SecretReader, SecretVault
+from cathouse.contracts.reads import CatReader, InstallationReader, InstallCounts, KeyOwner, ProxyView
+from cathouse.contracts.secrets import AccessToken, ProviderOptions, SecretReader, SecretVault
 from cathouse.installation.api_keys import hash_key
 from cathouse.installation.credentials import Credentials
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import ApiKey, GrantedPermission, Installation, InstallationStatus
+from cathouse.installation.oauth.tokens import TokenKeeper
 from cathouse.platform.registry import Registry
 
 
@@ -63,25 +64,35 @@ class Installations:
 
 
 class UnlockedSecrets:
-    """Decrypts an installation's secret fields with a loaded keyring, for the proxy alone."""
+    """Decrypts an installation's secret fields and OAuth tokens with a loaded keyring, for the proxy alone."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, tokens: TokenKeeper) -> None:
         self._keyring = keyring
+        self._tokens = tokens
 
     async def secrets(self, session: AsyncSession, installation_id: uuid.UUID) -> dict[str, str]:
         return await Credentials(session, self._keyring).reveal(installation_id)
 
+    async def access_token(self, installation_id: uuid.UUID, *, rejected: int | None = None) -> AccessToken:
+        return await self._tokens.access_token(installation_id, rejected=rejected)
+
 
 class Vault:
-    async def unlock(self, sessions: async_sessionmaker[AsyncSession], master_key: str) -> SecretReader:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    async def unlock(
+        self, sessions: async_sessionmaker[AsyncSession], master_key: str, oauth: ProviderOptions
+    ) -> SecretReader:
         keyring = Keyring(sessions, master_key)
         await keyring.load()  # refuses a master key that cannot unwrap the keyring
-        return UnlockedSecrets(keyring)
+        tokens = TokenKeeper(sessions, keyring, self._registry.get(CatReader), master_key, oauth)
+        return UnlockedSecrets(keyring, tokens)
 
 
 def register(registry: Registry) -> None:
     installations: InstallationReader = Installations()
     registry.provide(InstallationReader, installations)
     # Credentials in clear, for the proxy only: no other service may import contracts.secrets.
-    vault: SecretVault = Vault()
+    vault: SecretVault = Vault(registry)
     registry.provide(SecretVault, vault)

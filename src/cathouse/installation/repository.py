@@ -9,7 +9,14 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cathouse.installation.models import Credential, DataKey, GrantedPermission, Installation, InstallationStatus
+from cathouse.installation.models import (
+    Credential,
+    DataKey,
+    GrantedPermission,
+    Installation,
+    InstallationStatus,
+    OAuthToken,
+)
 
 
 class InstallationRepository:
@@ -78,6 +85,9 @@ class InstallationRepository:
 
     async def delete_credentials(self, installation_id: uuid.UUID) -> None:
         await self.session.execute(delete(Credential).where(Credential.installation_id == installation_id))
+
+    async def delete_tokens(self, installation_id: uuid.UUID) -> None:
+        await self.session.execute(delete(OAuthToken).where(OAuthToken.installation_id == installation_id))
 
     async def data_key(self, installation_id: uuid.UUID, *, for_update: bool = False) -> DataKey | None:
         statement = select(DataKey).where(DataKey.installation_id == installation_id)

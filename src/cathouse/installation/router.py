@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cathouse.installation.dependencies import Installations, Session, Shown
+from cathouse.installation.dependencies import Flow, Installations, Session, Shown
 from cathouse.installation.errors import InstallationNotFound, NameTaken, NoSuchCat, NoSuchVersion
 from cathouse.installation.lifecycle import IllegalTransition
 from cathouse.installation.models import InstallationStatus
@@ -207,9 +207,10 @@ async def uninstall(
     user: CurrentUser,
     installations: Installations,
     shown: Shown,
+    oauth: Flow,
     reason: Annotated[
         Annotated[str, SingleLine] | None,
         Query(max_length=500, description="Required of an admin uninstalling another user's installation."),
     ] = None,
 ) -> InstallationOut:
-    return await shown.one(await installations.uninstall(user, installation_id, reason))
+    return await shown.one(await installations.uninstall(user, installation_id, reason, before_shredding=oauth.revoke))

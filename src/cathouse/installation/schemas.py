@@ -15,6 +15,7 @@ from cathouse.platform.schemas import NonBlankLine, SingleLine, Strict
 # Every status, as a Literal of the enum's members: the OpenAPI document lists the values in place.
 Status = Literal[
     InstallationStatus.PENDING,
+    InstallationStatus.AUTHORIZING,
     InstallationStatus.PROVISIONING,
     InstallationStatus.ACTIVE,
     InstallationStatus.FAILED,

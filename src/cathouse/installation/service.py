@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,13 +85,17 @@ class InstallationService:
         check_secrets(version, body.secrets)
         if await self.installations.name_taken(principal.user_id, body.name):
             raise NameTaken(body.name)
+        # An OAuth 2.0 cat waits for its owner to grant access at the provider before provisioning.
+        authorizing = version.credentials.get("type") == "oauth2" and version.credentials.get("grant") != (
+            "client_credentials"
+        )
         installation = Installation(
             id=uuid.uuid4(),
             user_id=principal.user_id,
             cat_id=cat.id,
             version_id=version.id,
             name=body.name,
-            status=InstallationStatus.PENDING,
+            status=InstallationStatus.AUTHORIZING if authorizing else InstallationStatus.PENDING,
             settings=body.settings,
         )
         self.installations.add(installation)
@@ -196,11 +201,20 @@ class InstallationService:
         await self.move(installation, target, reason=reason, by=principal.user_id, by_admin=moderating)
         return installation
 
-    async def uninstall(self, principal: Principal, installation_id: uuid.UUID, reason: str | None) -> Installation:
+    async def uninstall(
+        self,
+        principal: Principal,
+        installation_id: uuid.UUID,
+        reason: str | None,
+        before_shredding: Callable[[Installation], Awaitable[None]] | None = None,
+    ) -> Installation:
+        """``before_shredding`` runs while the secrets can still be read: to revoke OAuth tokens."""
         installation, moderating = await self.moderated(principal, installation_id, reason, "query.reason")
         await self.move(
             installation, InstallationStatus.UNINSTALLING, reason=reason, by=principal.user_id, by_admin=moderating
         )
+        if before_shredding is not None:
+            await before_shredding(installation)
         # From here no secret of this installation can ever be read again.
         await self.credentials.destroy(installation.id)
         return installation

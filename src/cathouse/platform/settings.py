@@ -80,6 +80,14 @@ class InstallationSettings(ServiceSettings):
     webhook_poll_interval: float = Field(default=0.5, gt=0, le=60)
     # Webhook URLs on loopback and private addresses: for cats on a developer's machine only.
     webhook_allow_private: bool = False
+    # OAuth 2.0 with cats' providers: how long a call to a provider may take, how long an owner
+    # has to grant access, and how early before expiry an access token is refreshed (at most a
+    # quarter of its lifetime, so short-lived tokens are not refreshed on every call).
+    oauth_timeout: float = Field(default=10.0, gt=0, le=60)
+    oauth_state_ttl: int = Field(default=600, ge=30, le=3600)
+    oauth_refresh_margin: float = Field(default=60.0, ge=0, le=3600)
+    # Providers on loopback and private addresses: for development and tests only.
+    oauth_allow_private: bool = False
 
 
 class ProxySettings(ServiceSettings):
@@ -269,6 +277,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Where browsers reach the platform (the gateway in a deployment): OAuth providers send owners
+    # back to <public_url>/api/v1/oauth/callback. Unset: http://<host>:<port>.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+$")
     log_level: str = "INFO"
     log_json: bool = True
     # One JSON line per request (method, route template, status, duration, request and user id).
@@ -341,6 +352,9 @@ class Settings(BaseSettings):
     @property
     def secrets_dir(self) -> Path:
         return self.data_dir / "secrets"
+
+    def public_origin(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     def master_key_value(self) -> str:
         """The master key: from settings, or in development generated once into the data dir."""

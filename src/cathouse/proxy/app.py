@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cathouse.contracts.reads import CatReader, InstallationReader
-from cathouse.contracts.secrets import SecretVault
+from cathouse.contracts.secrets import ProviderOptions, SecretVault
 from cathouse.platform.db import sessionmaker
 from cathouse.platform.registry import Registry
 from cathouse.platform.security import TokenVerifier
@@ -40,7 +40,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         # The proxy alone decrypts credentials, to inject them into calls to the cat; unlocking
         # refuses to start with a master key that does not fit.
-        secrets = await registry.get(SecretVault).unlock(sessions, settings.master_key_value())
+        oauth = settings.installation
+        options = ProviderOptions(
+            redirect_uri=settings.public_origin() + "/api/v1/oauth/callback",
+            timeout=oauth.oauth_timeout,
+            refresh_margin=oauth.oauth_refresh_margin,
+            allow_private=oauth.oauth_allow_private,
+        )
+        secrets = await registry.get(SecretVault).unlock(sessions, settings.master_key_value(), options)
         pool = UpstreamPool(
             connect_timeout=section.connect_timeout,
             read_timeout=section.read_timeout,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cathouse.contracts.reads import CatReader, InstallationReader, KeyOwner
-from cathouse.contracts.secrets import SecretReader
+from cathouse.contracts.secrets import AccessToken, SecretReader
 from cathouse.platform.cache import Cache
 from cathouse.proxy.routes import RouteMap
 
@@ -45,6 +46,10 @@ class InstallationContext:
     # Headers to add to every call, and a query parameter (name, value) when the cat wants one.
     inject_headers: list[tuple[bytes, bytes]]
     inject_query: tuple[str, str] | None
+    # An OAuth 2.0 cat: where its access token goes ("header", or the query parameter's name), and
+    # the token this process holds now (injected as inject_headers or inject_query).
+    oauth: str | None = None
+    token: AccessToken | None = None
     # Set once this process has reported the cat's verdict on the credentials, so it reports each change once.
     reported: str | None = field(default=None)
     # The ids as the rate limiter names its counters, spelled once rather than on every call.
@@ -97,6 +102,21 @@ class Contexts:
         self._contexts: Cache[uuid.UUID, InstallationContext | None] = Cache(_KEPT, ttl)
         self._keys: Cache[bytes, KeyOwner | None] = Cache(_KEPT, ttl)
 
+    async def current_token(self, context: InstallationContext, *, rejected: bool = False) -> None:
+        """Give an OAuth 2.0 context a current access token: the one it holds until a refresh is
+        due, else whatever the token keeper has (refreshing once across processes). ``rejected``:
+        the cat refused the one held. Raises ``TokenUnavailable``."""
+        held = context.token
+        if not rejected and held is not None and (held.refresh_at is None or time.time() < held.refresh_at):
+            return
+        refused = held.generation if rejected and held is not None else None
+        token = await self.secrets.access_token(context.id, rejected=refused)
+        context.token = token
+        if context.oauth == "header":
+            context.inject_headers = [(b"authorization", b"Bearer " + token.value.encode())]
+        elif context.oauth is not None:
+            context.inject_query = (context.oauth, quote(token.value, safe=""))
+
     def forget(self, installation_id: uuid.UUID) -> None:
         self._contexts.discard(installation_id)
 
@@ -122,6 +142,10 @@ class Contexts:
                 return None
             secrets = await self.secrets.secrets(session, installation_id) if view.status in RUNNING else {}
         headers, query = injection(version.credentials, secrets)
+        scheme = version.credentials
+        oauth = None
+        if scheme.get("type") == "oauth2":
+            oauth = "header" if scheme.get("token_placement", "header") == "header" else scheme["query_param"]
         return InstallationContext(
             id=view.id,
             owner_id=view.user_id,
@@ -135,4 +159,5 @@ class Contexts:
             rate_limit=version.rate_limit_per_minute,
             inject_headers=headers,
             inject_query=query,
+            oauth=oauth,
         )

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cathouse.contracts.events.proxy import CredentialsAccepted, CredentialsRejected, CredentialsVerdict
 from cathouse.contracts.keys import API_KEY_PREFIX
+from cathouse.contracts.secrets import TokenUnavailable
 from cathouse.platform.access import AccessLog
 from cathouse.platform.outbox import record
 from cathouse.platform.problems import log_unexpected
@@ -212,14 +213,37 @@ class Proxy:
         target = Target(destination.address, destination.port, destination.scheme == "https", destination.host)
         default_port = 443 if target.tls else 80
         host = destination.host if destination.port == default_port else f"{destination.host}:{destination.port}"
+        if context.oauth is not None:
+            await self._access_token(context)
+        body, length = await request_body(scope, receive, call, self.settings.max_request_bytes)
+        response = await self._send_upstream(call, context, scope, target, host, destination.base_path, body, length)
+        if response.status == 401 and context.oauth is not None and not isinstance(body, AsyncIterator):
+            # The provider may have ended the token early: one refresh, and the call once more.
+            response.close()
+            await self._access_token(context, rejected=True)
+            response = await self._send_upstream(
+                call, context, scope, target, host, destination.base_path, body, length
+            )
+        await self._relay(call, context, response, send)
+
+    async def _send_upstream(
+        self,
+        call: Call,
+        context: InstallationContext,
+        scope: Scope,
+        target: Target,
+        host: str,
+        base_path: str,
+        body: bytes | AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> Response:
         headers = forwarded_headers(scope, host, call.request_id, context)
         query = call.query
         if context.inject_query is not None:
             query = with_param(query, *context.inject_query)
-        upstream_path = destination.base_path + call.path + (f"?{query}" if query else "")
-        body, length = await request_body(scope, receive, call, self.settings.max_request_bytes)
+        upstream_path = base_path + call.path + (f"?{query}" if query else "")
         try:
-            response = await self._forward(call, context, target, upstream_path, headers, body, length)
+            return await self._forward(call, context, target, upstream_path, headers, body, length)
         except ValueError:
             raise Refused(
                 400, "bad_request", "The path or a header holds characters that cannot be forwarded."
@@ -228,7 +252,15 @@ class Proxy:
             raise Refused(
                 413, "too_large", f"The request body is larger than {self.settings.max_request_bytes} bytes."
             ) from None
-        await self._relay(call, context, response, send)
+
+    async def _access_token(self, context: InstallationContext, *, rejected: bool = False) -> None:
+        try:
+            await self.contexts.current_token(context, rejected=rejected)
+        except TokenUnavailable as exc:
+            if exc.reason == "not_connected":
+                self.contexts.forget(context.id)  # its status has changed: read it afresh
+                raise Refused(409, "not_connected", str(exc), current_status=context.status) from None
+            raise Refused(502, "provider_unavailable", str(exc), {"Retry-After": "5"}) from None
 
     async def _authorize(self, call: Call, installation_id: uuid.UUID, scope: Scope) -> InstallationContext:
         token = bearer(scope)

@@ -22,6 +22,8 @@ Decision = Literal[
     "unauthenticated",
     "not_found",
     "inactive",
+    "not_connected",
+    "provider_unavailable",
     "no_permission",
     "rate_limited",
     "circuit_open",

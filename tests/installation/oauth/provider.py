@@ -236,6 +236,12 @@ def create_app(access_ttl: float = 5, state: Store | None = None) -> Flask:
     def admin_stats() -> Response:
         return jsonify(store.stats())
 
+    @app.get("/_admin/issued")
+    def admin_issued() -> Response:
+        # Every token ever issued: the canaries the platform must never show (test-only, of course).
+        with store.lock:
+            return jsonify(access=list(store.access), refresh=list(store.refresh))
+
     @app.post("/_admin/revoke-grants")
     def admin_revoke_grants() -> Response:
         return jsonify(revoked=store.revoke_user(request.get_json(force=True)["sub"]))

@@ -15,6 +15,7 @@ from cathouse.contracts.events.base import DomainEvent
 
 InstallationStatus = Literal[
     "pending",
+    "authorizing",
     "provisioning",
     "active",
     "failed",
