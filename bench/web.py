@@ -288,7 +288,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    sizes = [("demo data (7 cats)", 0, 50.0)]
+    sizes = [("demo data (8 cats)", 0, 50.0)]
     if args.cats:
         sizes.append((f"{args.cats:,} cats and the demo's", args.cats, 100.0))
     with server() as url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -34,6 +35,8 @@ async def fake_cat() -> AsyncIterator[FakeCat]:
 
     async def answer(request: Request) -> Response:
         await request.body()
+        if request.url.path == "/oauth/token":  # an OAuth cat's provider, issuing a token to any code
+            return JSONResponse({"access_token": uuid.uuid4().hex, "token_type": "Bearer", "expires_in": 3600})
         return JSONResponse({"ok": True, "path": request.url.path})
 
     app = Starlette(routes=[Route("/{rest:path}", answer, methods=list(METHODS))])
@@ -52,7 +55,7 @@ async def api(
     settings = make_settings(
         database_url,
         catalog={"allow_http": True, "manifest_dir": str(tmp_path_factory.mktemp("manifests")), "facet_ttl": 0},
-        installation=FAST_WEBHOOKS,
+        installation={**FAST_WEBHOOKS, "oauth_allow_private": True},
         events={"poll_interval": 0.05},
         proxy={"allow_hosts": ["127.0.0.0/8"], "context_cache_ttl": 0},
         activity={"redis_prefix": RUN_REDIS_PREFIX, "stream_max_age": 0.05},

@@ -236,6 +236,22 @@ async def _publisher_only(world: World, method: str, path: str) -> Call:
     return Call(method, path.format(slug=await world.published()), json=body)
 
 
+@route("PUT /cats/{slug}/oauth-client", "GET /cats/{slug}/oauth-client")
+async def _oauth_client(world: World, method: str, path: str) -> Call:
+    body = {"client_id": "cathouse", "client_secret": "another-secret"} if method == "PUT" else None
+    return Call(method, path.format(slug=await world.oauth_cat()), json=body)
+
+
+@route("GET /installations/{installation_id}/oauth/authorize", "POST /installations/{installation_id}/oauth/reconnect")
+async def _oauth_start(world: World, method: str, path: str) -> Call:
+    return Call(method, path.format(installation_id=await world.oauth_installation()))
+
+
+@route("GET /oauth/callback")
+async def _oauth_return(world: World, method: str, path: str) -> Call:
+    return Call(method, path, params={"state": await world.oauth_state(), "code": "a-code"})
+
+
 @route("DELETE /cats/{slug}/screenshots/{asset_id}")
 async def _screenshot(world: World, method: str, path: str) -> Call:
     slug, asset_id = await world.screenshot()

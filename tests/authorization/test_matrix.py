@@ -91,7 +91,8 @@ async def test_every_route_answers_each_principal_as_the_matrix_says(
                     wrong.append(f"{where} without a reason: {bare.status_code} {bare.text[:200]}, not 422")
             answer = await send(call)
             calls += 1
-            if cell.allowed and not answer.is_success:
+            # A redirect is a route's way of succeeding too (to an OAuth provider).
+            if cell.allowed and not (answer.is_success or answer.is_redirect):
                 wrong.append(f"{where}: {answer.status_code} {answer.text[:200]}, not 2xx")
             elif not cell.allowed and answer.status_code != cell.status:
                 wrong.append(f"{where}: {answer.status_code} {answer.text[:200]}, not {cell.status}")

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from PIL import Image
@@ -191,6 +192,49 @@ class World:
 
         found: tuple[str, str] = await self._once("hidden_review", make)
         return found
+
+    async def oauth_cat(self) -> str:
+        """A live cat whose credentials come from an OAuth 2.0 provider (the fake cat), its client set."""
+
+        async def make() -> str:
+            slug: str = (await self.as_("publisher", "POST", "/api/v1/cats", json=cat_body()))["slug"]
+            spec = self.version("1.0.0")
+            spec["credentials"] = {
+                "type": "oauth2",
+                "authorization_url": f"{self.fake_cat.url}/oauth/authorize",
+                "token_url": f"{self.fake_cat.url}/oauth/token",
+            }
+            spec["settings_schema"] = {"type": "object", "properties": {"team": {"type": "string"}}}
+            await self.as_("publisher", "POST", f"/api/v1/cats/{slug}/versions", json=spec)
+            client = {"client_id": "cathouse", "client_secret": "client-secret"}
+            await self.as_("publisher", "PUT", f"/api/v1/cats/{slug}/oauth-client", json=client)
+            await self.as_("publisher", "POST", f"/api/v1/cats/{slug}/submit")
+            await self.as_("admin", "POST", f"/api/v1/cats/{slug}/approve")
+            return slug
+
+        return str(await self._once("oauth_cat", make))
+
+    async def oauth_installation(self) -> str:
+        """The owner's installation of the OAuth cat, waiting for the owner to grant access."""
+
+        async def make() -> str:
+            body = {
+                "cat": await self.oauth_cat(),
+                "name": f"OAuth {uuid.uuid4().hex[:6]}",
+                "permissions": ["points:read"],
+            }
+            installation_id: str = (await self.as_("owner", "POST", "/api/v1/installations", json=body))["id"]
+            return installation_id
+
+        return str(await self._once("oauth_installation", make))
+
+    async def oauth_state(self) -> str:
+        """A state the owner's authorization started, as the provider sends it back."""
+        installation_id = await self.oauth_installation()
+        url = f"/api/v1/installations/{installation_id}/oauth/authorize"
+        started = await self.api.get(url, headers=await self.headers("owner"))
+        assert started.status_code == 302, started.text
+        return parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
 
     async def installation(self) -> str:
         """The owner's installation of the live cat, active: provisioned through its webhook."""

@@ -63,7 +63,7 @@ def test_the_examples_load_without_problems() -> None:
     categories = {cat.manifest.category for cat in cats if cat.manifest}
     assert {"points", "badges", "leaderboards", "streaks", "quests", "integrations"} <= categories
     credentials = {v.credentials.type for cat in cats if cat.manifest for v in cat.manifest.versions}
-    assert credentials == {"bearer", "basic", "header", "query"}
+    assert credentials == {"bearer", "basic", "header", "query", "oauth2"}
     assert any(cat.manifest and len(cat.manifest.versions) > 1 for cat in cats)
 
 

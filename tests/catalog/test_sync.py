@@ -273,10 +273,10 @@ async def test_an_admin_syncs_the_configured_directory_over_http(
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 report = await client.post("/api/v1/cats/sync", headers=people.admin.headers)
                 assert report.status_code == 200, report.text
-                assert report.json()["summary"] == {"created": 7}
+                assert report.json()["summary"] == {"created": 8}
                 again = (await client.post("/api/v1/cats/sync", headers=people.admin.headers)).json()
-                assert again["summary"] == {"unchanged": 7}
-                assert len((await client.get("/api/v1/cats")).json()["items"]) == 7
+                assert again["summary"] == {"unchanged": 8}
+                assert len((await client.get("/api/v1/cats")).json()["items"]) == 8
     finally:
         await truncate_schemas(engine, ("catalog", "events"))
 

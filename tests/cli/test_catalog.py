@@ -30,13 +30,13 @@ async def test_sync_reports_what_it_did_and_is_idempotent(
 ) -> None:
     first = cathouse(["catalog", "sync", str(EXAMPLES)], tmp_path, database_url)
     assert first.returncode == 0, first.stderr
-    assert "7 created, 0 updated, 0 unchanged, 0 failed, 0 orphaned" in first.stdout
+    assert "8 created, 0 updated, 0 unchanged, 0 failed, 0 orphaned" in first.stdout
     assert "syncing" in first.stderr  # the progress bar, apart from the report
     second = cathouse(["catalog", "sync", str(EXAMPLES)], tmp_path, database_url)
-    assert "0 created, 0 updated, 7 unchanged" in second.stdout
+    assert "0 created, 0 updated, 8 unchanged" in second.stdout
     async with committed.connect() as conn:
         published = await conn.scalar(text("SELECT count(*) FROM catalog.cats WHERE status = 'published'"))
-    assert published == 7
+    assert published == 8
 
 
 def test_validate_names_the_file_and_field_of_every_problem(tmp_path: Path) -> None:

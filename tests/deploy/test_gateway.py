@@ -418,6 +418,14 @@ async def test_the_gateway_refuses_a_missing_token_and_forged_identity_before_an
     assert ok.status_code == 200, ok.text
     assert await _count(installation_port, **listed) == seen_before + 1
 
+    # The browser's way back from an OAuth provider carries the pages' cookie, not a bearer
+    # header: it passes the gateway, and the installation service itself asks who it is.
+    back = await api.get("/api/v1/oauth/callback", params={"state": "s", "code": "c"})
+    assert back.status_code == 401, back.text
+    assert "session cookie" in back.json()["detail"]
+    called = {"sample": "cathouse_http_requests_total", "route": "/api/v1/oauth/callback", "status": "401"}
+    assert await _count(installation_port, **called) == 1
+
 
 async def test_replicas_share_the_load_and_the_proxy_rate_plan_holds_across_them(
     api: httpx.AsyncClient, people: People, topology: Topology, cat: Cat

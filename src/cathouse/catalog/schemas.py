@@ -211,7 +211,8 @@ class OAuth2Credentials(Strict):
     revocation_url: BaseUrl | None = Field(default=None, description="RFC 7009: tokens are revoked here on uninstall.")
     scopes: list[ScopeToken] = Field(default_factory=list, max_length=50)
     scope_separator: Literal[" ", ","] = " "
-    pkce: bool = Field(default=True, description="Send an S256 code challenge (RFC 7636).")
+    # Strict: a JSON 0 is not false.
+    pkce: bool = Field(default=True, strict=True, description="Send an S256 code challenge (RFC 7636).")
     token_placement: Literal["header", "query"] = Field(
         default="header", description="`Authorization: Bearer <token>`, or the query parameter `query_param`."
     )

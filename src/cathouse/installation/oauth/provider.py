@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
 from cathouse.contracts.reads import OAuthClientInfo
 from cathouse.contracts.secrets import ProviderOptions
@@ -105,7 +104,12 @@ class Provider:
         self.timeout = options.timeout
         self.allow_private = options.allow_private
 
-    def _session(self) -> AsyncOAuth2Client:
+    def _session(self) -> Any:
+        # Imported here, not with the module: Authlib's client brings its OpenID Connect and JOSE
+        # modules along, a noticeable share of the platform's start-up, for calls made only when
+        # an OAuth cat is connected or refreshed.
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
         # Redirects are not followed: a token endpoint must not bounce credentials elsewhere.
         return AsyncOAuth2Client(
             client_id=self.client.client_id,
@@ -119,6 +123,8 @@ class Provider:
 
     def authorization_url(self, state: str, verifier: str | None) -> str:
         assert self.spec.authorization_url is not None, "checked when the version was written"
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+
         client = AsyncOAuth2Client(
             client_id=self.client.client_id,
             scope=self.spec.scope,
@@ -156,6 +162,8 @@ class Provider:
             raise ProviderError("failed", f"the provider's revocation endpoint answered {response.status_code}")
 
     async def _token(self, grant_type: str, **body: str) -> Grant:
+        from authlib.integrations.httpx_client import OAuthError
+
         await self._check(self.spec.token_url)
         try:
             async with self._session() as session, asyncio.timeout(self.timeout):

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from cathouse.installation.dependencies import Flow, Shown
 from cathouse.installation.errors import InstallationNotFound
@@ -40,6 +40,8 @@ ReturnTo = Annotated[str, StringConstraints(max_length=500, pattern=r"^/([^/\\\s
 
 
 class ReconnectIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"return_to": "/installations/5d1c2f4e"}]})
+
     return_to: ReturnTo | None = Field(default=None, description="Where to send the owner back (a path here).")
 
 
