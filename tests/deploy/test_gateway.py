@@ -418,14 +418,6 @@ async def test_the_gateway_refuses_a_missing_token_and_forged_identity_before_an
     assert ok.status_code == 200, ok.text
     assert await _count(installation_port, **listed) == seen_before + 1
 
-    # The browser's way back from an OAuth provider carries the pages' cookie, not a bearer
-    # header: it passes the gateway, and the installation service itself asks who it is.
-    back = await api.get("/api/v1/oauth/callback", params={"state": "s", "code": "c"})
-    assert back.status_code == 401, back.text
-    assert "session cookie" in back.json()["detail"]
-    called = {"sample": "cathouse_http_requests_total", "route": "/api/v1/oauth/callback", "status": "401"}
-    assert await _count(installation_port, **called) == 1
-
 
 async def test_replicas_share_the_load_and_the_proxy_rate_plan_holds_across_them(
     api: httpx.AsyncClient, people: People, topology: Topology, cat: Cat
@@ -521,3 +513,32 @@ async def test_a_killed_catalog_replica_costs_no_request_once_the_gateway_notice
     # Before it noticed, the retry middleware sent each request the dead replica refused, or
     # died serving, to the live one.
     assert failed == [], figures
+
+
+async def test_the_oauth_routes_a_browser_follows_reach_the_installation_service(
+    api: httpx.AsyncClient, people: People, topology: Topology
+) -> None:
+    """The callback and the authorize step carry the pages' cookie, not a bearer token: the
+    gateway lets them through to the installation service, which checks the cookie itself."""
+    auth_port = topology.ports["auth"][0]
+    validated_before = await _count(
+        auth_port, "cathouse_http_requests_total", route="/api/v1/auth/validate", status="401"
+    )
+    forged = await api.get(
+        "/api/v1/oauth/callback", params={"state": "forged", "code": "x"}, headers=people.developer.headers
+    )
+    assert forged.status_code == 400, forged.text
+    assert forged.json()["reason"] == "unknown"  # the installation service's own answer
+    somebody = uuid.uuid4()
+    for path in ("/api/v1/oauth/callback?state=forged", f"/api/v1/installations/{somebody}/oauth/authorize"):
+        anonymous = await api.get(path)
+        assert anonymous.status_code == 401, anonymous.text
+        assert "session cookie" in anonymous.json()["detail"]  # refused by the service, not forward-auth
+    validated = await _count(auth_port, "cathouse_http_requests_total", route="/api/v1/auth/validate", status="401")
+    assert validated == validated_before, "forward-auth was asked about a browser's OAuth step"
+    # Everything else under an installation is still behind forward-auth.
+    other = await api.get(f"/api/v1/installations/{somebody}/oauth/authorize/more")
+    assert other.status_code == 401
+    assert await _count(auth_port, "cathouse_http_requests_total", route="/api/v1/auth/validate", status="401") == (
+        validated_before + 1
+    )

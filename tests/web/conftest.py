@@ -19,6 +19,8 @@ STOREFRONT_SETTINGS = {
     "CATHOUSE_CATALOG__ALLOW_HTTP": "true",
     "CATHOUSE_PROXY__ALLOW_HOSTS": '["127.0.0.0/8"]',
     "CATHOUSE_INSTALLATION__WEBHOOK_ALLOW_PRIVATE": "true",
+    # A test's OAuth provider runs on loopback too (its token endpoint, reached by the platform).
+    "CATHOUSE_INSTALLATION__OAUTH_ALLOW_PRIVATE": "true",
     # Every person of every browser test signs up from 127.0.0.1.
     "CATHOUSE_AUTH__REGISTER_RATE": "1000/hour",
 }
@@ -40,11 +42,13 @@ async def storefront(server_url: str, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("web")
     port = free_port()
     async with own_database(server_url, "cathouse_web") as database_url:
-        env = cathouse_env(work, STOREFRONT_SETTINGS, database_url=database_url)
+        base = f"http://127.0.0.1:{port}"
+        # The address the browser uses: a provider sends it back to <base>/api/v1/oauth/callback.
+        settings = {**STOREFRONT_SETTINGS, "CATHOUSE_PUBLIC_URL": base}
+        env = cathouse_env(work, settings, database_url=database_url)
         log = work / "up.log"
         proc = start_cathouse(["up", "--demo", "--port", str(port)], env, log)
         try:
-            base = f"http://127.0.0.1:{port}"
             await asyncio.to_thread(wait_healthy, f"{base}/api/v1/health", proc, log, 120)
             admin = await asyncio.to_thread(create_admin, env)
             yield Storefront(base=base, shots=screenshot_directory(), admin=admin, env=env, log=log)

@@ -57,14 +57,17 @@ def test_served_alone_each_call_goes_to_the_service_that_serves_its_path() -> No
         "/api/v1/users": "auth",
         "/api/v1/cats": "catalog",
         "/api/v1/installations": "installation",
+        "/api/v1/oauth": "installation",
         "/api/v1/proxy": "proxy",
         "/api/v1/activity": "activity",
         "/api/v1/events": "activity",
     }
-    routing = ByPath({prefix: f"http://127.0.0.1:{8000 + n}" for n, prefix in enumerate(owners)})
-    assert routing.upstream("/api/v1/users/me").port == 8001
-    assert routing.upstream("/api/v1/cats").port == 8002
-    assert routing.upstream("/api/v1/activity/stream").port == 8005
+    ports = {prefix: 8000 + n for n, prefix in enumerate(owners)}
+    routing = ByPath({prefix: f"http://127.0.0.1:{port}" for prefix, port in ports.items()})
+    assert routing.upstream("/api/v1/users/me").port == ports["/api/v1/users"]
+    assert routing.upstream("/api/v1/cats").port == ports["/api/v1/cats"]
+    assert routing.upstream("/api/v1/activity/stream").port == ports["/api/v1/activity"]
+    assert routing.upstream("/api/v1/oauth/callback").port == ports["/api/v1/oauth"]
     with pytest.raises(LookupError):
         routing.upstream("/api/v1/catsuit")
 

@@ -32,12 +32,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import cathouse
 from cathouse.platform.health import Health
 from cathouse.platform.settings import Settings
-from cathouse.web import account, activity, admin, console, installs, pages
+from cathouse.web import account, activity, admin, connect, console, installs, pages
 from cathouse.web.api import VISITOR_HEADER
 from cathouse.web.session import PageRefused
 from cathouse.web.views import STATIC, render
 
-ROUTERS = [pages.router, account.router, installs.router, console.router, admin.router, activity.router]
+# connect's route before installs': the latter's catch-all action route would take /connect.
+ROUTERS = [pages.router, account.router, connect.router, installs.router, console.router, admin.router, activity.router]
 _VISITOR = VISITOR_HEADER.encode()
 
 NAME = "web"

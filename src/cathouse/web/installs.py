@@ -21,12 +21,12 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from cathouse.web import charts, settings_form
+from cathouse.web import charts, oauth, settings_form
 from cathouse.web.api import Api, ApiProblem
 from cathouse.web.session import CheckedForm, Visit, VisitDep, form_text
 
@@ -43,6 +43,7 @@ AUDIT_PAGES = 5
 MOVING = frozenset({"pending", "provisioning", "uninstalling"})
 GONE = frozenset({"uninstalling", "uninstalled"})
 STATUS_WORDS = {
+    "authorizing": "Waiting for you to grant access at the cat's provider",
     "pending": "Waiting to be set up",
     "provisioning": "Being set up by the cat",
     "active": "Active",
@@ -102,6 +103,8 @@ def _install_context(
         "fields": settings_form.fields(version["settings_schema"]),
         "values": values,
         "ticked": ticked,
+        "grant": oauth.grant_of(version),
+        "provider": oauth.provider_of(version),
     }
 
 
@@ -154,6 +157,9 @@ async def install(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
             problem.fields["name"] = problem.detail
         context = {**_install_context(cat, version, values, ticked), "problem": problem}
         return visit.render("installs/install.html", context, status=problem.status)
+    if created["status"] == "authorizing":
+        # Straight on to the provider: the API's route takes the browser there and back.
+        return visit.redirect(oauth.authorize_path(str(created["id"])))
     return visit.redirect(f"/installations/{created['id']}")
 
 
@@ -207,6 +213,10 @@ async def _installation_page(visit: Visit, installation_id: str, *, status: int 
     )
     bars, partial = calls if calls is not None else (None, False)
     current = (cat or {}).get("version") or {}
+    installed = current
+    if cat and current.get("version") != installation["version"]:
+        # How it connects is the installed version's, which may not be the cat's current one.
+        installed = await _or_none(api.get(f"/api/v1/cats/{cat['slug']}/versions/{installation['version']}")) or {}
     asked = current.get("permissions", [])
     context = {
         **_status_context(installation),
@@ -218,6 +228,7 @@ async def _installation_page(visit: Visit, installation_id: str, *, status: int 
         "deliveries": deliveries,
         "chart": charts.bar_chart(bars) if bars is not None else None,
         "partial": partial,
+        "oauth": oauth.described(installed),
         **extra,
     }
     return visit.render("installs/installation.html", context, status=status)
@@ -243,11 +254,21 @@ def _upgrade_to(installation: dict[str, Any], cat: dict[str, Any] | None) -> str
 
 
 @router.get("/installations/{installation_id}")
-async def installation_page(visit: VisitDep, installation_id: str, done: str | None = None) -> Response:
+async def installation_page(
+    visit: VisitDep,
+    installation_id: str,
+    done: str | None = None,
+    oauth_result: Annotated[str | None, Query(alias="oauth")] = None,
+    oauth_error: str | None = None,
+) -> Response:
+    """``done`` names an action just taken; ``oauth``/``oauth_error`` how a return from the cat's
+    provider went (the API's callback sends the browser back here with one of them)."""
     found = _target(visit, installation_id)
     if isinstance(found, Response):
         return found
-    return await _installation_page(visit, found, notice=ACTIONS.get(done or ""))
+    connected, refused = oauth.returned(oauth_result, oauth_error)
+    notice = ACTIONS.get(done or "") or connected
+    return await _installation_page(visit, found, notice=notice, oauth_problem=refused)
 
 
 @router.get("/installations/{installation_id}/status")
