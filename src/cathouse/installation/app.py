@@ -11,6 +11,7 @@ from cathouse.installation.api_keys import router as api_keys_router
 from cathouse.installation.deliveries import router as deliveries_router
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import Base
+from cathouse.installation.owner_webhook_router import router as owner_webhook_router
 from cathouse.installation.router import router
 from cathouse.installation.worker import worker
 from cathouse.platform.service import Service
@@ -34,11 +35,13 @@ SERVICE = Service(
     migrations=Path(__file__).parent / "migrations",
     title="Installation",
     description="Install cats, consent to permissions, keep credentials safe.",
-    routers=(deliveries_router, router, api_keys_router),
+    # The literal paths first: "/{installation_id}" would take "owner-webhook" for an id.
+    routers=(deliveries_router, owner_webhook_router, router, api_keys_router),
     tags=(
         {"name": "installations", "description": "Install cats, grant permissions, keep their secrets; lifecycle."},
         {"name": "api keys", "description": "Keys an installation's own application calls the proxy with."},
         {"name": "webhook deliveries", "description": "The provisioning webhooks sent to a cat, and redelivery."},
+        {"name": "owner webhook", "description": "Your own webhook: told, signed, when an installation needs you."},
     ),
     lifespan=lifespan,
     worker=worker,
