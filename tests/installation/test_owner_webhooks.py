@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -14,9 +15,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cathouse import webhooks
+from cathouse.contracts.events.installation import InstallationStatusChanged
 from cathouse.contracts.events.proxy import CredentialsAccepted, CredentialsRejected
 from cathouse.contracts.webhooks import Webhook
+from cathouse.installation.owner_notices import OwnerNotices
+from cathouse.platform.db import sessionmaker
 from cathouse.platform.outbox import record
+from cathouse.platform.outbox.relay import Event
+from cathouse.platform.settings import Settings
 from tests.installation.conftest import FakeCat, People, install_body, publish, wait_for_status
 
 HOOK = "/api/v1/installations/owner-webhook"
@@ -142,3 +148,42 @@ async def test_without_a_webhook_nothing_is_sent_and_once_registered_the_next_br
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT recipient, status FROM installation.webhook_deliveries"))).all()
     assert [tuple(row) for row in rows] in ([("owner", "succeeded")], [("owner", "pending")])
+
+
+async def test_an_event_handled_twice_makes_one_delivery(
+    api: httpx.AsyncClient, people: People, fake_cat: FakeCat, engine: AsyncEngine, platform_settings: Settings
+) -> None:
+    await register(api, people, f"{fake_cat.url}/hooks")
+    installation = await installed(api, people)
+    moved = InstallationStatusChanged.model_validate(
+        {
+            "installation_id": installation["id"],
+            "user_id": people.owner.id,
+            "cat_id": installation["cat"]["id"],
+            "version": installation["version"],
+            "from": "active",
+            "to": "credentials_invalid",
+            "reason": "the cat answered 401 to its credentials",
+            "by": None,
+        }
+    )
+    event = Event(
+        id=str(uuid.uuid4()),
+        seq=1,
+        aggregate_type=moved.aggregate,
+        aggregate_id=installation["id"],
+        event_type=moved.type,
+        schema_version=moved.schema_version,
+        payload=moved.payload(),
+        occurred_at=datetime.now(UTC),
+        request_id=None,
+        attempts=0,
+    )
+    notices = OwnerNotices(sessionmaker(engine), platform_settings.master_key_value(), lambda: None)
+    await notices.on_event(event)
+    await notices.on_event(event)  # the relay delivers at least once
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            text("SELECT count(*) FROM installation.webhook_deliveries WHERE recipient = 'owner'")
+        )
+    assert count == 1

@@ -9,6 +9,7 @@ signed with the owner's secret. Once per event, whatever the relay redelivers.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,7 +18,7 @@ from cathouse.contracts.events import installation as events
 from cathouse.contracts.webhooks import CREDENTIALS_INVALID, Webhook, WebhookData
 from cathouse.installation.models import Installation, InstallationStatus, Recipient, WebhookDelivery
 from cathouse.installation.owner_webhooks import OwnerWebhooks
-from cathouse.installation.provisioning import Provisioner, parse_or_skip
+from cathouse.installation.provisioning import parse_or_skip
 from cathouse.platform.outbox.relay import Event
 
 EVENTS = (events.InstallationStatusChanged,)
@@ -31,10 +32,11 @@ def source_id(event_id: str) -> uuid.UUID:
 
 
 class OwnerNotices:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], master_key: str, provisioner: Provisioner) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], master_key: str, wake: Callable[[], None]) -> None:
+        """``wake``: the provisioner's, to send a delivery just recorded now rather than at its next poll."""
         self.sessions = sessions
         self.master_key = master_key
-        self.provisioner = provisioner
+        self.wake = wake
 
     async def on_event(self, event: Event) -> None:
         parsed = parse_or_skip(event)
@@ -73,4 +75,4 @@ class OwnerNotices:
             )
             if inserted.scalar() is None:
                 return  # handled before: a redelivery from the relay
-        self.provisioner.wake()
+        self.wake()

@@ -32,7 +32,7 @@ async def worker(settings: Settings, engine: AsyncEngine, registry: Registry) ->
         credentials = CredentialFeedback(sessions, keyring, cats)
         handlers = {e.type: [provisioner.on_event] for e in provisioning.EVENTS}
         handlers.update({e.type: [credentials.on_event] for e in feedback.EVENTS})
-        notices = OwnerNotices(sessions, settings.master_key_value(), provisioner)
+        notices = OwnerNotices(sessions, settings.master_key_value(), provisioner.wake)
         for e in owner_notices.EVENTS:
             handlers.setdefault(e.type, []).append(notices.on_event)
         yield Worker(handlers=handlers, loops=[provisioner.run])
