@@ -40,13 +40,14 @@ def upgrade() -> None:
         sa.Column("recipient", sa.String(8), server_default="cat", nullable=False),
         schema=S,
     )
+    # op.f: the name as written, not run through the naming convention a second time.
     op.create_check_constraint(
-        "ck_webhook_deliveries_recipient", "webhook_deliveries", "recipient IN ('cat', 'owner')", schema=S
+        op.f("ck_webhook_deliveries_recipient"), "webhook_deliveries", "recipient IN ('cat', 'owner')", schema=S
     )
 
 
 def downgrade() -> None:
     op.execute(f"DELETE FROM {S}.webhook_deliveries WHERE recipient = 'owner'")
-    op.drop_constraint("ck_webhook_deliveries_recipient", "webhook_deliveries", schema=S)
+    op.drop_constraint(op.f("ck_webhook_deliveries_recipient"), "webhook_deliveries", schema=S)
     op.drop_column("webhook_deliveries", "recipient", schema=S)
     op.drop_table("owner_webhooks", schema=S)
