@@ -218,8 +218,9 @@ class Provisioner:
             else:
                 secrets = await self.cats.webhook_signing_secrets(session, cat_id, self._master_key)
         if not secrets:
-            # The owner removed their webhook since: nothing may be sent unsigned, nor retried.
-            await self._record(delivery_id, self.config.webhook_max_attempts, None, 0, "no webhook any more", None)
+            # The owner removed their webhook since: nothing goes out unsigned. A failed attempt
+            # like any other, retried in case the owner registers one again.
+            await self._record(delivery_id, attempts + 1, None, 0, "the owner has no webhook any more", None)
             return
         headers = {
             **webhooks.headers(secrets, f"msg_{delivery_id.hex}", int(time.time()), body),
