@@ -61,7 +61,13 @@ async def test_the_secret_is_shown_when_made_or_rotated_and_never_again(api: htt
 
 async def test_a_bad_url_is_refused_and_changes_nothing(api: httpx.AsyncClient, people: People) -> None:
     await register(api, people, "https://example.com/kept")
-    for body in ({"url": "ftp://example.com/x"}, {"url": "not a url"}, {"url": "https://example.com", "extra": 1}, {}):
+    for body in (
+        {"url": "ftp://example.com/x"},
+        {"url": "not a url"},
+        {"url": "https://example.com", "extra": 1},
+        {},
+        {"url": "https://example.com/x", "rotate_secret": 0},
+    ):
         refused = await api.put(HOOK, json=body, headers=people.owner.headers)
         assert refused.status_code == 422, (body, refused.text)
         assert refused.headers["content-type"] == "application/problem+json"

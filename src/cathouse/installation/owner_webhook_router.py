@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, UrlConstraints
 
 from cathouse.installation.dependencies import Session
 from cathouse.installation.models import OwnerWebhook
@@ -35,7 +35,10 @@ class OwnerWebhookIn(Strict):
     )
 
     url: WebhookUrl = Field(description="Receives signed notifications about your installations.")
-    rotate_secret: bool = Field(default=False, description="Make a new signing secret; the old one stops at once.")
+    # Strict: 0 or "no" is not a boolean the schema allows, so it is refused rather than read as false.
+    rotate_secret: StrictBool = Field(
+        default=False, description="Make a new signing secret; the old one stops at once."
+    )
 
 
 class OwnerWebhookOut(BaseModel):
