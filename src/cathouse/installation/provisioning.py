@@ -207,13 +207,12 @@ class Provisioner:
         url: str,
         payload: dict[str, Any],
         attempts: int,
-        recipient: Recipient = Recipient.CAT,
-        installation_id: uuid.UUID | None = None,
+        recipient: Recipient,
+        installation_id: uuid.UUID,
     ) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         async with self.sessions() as session:
             if recipient == Recipient.OWNER:
-                assert installation_id is not None
                 secrets = await OwnerWebhooks(session, self._master_key).secrets_of_owner(installation_id)
             else:
                 secrets = await self.cats.webhook_signing_secrets(session, cat_id, self._master_key)
