@@ -247,6 +247,15 @@ async def _oauth_start(world: World, method: str, path: str) -> Call:
     return Call(method, path.format(installation_id=await world.oauth_installation()))
 
 
+@route("PUT /installations/owner-webhook", "GET /installations/owner-webhook", "DELETE /installations/owner-webhook")
+async def _owner_webhook(world: World, method: str, path: str) -> Call:
+    body = {"url": f"{world.fake_cat.url}/owner"}
+    if method != "PUT":  # each caller reads or deletes a webhook of their own
+        for principal in ("owner", "publisher", "admin", "other"):
+            await world.as_(principal, "PUT", path, json=body)
+    return Call(method, path, json=body if method == "PUT" else None)
+
+
 @route("GET /oauth/callback")
 async def _oauth_return(world: World, method: str, path: str) -> Call:
     return Call(method, path, params={"state": await world.oauth_state(), "code": "a-code"})

@@ -5,6 +5,9 @@ Each is a POST of JSON ``{"type", "timestamp", "data"}`` signed in the Standard 
 ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``, a space-separated list of
 ``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``, one per live signing secret of the cat
 (``cathouse.webhooks`` signs and verifies them). A 2xx answer acknowledges it.
+
+``installation.credentials_invalid`` goes not to the cat but to the installation's owner, at the
+webhook they registered, signed the same way with that webhook's own secret.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ UNINSTALL: Final = "installation.uninstalled"
 SUSPEND: Final = "installation.suspended"
 RESUME: Final = "installation.resumed"
 PERMISSIONS: Final = "installation.permissions_changed"
+# To the owner's own webhook, not to the cat.
+CREDENTIALS_INVALID: Final = "installation.credentials_invalid"
 
 WebhookType = Literal[
     "installation.provisioned",
@@ -28,6 +33,7 @@ WebhookType = Literal[
     "installation.suspended",
     "installation.resumed",
     "installation.permissions_changed",
+    "installation.credentials_invalid",
 ]
 MEANINGS: dict[str, str] = {
     INSTALL: "An installation of the cat was made (or retried after failing): set it up. The installation "
@@ -37,6 +43,8 @@ MEANINGS: dict[str, str] = {
     SUSPEND: "The installation is suspended: its calls through the proxy are refused until it resumes.",
     RESUME: "A suspended installation runs again.",
     PERMISSIONS: "The owner's consent changed: granted and revoked list the permissions.",
+    CREDENTIALS_INVALID: "Sent to the owner's own webhook, not to the cat: the cat refused the installation's "
+    "credentials, and its calls fail until the owner replaces them; reason says why.",
 }
 SIGNATURE_HEADERS: dict[str, str] = {
     "webhook-id": "The delivery's id (msg_...), the same on every retry: drop a duplicate by it.",
@@ -46,7 +54,7 @@ SIGNATURE_HEADERS: dict[str, str] = {
 }
 
 # Fields of ``data`` that only some webhooks carry.
-_SOMETIMES = frozenset({"name", "permissions", "granted", "revoked"})
+_SOMETIMES = frozenset({"name", "permissions", "granted", "revoked", "reason"})
 
 
 class WebhookData(BaseModel):
@@ -63,6 +71,7 @@ class WebhookData(BaseModel):
     permissions: list[str] | None = Field(default=None, description="The permissions granted (a first install only).")
     granted: list[str] | None = Field(default=None, description="Permissions granted (permissions_changed only).")
     revoked: list[str] | None = Field(default=None, description="Permissions revoked (permissions_changed only).")
+    reason: str | None = Field(default=None, description="Why its credentials broke (credentials_invalid only).")
 
     @model_serializer(mode="wrap")
     def _leave_out_absent(self, handler: SerializerFunctionWrapHandler) -> Any:

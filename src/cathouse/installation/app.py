@@ -12,6 +12,7 @@ from cathouse.installation.deliveries import router as deliveries_router
 from cathouse.installation.keyring import Keyring
 from cathouse.installation.models import Base
 from cathouse.installation.oauth.router import router as oauth_router
+from cathouse.installation.owner_webhook_router import router as owner_webhook_router
 from cathouse.installation.router import router
 from cathouse.installation.worker import worker
 from cathouse.platform.service import Service
@@ -35,12 +36,14 @@ SERVICE = Service(
     migrations=Path(__file__).parent / "migrations",
     title="Installation",
     description="Install cats, consent to permissions, keep credentials safe.",
-    routers=(deliveries_router, router, api_keys_router, oauth_router),
+    # The literal paths first: "/{installation_id}" would take "owner-webhook" for an id.
+    routers=(deliveries_router, owner_webhook_router, router, api_keys_router, oauth_router),
     tags=(
         {"name": "installations", "description": "Install cats, grant permissions, keep their secrets; lifecycle."},
         {"name": "api keys", "description": "Keys an installation's own application calls the proxy with."},
         {"name": "webhook deliveries", "description": "The provisioning webhooks sent to a cat, and redelivery."},
         {"name": "oauth", "description": "Connect an installation to its cat's OAuth 2.0 provider, and reconnect."},
+        {"name": "owner webhook", "description": "Your own webhook: told, signed, when an installation needs you."},
     ),
     lifespan=lifespan,
     worker=worker,

@@ -1,4 +1,8 @@
-"""Provisioning webhook deliveries: their record, for the owner and the cat's publisher; redelivery."""
+"""Provisioning webhook deliveries: their record, for the owner and the cat's publisher; redelivery.
+
+Only the cat's: a notification to the owner's own webhook names the owner's URL, which is no
+business of the cat's publisher.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sqlalchemy import select
 
 from cathouse.contracts.reads import CatReader
 from cathouse.installation.dependencies import Cats, Installations, Session
-from cathouse.installation.models import DeliveryStatus, Installation, WebhookAttempt, WebhookDelivery
+from cathouse.installation.models import DeliveryStatus, Installation, Recipient, WebhookAttempt, WebhookDelivery
 from cathouse.platform.errors import NotFound
 from cathouse.platform.openapi import problems
 from cathouse.platform.pagination import MAX_LIMIT
@@ -21,6 +25,7 @@ from cathouse.platform.security import CurrentUser, Principal
 router = APIRouter(prefix="/api/v1/installations", tags=["webhook deliveries"])
 _NO_INSTALLATION = (NotFound, "There is no such installation, or none you may see.")
 _ONE = problems(_NO_INSTALLATION, (NotFound, "There is no such delivery."))
+_TO_CAT = WebhookDelivery.recipient == Recipient.CAT
 
 
 class AttemptOut(BaseModel):
@@ -109,7 +114,7 @@ async def _readable(
 async def _delivery(session: Session, installation: Installation, delivery_id: uuid.UUID) -> WebhookDelivery:
     row = await session.scalar(
         select(WebhookDelivery).where(
-            WebhookDelivery.id == delivery_id, WebhookDelivery.installation_id == installation.id
+            WebhookDelivery.id == delivery_id, WebhookDelivery.installation_id == installation.id, _TO_CAT
         )
     )
     if row is None:
@@ -135,7 +140,7 @@ async def deliveries_of_cat(
     found = await cats.cat_by_slug(session, cat)
     if found is None or not (user.is_admin or await _publisher_of(session, cats, user, found.id)):
         raise NotFound("There is no such cat.")
-    statement = select(WebhookDelivery).where(WebhookDelivery.cat_id == found.id)
+    statement = select(WebhookDelivery).where(WebhookDelivery.cat_id == found.id, _TO_CAT)
     if status:
         statement = statement.where(WebhookDelivery.status == status)
     rows = await session.scalars(statement.order_by(WebhookDelivery.created_at.desc()).limit(limit))
@@ -159,7 +164,7 @@ async def deliveries(
     installation = await _readable(session, user, installations, installation_id)
     rows = await session.scalars(
         select(WebhookDelivery)
-        .where(WebhookDelivery.installation_id == installation.id)
+        .where(WebhookDelivery.installation_id == installation.id, _TO_CAT)
         .order_by(WebhookDelivery.created_at.desc())
         .limit(limit)
     )

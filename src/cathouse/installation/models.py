@@ -51,6 +51,13 @@ class InstallationStatus(enum.StrEnum):
     UNINSTALLED = "uninstalled"
 
 
+class Recipient(enum.StrEnum):
+    """Who a webhook delivery goes to: the installed cat, or the installation's owner."""
+
+    CAT = "cat"
+    OWNER = "owner"
+
+
 class DeliveryStatus(enum.StrEnum):
     PENDING = "pending"
     SUCCEEDED = "succeeded"
@@ -149,7 +156,8 @@ class ApiKey(Base):
 
 
 class WebhookDelivery(Base):
-    """One provisioning webhook to a cat, made from one outbox event, retried until it lands or fails."""
+    """One webhook, made from one outbox event, retried until it lands or fails: a provisioning
+    webhook to the cat, or a notification to the owner's own webhook (``recipient``)."""
 
     __tablename__ = "webhook_deliveries"
 
@@ -162,6 +170,7 @@ class WebhookDelivery(Base):
     cat_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), index=True)
     source_event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     event_type: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[Recipient] = mapped_column(string_enum(Recipient, 8), server_default=Recipient.CAT.value)
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[DeliveryStatus] = mapped_column(
@@ -175,6 +184,19 @@ class WebhookDelivery(Base):
     response_excerpt: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OwnerWebhook(Base):
+    """A user's own webhook: told when one of their installations needs them (its credentials broke).
+    Its signing secret is sealed (``owner_webhooks``), bound to the user."""
+
+    __tablename__ = "owner_webhooks"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class WebhookAttempt(Base):

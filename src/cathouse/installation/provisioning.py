@@ -47,11 +47,13 @@ from cathouse.installation.models import (
     DeliveryStatus,
     Installation,
     InstallationStatus,
+    Recipient,
     WebhookAttempt,
     WebhookDelivery,
 )
 from cathouse.installation.oauth.provider import OAuthSpec, provider_options
 from cathouse.installation.oauth.tokens import TokenKeeper
+from cathouse.installation.owner_webhooks import OwnerWebhooks
 from cathouse.installation.repository import InstallationRepository
 from cathouse.installation.service import InstallationService
 from cathouse.platform.netguard import check_public_url
@@ -176,6 +178,10 @@ class Provisioner:
             return f"the cat's provider issued no token: {exc}"
         return None
 
+    def wake(self) -> None:
+        """Send what is due now, not at the next poll: a delivery was just recorded."""
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
             sent = await self.send_due()
@@ -191,12 +197,14 @@ class Provisioner:
         A cat hears about one installation in the order things happened to it: a delivery
         waits while an earlier one of the same installation is in flight or being retried
         (until that one succeeds or is given up), as each aggregate's events leave in order.
+        The owner's notifications keep an order of their own: neither recipient waits on the other.
         """
         earlier = aliased(WebhookDelivery)
         waiting_behind = (
             select(earlier.id)
             .where(
                 earlier.installation_id == WebhookDelivery.installation_id,
+                earlier.recipient == WebhookDelivery.recipient,
                 earlier.status == DeliveryStatus.PENDING,
                 earlier.seq < WebhookDelivery.seq,
             )
@@ -218,16 +226,31 @@ class Provisioner:
             ).all()
             for delivery in due:
                 delivery.next_attempt_at = datetime.now(UTC) + LEASE
-            leased = [(d.id, d.cat_id, d.url, d.payload, d.attempts) for d in due]
+            leased = [(d.id, d.cat_id, d.url, d.payload, d.attempts, d.recipient, d.installation_id) for d in due]
         await asyncio.gather(*(self._send(*lease) for lease in leased))
         return len(leased)
 
     async def _send(
-        self, delivery_id: uuid.UUID, cat_id: uuid.UUID, url: str, payload: dict[str, Any], attempts: int
+        self,
+        delivery_id: uuid.UUID,
+        cat_id: uuid.UUID,
+        url: str,
+        payload: dict[str, Any],
+        attempts: int,
+        recipient: Recipient,
+        installation_id: uuid.UUID,
     ) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         async with self.sessions() as session:
-            secrets = await self.cats.webhook_signing_secrets(session, cat_id, self._master_key)
+            if recipient == Recipient.OWNER:
+                secrets = await OwnerWebhooks(session, self._master_key).secrets_of_owner(installation_id)
+            else:
+                secrets = await self.cats.webhook_signing_secrets(session, cat_id, self._master_key)
+        if not secrets:
+            # The owner removed their webhook since: nothing goes out unsigned. A failed attempt
+            # like any other, retried in case the owner registers one again.
+            await self._record(delivery_id, attempts + 1, None, 0, "the owner has no webhook any more", None)
+            return
         headers = {
             **webhooks.headers(secrets, f"msg_{delivery_id.hex}", int(time.time()), body),
             "content-type": "application/json",
@@ -297,6 +320,8 @@ class Provisioner:
 
     async def _settle(self, session: AsyncSession, delivery: WebhookDelivery, succeeded: bool) -> None:
         """What a final answer means for the installation the webhook was about."""
+        if delivery.recipient == Recipient.OWNER:
+            return  # the owner's answer moves nothing: it is told, not asked
         service = InstallationService(session, self.keyring, self.cats)
         installation = await service.installations.get(delivery.installation_id, for_update=True)
         if installation is None:

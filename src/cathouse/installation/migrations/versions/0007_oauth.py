@@ -1,7 +1,7 @@
 """OAuth 2.0 installations: the ``authorizing`` status, sealed tokens and single-use states.
 
 Revision ID: installation_0007
-Revises: installation_0005
+Revises: installation_0006
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "installation_0007"
-down_revision: str | None = "installation_0005"
+down_revision: str | None = "installation_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
