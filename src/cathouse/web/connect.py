@@ -12,8 +12,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from cathouse.web.api import ApiProblem
-from cathouse.web.installs import _installation_page, _target
+from cathouse.web.installs import _target, to_provider
 from cathouse.web.session import CheckedForm, VisitDep
 
 router = APIRouter(include_in_schema=False)
@@ -24,13 +23,4 @@ async def connect(visit: VisitDep, form: CheckedForm, installation_id: str) -> R
     found = _target(visit, installation_id)
     if isinstance(found, Response):
         return found
-    try:
-        started = await visit.api.post(
-            f"/api/v1/installations/{found}/oauth/reconnect", {"return_to": f"/installations/{found}"}
-        )
-    except ApiProblem as problem:
-        return await _installation_page(visit, found, problem=problem, status=problem.status)
-    # Not cached: the URL carries a single-use state, good for this browser only.
-    answer = visit.redirect(str(started["authorization_url"]))
-    answer.headers["Cache-Control"] = "no-store"
-    return answer
+    return await to_provider(visit, found)

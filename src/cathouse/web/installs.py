@@ -158,9 +158,26 @@ async def install(visit: VisitDep, form: CheckedForm, slug: str) -> Response:
         context = {**_install_context(cat, version, values, ticked), "problem": problem}
         return visit.render("installs/install.html", context, status=problem.status)
     if created["status"] == "authorizing":
-        # Straight on to the provider: the API's route takes the browser there and back.
-        return visit.redirect(oauth.authorize_path(str(created["id"])))
+        return await to_provider(visit, str(created["id"]))  # straight on to grant access there
     return visit.redirect(f"/installations/{created['id']}")
+
+
+async def to_provider(visit: Visit, installation_id: str) -> Response:
+    """Send the browser to the cat's provider with a fresh authorization, coming back to the
+    installation's page; a refusal (the publisher has set no client yet) is shown on that page."""
+    try:
+        started = await visit.api.post(
+            f"/api/v1/installations/{installation_id}/oauth/reconnect",
+            {"return_to": f"/installations/{installation_id}"},
+        )
+    except ApiProblem as problem:
+        if problem.status == 401:
+            return visit.to_sign_in()
+        return await _installation_page(visit, installation_id, problem=problem, status=problem.status)
+    # Not cached: the URL carries a single-use state, good for this browser only.
+    answer = visit.redirect(str(started["authorization_url"]))
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 # My installations.

@@ -9,7 +9,7 @@ nothing, so a crafted link cannot make the page say what it likes.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 CONNECTED = "Access was granted at the provider: the installation is connected."
 ERRORS = {
@@ -42,14 +42,6 @@ def described(version: dict[str, Any] | None) -> dict[str, str] | None:
     """``{"grant", "provider"}`` for a page about an installation of an OAuth 2.0 version, else None."""
     grant = grant_of(version)
     return {"grant": grant, "provider": provider_of(version)} if grant else None
-
-
-def authorize_path(installation_id: str) -> str:
-    """The API's route a browser follows, with its session cookie, to the provider; back after it
-    to the installation's page. A path: the pages and the API share the origin (the platform in
-    one process, or the gateway in front of both)."""
-    back = quote(f"/installations/{installation_id}", safe="/")
-    return f"/api/v1/installations/{installation_id}/oauth/authorize?return_to={back}"
 
 
 def returned(oauth: str | None, oauth_error: str | None) -> tuple[str | None, str | None]:

@@ -1,4 +1,4 @@
-"""An OAuth 2.0 cat end to end: the test provider in a process of its own, ``cathouse up`` in
+"""An OAuth 2.0 cat end to end (one deployment for the whole package): the test provider in a process of its own, ``cathouse up`` in
 another, and a second proxy process (``cathouse serve proxy``) sharing the database.
 
 The provider issues access tokens that live 5 seconds and rotates refresh tokens; its ``/api``
@@ -47,13 +47,13 @@ class People:
     stranger: Account
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def provider() -> Iterator[Provider]:
     with running_provider(access_ttl=ACCESS_TTL) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def deployment(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     data_dir = tmp_path_factory.mktemp("oauth")
     platform_port, proxy_port = free_ports(2)
@@ -69,6 +69,7 @@ def deployment(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             "CATHOUSE_PROXY__AUDIT_FLUSH_INTERVAL": "0.05",
             "CATHOUSE_INSTALLATION__OAUTH_ALLOW_PRIVATE": "true",
             "CATHOUSE_INSTALLATION__WEBHOOK_POLL_INTERVAL": "0.05",
+            "CATHOUSE_INSTALLATION__WEBHOOK_ALLOW_PRIVATE": "true",
             "CATHOUSE_AUTH__REGISTER_RATE": "1000/minute",
             "CATHOUSE_AUTH__LOGIN_RATE": "1000/minute",
             "CATHOUSE_EVENTS__POLL_INTERVAL": "0.05",
@@ -90,7 +91,7 @@ def deployment(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
             terminate_and_wait(proc)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def api(deployment: Deployment, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
     try:
         async with httpx.AsyncClient(base_url=deployment.platform, timeout=30) as client:
@@ -99,7 +100,7 @@ async def api(deployment: Deployment, engine: AsyncEngine) -> AsyncIterator[http
         await truncate_all(engine)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def people(api: httpx.AsyncClient, engine: AsyncEngine) -> People:
     return People(
         publisher=await signed_up(api, roles=("developer",), engine=engine),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,7 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from cathouse import webhooks
 from tests.installation.conftest import wait_for_status
 from tests.installation.oauth.conftest import (
     Deployment,
@@ -22,6 +29,7 @@ from tests.installation.oauth.conftest import (
     publish_oauth_cat,
 )
 from tests.installation.oauth.support import Provider, aconsent
+from tests.support import free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -164,9 +172,32 @@ async def test_refusals_at_the_return_change_nothing(
     await wait_for_status(api, people.owner, iid, "active")
 
 
+@pytest.fixture
+async def notices() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
+    """The owner's own receiver on loopback: its URL, and what it was sent."""
+    heard: list[tuple[dict[str, str], bytes]] = []
+
+    async def receive(request: Request) -> Response:
+        heard.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+    port = free_port()
+    async with serving(Starlette(routes=[Route("/notices", receive, methods=["POST"])]), port):
+        yield f"http://127.0.0.1:{port}/notices", heard
+
+
 async def test_a_revoked_grant_breaks_the_installation_and_reconnect_mends_it(
-    api: httpx.AsyncClient, people: People, provider: Provider, deployment: Deployment
+    api: httpx.AsyncClient,
+    people: People,
+    provider: Provider,
+    deployment: Deployment,
+    notices: tuple[str, list[tuple[dict[str, str], bytes]]],
 ) -> None:
+    # The owner registers their own receiver, for the platform to say when an installation needs them.
+    url, heard = notices
+    registered = await api.put("/api/v1/installations/owner-webhook", json={"url": url}, headers=people.owner.headers)
+    assert registered.status_code == 200, registered.text
+    signing_secret = registered.json()["secret"]
     slug, _ = await publish_oauth_cat(api, people, provider, deployment)
     installation = await install(api, people.owner, slug)
     iid = installation["id"]
@@ -183,6 +214,17 @@ async def test_a_revoked_grant_breaks_the_installation_and_reconnect_mends_it(
     assert "reconnect" in broken.json()["detail"].lower()
     body = await wait_for_status(api, people.owner, iid, "credentials_invalid")
     assert "invalid_grant" in body["status_reason"]
+    for _ in range(100):
+        if heard:
+            break
+        await asyncio.sleep(0.1)
+    # ...and a webhook to the owner's own URL, signed with the secret only they were shown.
+    [(headers, sent)] = heard
+    webhooks.verify(signing_secret, headers, sent)
+    notice = json.loads(sent)
+    assert notice["type"] == "installation.credentials_invalid"
+    assert notice["data"]["installation_id"] == iid
+    assert "invalid_grant" in notice["data"]["reason"]
 
     # The owner is told in their own feed.
     for _ in range(100):
