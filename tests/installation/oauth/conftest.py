@@ -1,5 +1,6 @@
-"""An OAuth 2.0 cat end to end (one deployment for the whole package): the test provider in a process of its own, ``cathouse up`` in
-another, and a second proxy process (``cathouse serve proxy``) sharing the database.
+"""An OAuth 2.0 cat end to end: the test provider in a process of its own, ``cathouse up`` in
+another, and a second proxy process (``cathouse serve proxy``) sharing the database; one such
+deployment serves the whole package.
 
 The provider issues access tokens that live 5 seconds and rotates refresh tokens; its ``/api``
 is the cat's API, and answers only its own live tokens.
