@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from playwright.async_api import Page, expect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +89,14 @@ async def sign_in(page: Page, storefront: Storefront, email: str, password: str 
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def api_token(api: httpx.AsyncClient, email: str, password: str) -> str:
+    """An access token for ``email``, through the API the pages call."""
+    answer = await api.post("/api/v1/auth/login", json={"email": email, "password": password})
+    answer.raise_for_status()
+    return str(answer.json()["access_token"])

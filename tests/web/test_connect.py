@@ -25,6 +25,7 @@ from cathouse.web import oauth
 from tests.auth.conftest import PASSWORD, Account, signed_up
 from tests.catalog.conftest import cat_body, version
 from tests.support import in_process
+from tests.web.people import csrf
 
 PROVIDER = "https://login.provider.example"
 SECRETS = {"api_key": "sk-test-plain-cat-0001"}
@@ -72,17 +73,11 @@ async def slug(platform: httpx.AsyncClient, engine: AsyncEngine) -> str:
     return await _publish(platform, engine, _credentials("authorization_code"))
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found, "the form carries no CSRF token"
-    return found.group(1)
-
-
 async def _signed_in(client: httpx.AsyncClient, account: Account) -> None:
     client.cookies.clear()
     form = await client.get("/sign-in")
     answer = await client.post(
-        "/sign-in", data={"csrf_token": _csrf(form), "email": account.email, "password": PASSWORD, "next": "/"}
+        "/sign-in", data={"csrf_token": csrf(form), "email": account.email, "password": PASSWORD, "next": "/"}
     )
     assert answer.status_code == 303, answer.text
 
@@ -95,7 +90,7 @@ async def _installed(platform: httpx.AsyncClient, slug: str) -> tuple[Account, s
     assert form.status_code == 200, form.text
     answer = await platform.post(
         f"/cats/{slug}/install",
-        data={"csrf_token": _csrf(form), "version": "1.0.0", "name": f"Main {uuid.uuid4().hex[:6]}"},
+        data={"csrf_token": csrf(form), "version": "1.0.0", "name": f"Main {uuid.uuid4().hex[:6]}"},
     )
     assert answer.status_code == 303, answer.text
     found = re.search(r"/installations/([0-9a-f-]{36})", answer.headers["location"])
@@ -155,7 +150,7 @@ async def test_connect_needs_the_csrf_token_and_sends_the_browser_to_the_provide
     assert "security token" in refused.text
     assert await states() == started  # the refused form started none
 
-    sent = await platform.post(f"{here}/connect", data={"csrf_token": _csrf(page)})
+    sent = await platform.post(f"{here}/connect", data={"csrf_token": csrf(page)})
     assert sent.status_code == 303, sent.text
     assert "no-store" in sent.headers["cache-control"]
     query = _to_provider(sent)
@@ -165,7 +160,7 @@ async def test_connect_needs_the_csrf_token_and_sends_the_browser_to_the_provide
     stranger = await signed_up(platform)
     await _signed_in(platform, stranger)
     theirs = await platform.get("/installations")
-    foreign = await platform.post(f"{here}/connect", data={"csrf_token": _csrf(theirs)})
+    foreign = await platform.post(f"{here}/connect", data={"csrf_token": csrf(theirs)})
     assert foreign.status_code == 404
     assert "login.provider.example" not in foreign.text
 
@@ -187,7 +182,7 @@ async def test_a_broken_grant_shows_why_and_reconnects(
     assert "The cat refused its credentials" in page.text
     assert "invalid_grant" in page.text
     assert "Reconnect at login.provider.example" in page.text
-    again = await platform.post(f"{here}/connect", data={"csrf_token": _csrf(page)})
+    again = await platform.post(f"{here}/connect", data={"csrf_token": csrf(page)})
     assert again.status_code == 303, again.text
     _to_provider(again)
 
@@ -245,6 +240,6 @@ async def test_other_cats_are_installed_as_before(platform: httpx.AsyncClient, e
     assert made.status_code == 201, made.text
     here = f"/installations/{made.json()['id']}"
     page = await platform.get(here)
-    refused = await platform.post(f"{here}/connect", data={"csrf_token": _csrf(page)})
+    refused = await platform.post(f"{here}/connect", data={"csrf_token": csrf(page)})
     assert refused.status_code == 409
     assert "OAuth" in refused.text

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tests.catalog.conftest import cat_body, version
 from tests.support import free_port, serving
-from tests.web.browsing import ADMIN_PASSWORD, Storefront, screenshots, sign_up
+from tests.web.browsing import ADMIN_PASSWORD, Storefront, api_token, bearer, screenshots, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -85,16 +85,6 @@ async def cat() -> AsyncIterator[Cat]:
         yield served
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _token(api: httpx.AsyncClient, email: str, password: str) -> str:
-    answer = await api.post("/api/v1/auth/login", json={"email": email, "password": password})
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
-
-
 @dataclass
 class Publisher:
     slug: str
@@ -110,19 +100,19 @@ async def published(storefront: Storefront, cat: Cat) -> Publisher:
             "/api/v1/auth/register", json={"email": email, "password": DEVELOPER_PASSWORD, "display_name": "Ledger Co"}
         )
         registered.raise_for_status()
-        admin = _bearer(await _token(api, storefront.admin, ADMIN_PASSWORD))
+        admin = bearer(await api_token(api, storefront.admin, ADMIN_PASSWORD))
         promoted = await api.put(
             f"/api/v1/users/{registered.json()['id']}/roles", json={"roles": ["developer"]}, headers=admin
         )
         promoted.raise_for_status()
-        token = await _token(api, email, DEVELOPER_PASSWORD)
+        token = await api_token(api, email, DEVELOPER_PASSWORD)
         slug = f"ledger-{uuid.uuid4().hex[:8]}"
-        created = await api.post("/api/v1/cats", json=cat_body(slug, name="Browser Ledger"), headers=_bearer(token))
+        created = await api.post("/api/v1/cats", json=cat_body(slug, name="Browser Ledger"), headers=bearer(token))
         created.raise_for_status()
         spec = _version("1.0.0", cat)
-        added = await api.post(f"/api/v1/cats/{slug}/versions", json=spec, headers=_bearer(token))
+        added = await api.post(f"/api/v1/cats/{slug}/versions", json=spec, headers=bearer(token))
         assert added.status_code == 201, added.text
-        (await api.post(f"/api/v1/cats/{slug}/submit", headers=_bearer(token))).raise_for_status()
+        (await api.post(f"/api/v1/cats/{slug}/submit", headers=bearer(token))).raise_for_status()
         (await api.post(f"/api/v1/cats/{slug}/approve", headers=admin)).raise_for_status()
     return Publisher(slug, token)
 
@@ -199,11 +189,11 @@ async def test_a_person_installs_a_cat_calls_it_with_a_key_upgrades_and_uninstal
     # The person's application calls the cat with it; the unticked permission is refused.
     async with httpx.AsyncClient(base_url=storefront.base, timeout=10) as app:
         proxy = f"/api/v1/proxy/{installation_id}"
-        balance = await app.get(f"{proxy}/balances/u_42", headers=_bearer(key))
+        balance = await app.get(f"{proxy}/balances/u_42", headers=bearer(key))
         assert balance.status_code == 200, balance.text
         assert balance.json() == {"user": "balances/u_42", "balance": 42}
         assert cat.calls[-1] == ("/v1/balances/u_42", f"Bearer {SECRET}")  # the secret, added by the proxy
-        export = await app.get(f"{proxy}/export", headers=_bearer(key))
+        export = await app.get(f"{proxy}/export", headers=bearer(key))
         assert export.status_code == 403
     await page.goto(f"{storefront.base}/installations/{installation_id}")
     assert key not in await page.content()
@@ -216,7 +206,7 @@ async def test_a_person_installs_a_cat_calls_it_with_a_key_upgrades_and_uninstal
     spending = {"method": "POST", "path": "/spend", "permission": "points:spend"}
     newer = _version("1.1.0", cat, [*PERMISSIONS, spend], [*ENDPOINTS, spending])
     async with httpx.AsyncClient(base_url=storefront.base, timeout=10) as api:
-        headers = _bearer(published.token)
+        headers = bearer(published.token)
         added = await api.post(f"/api/v1/cats/{slug}/versions", json=newer, headers=headers)
         assert added.status_code == 201, added.text
         (await api.post(f"/api/v1/cats/{slug}/versions/1.1.0/publish", headers=headers)).raise_for_status()
@@ -246,7 +236,7 @@ async def test_a_person_installs_a_cat_calls_it_with_a_key_upgrades_and_uninstal
     async with httpx.AsyncClient(base_url=storefront.base, timeout=10) as app:
         # The proxy remembers an installation for a few seconds (its context cache).
         for _ in range(60):
-            refused = await app.get(f"/api/v1/proxy/{installation_id}/balances/u_42", headers=_bearer(key))
+            refused = await app.get(f"/api/v1/proxy/{installation_id}/balances/u_42", headers=bearer(key))
             if refused.status_code != 200:
                 break
             await asyncio.sleep(0.25)

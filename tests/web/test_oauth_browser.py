@@ -23,7 +23,7 @@ from playwright.async_api import Page, expect
 from tests.catalog.conftest import cat_body
 from tests.installation.oauth.conftest import oauth_version
 from tests.installation.oauth.support import Provider, running_provider
-from tests.web.browsing import ADMIN_PASSWORD, Storefront, screenshots, sign_up
+from tests.web.browsing import ADMIN_PASSWORD, Storefront, api_token, bearer, screenshots, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -37,16 +37,6 @@ def provider() -> Iterator[Provider]:
         yield running
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _token(api: httpx.AsyncClient, email: str, password: str) -> str:
-    answer = await api.post("/api/v1/auth/login", json={"email": email, "password": password})
-    answer.raise_for_status()
-    return str(answer.json()["access_token"])
-
-
 @pytest.fixture(scope="module")
 async def slug(storefront: Storefront, provider: Provider) -> str:
     """A developer's OAuth cat with its client set, approved by the storefront's admin."""
@@ -56,12 +46,12 @@ async def slug(storefront: Storefront, provider: Provider) -> str:
             "/api/v1/auth/register", json={"email": email, "password": DEVELOPER_PASSWORD, "display_name": "Points Co"}
         )
         registered.raise_for_status()
-        admin = _bearer(await _token(api, storefront.admin, ADMIN_PASSWORD))
+        admin = bearer(await api_token(api, storefront.admin, ADMIN_PASSWORD))
         promoted = await api.put(
             f"/api/v1/users/{registered.json()['id']}/roles", json={"roles": ["developer"]}, headers=admin
         )
         promoted.raise_for_status()
-        developer = _bearer(await _token(api, email, DEVELOPER_PASSWORD))
+        developer = bearer(await api_token(api, email, DEVELOPER_PASSWORD))
         name = f"points-{uuid.uuid4().hex[:8]}"
         created = await api.post("/api/v1/cats", json=cat_body(name, name=CAT_NAME), headers=developer)
         created.raise_for_status()
@@ -92,7 +82,7 @@ async def _proxied(storefront: Storefront, installation_id: str, key: str) -> ht
     """A call through the proxy once it has seen the installation connected."""
     async with httpx.AsyncClient(base_url=storefront.base, timeout=10) as app:
         for _ in range(60):
-            answer = await app.get(f"/api/v1/proxy/{installation_id}/balances/7", headers=_bearer(key))
+            answer = await app.get(f"/api/v1/proxy/{installation_id}/balances/7", headers=bearer(key))
             if answer.status_code != 409:
                 return answer
             await asyncio.sleep(0.25)
